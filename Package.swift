@@ -1,0 +1,31 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// SLATCore, SLATx86 and SLATArm64 also build as Embedded Swift for bare-metal
+// hypervisors (see .ci/run), so they use no Foundation, Dispatch or Glibc
+// outside `#if canImport(Glibc)` blocks, typed throws only, and no existentials.
+let package = Package(
+    name: "SLAT",
+    products: [
+        .library(name: "SLAT", targets: ["SLAT"]),
+        .library(name: "SLATCore", targets: ["SLATCore"]),
+        .library(name: "SLATx86", targets: ["SLATx86"]),
+        .library(name: "SLATArm64", targets: ["SLATArm64"]),
+        .executable(name: "slat-bench", targets: ["slat-bench"]),
+    ],
+    targets: [
+        .target(name: "SLATCore"),
+        .target(name: "SLATx86", dependencies: ["SLATCore"]),
+        .target(name: "SLATArm64", dependencies: ["SLATCore"]),
+        .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
+        .executableTarget(
+            name: "slat-bench",
+            dependencies: ["SLAT"],
+            path: "Benchmarks/slat-bench"
+        ),
+        .testTarget(name: "SLATCoreTests", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
+        .testTarget(name: "SLATx86Tests", dependencies: ["SLATx86"]),
+        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATArm64"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

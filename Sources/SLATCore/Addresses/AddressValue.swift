@@ -1,0 +1,98 @@
+/// A 64-bit address or frame number in one address space.
+///
+/// Each address space has its own type so that a guest-physical address can
+/// never be passed where a host-physical one is expected. The alignment
+/// helpers are shared through this protocol.
+public protocol AddressValue: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The address as a number.
+    var rawValue: UInt64 { get }
+    /// Wraps a number as an address of this space.
+    init(_ rawValue: UInt64)
+}
+
+extension AddressValue {
+    @inlinable
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// Whether the address is a multiple of `alignment` (a power of two).
+    @inlinable
+    public func isAligned(to alignment: UInt64) -> Bool {
+        precondition(alignment.nonzeroBitCount == 1, "alignment must be a power of two")
+        return rawValue & (alignment &- 1) == 0
+    }
+
+    /// The largest multiple of `alignment` (a power of two) not above the address.
+    @inlinable
+    public func alignedDown(to alignment: UInt64) -> Self {
+        precondition(alignment.nonzeroBitCount == 1, "alignment must be a power of two")
+        return Self(rawValue & ~(alignment &- 1))
+    }
+
+    /// The smallest multiple of `alignment` (a power of two) not below the
+    /// address, or `nil` when that is past the end of the 64-bit space.
+    @inlinable
+    public func alignedUp(to alignment: UInt64) -> Self? {
+        precondition(alignment.nonzeroBitCount == 1, "alignment must be a power of two")
+        let (sum, overflow) = rawValue.addingReportingOverflow(alignment &- 1)
+        return overflow ? nil : Self(sum & ~(alignment &- 1))
+    }
+
+    /// The address `bytes` further on (wrapping is a programmer error).
+    @inlinable
+    public func advanced(by bytes: UInt64) -> Self { Self(rawValue + bytes) }
+
+    /// Bytes from `other` up to this address (`other` must not be above it).
+    @inlinable
+    public func distance(from other: Self) -> UInt64 { rawValue - other.rawValue }
+
+    public var description: String { "0x" + String(rawValue, radix: 16) }
+}
+
+/// Byte offset of a 4 KiB frame number: frame numbers are always in 4 KiB
+/// units, whatever the translation granule, as KVM's gfn and pfn are.
+public let frameShift: UInt64 = 12
+
+/// A guest-physical address (Intel: GPA; Arm: IPA), the input of a
+/// second-level translation.
+@frozen
+public struct GuestPhysicalAddress: AddressValue {
+    public var rawValue: UInt64
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// The frame that holds this address.
+    @inlinable public var frame: GuestFrameNumber { GuestFrameNumber(rawValue >> frameShift) }
+}
+
+/// A guest frame number: a guest-physical address divided by 4 KiB.
+@frozen
+public struct GuestFrameNumber: AddressValue {
+    public var rawValue: UInt64
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// The first byte of the frame.
+    @inlinable public var address: GuestPhysicalAddress { GuestPhysicalAddress(rawValue << frameShift) }
+}
+
+/// A host-physical address (Intel: HPA; Arm: PA), the output of a
+/// second-level translation and the address of every table page.
+@frozen
+public struct HostPhysicalAddress: AddressValue {
+    public var rawValue: UInt64
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// The frame that holds this address.
+    @inlinable public var frame: HostFrameNumber { HostFrameNumber(rawValue >> frameShift) }
+}
+
+/// A host frame number (KVM's pfn): a host-physical address divided by 4 KiB.
+@frozen
+public struct HostFrameNumber: AddressValue {
+    public var rawValue: UInt64
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// The first byte of the frame.
+    @inlinable public var address: HostPhysicalAddress { HostPhysicalAddress(rawValue << frameShift) }
+}
+
+/// A host-virtual address (KVM's hva): where the VMM's process sees guest memory.
+@frozen
+public struct HostVirtualAddress: AddressValue {
+    public var rawValue: UInt64
+    @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+}

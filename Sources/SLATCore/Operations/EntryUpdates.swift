@@ -1,0 +1,154 @@
+import Synchronization
+
+// The entry-changing primitives every range operation shares. All are
+// `@inlinable` so that the generic operations specialise around them.
+
+extension PageTable {
+    /// Writes `new` over the entry. With `atomic`, a compare-and-exchange
+    /// against `expected` that, on failure, loads the current value into
+    /// `expected` and returns `false`; without, a plain release store.
+    @inlinable
+    func write(_ pointer: EntryPointer, expected: inout UInt64, _ new: UInt64, atomic: Bool) -> Bool {
+        if atomic {
+            let (exchanged, original) = pointer.pointee.compareExchange(
+                expected: expected, desired: new, ordering: .acquiringAndReleasing)
+            if !exchanged { expected = original }
+            return exchanged
+        }
+        pointer.pointee.store(new, ordering: .releasing)
+        return true
+    }
+
+    /// Takes ownership of an entry by exchanging it for the frozen value,
+    /// waiting while another thread holds it frozen. Returns the value it had.
+    @inlinable
+    func freeze(_ pointer: EntryPointer) -> UInt64 {
+        let frozen = format.frozenEntry
+        var value = pointer.pointee.load(ordering: .acquiring)
+        while true {
+            if value == frozen {
+                value = pointer.pointee.load(ordering: .acquiring)
+                continue
+            }
+            let (exchanged, original) = pointer.pointee.compareExchange(
+                expected: value, desired: frozen, ordering: .acquiringAndReleasing)
+            if exchanged { return value }
+            value = original
+        }
+    }
+
+    /// Hands every table page below the table entry `entry` (at `level`) to
+    /// `requests` to be freed after the flush. The entry has already been
+    /// replaced by the caller, who owns the subtree (rule 2). In a shared
+    /// walk every child entry is frozen first so that a writer still inside
+    /// the subtree fails its exchange and restarts from the root, and a
+    /// table such a writer linked at the last moment is collected too.
+    @inlinable
+    func detachSubtree(of entry: UInt64, level: Int, shared: Bool, into requests: inout FlushRequests) {
+        let childPage = format.childTable(of: entry)
+        let childLevel = level - 1
+        if shared || childLevel > 0 {
+            let child = memory.entries(at: childPage)
+            for index in 0..<format.entriesPerTable {
+                let value = shared ? freeze(child + index) : child[index].load(ordering: .relaxed)
+                if childLevel > 0 && format.isPresent(value, atLevel: childLevel) && format.isTable(value, atLevel: childLevel) {
+                    detachSubtree(of: value, level: childLevel, shared: shared, into: &requests)
+                }
+            }
+        }
+        requests.freeAfterFlush(childPage)
+    }
+
+    /// Fills a page from the cache with the leaves equivalent to the leaf
+    /// `entry` at `level`, one level down. The page is not yet linked.
+    @inlinable
+    func makeSplitTable(of entry: UInt64, level: Int, context: PageTableContext) -> HostPhysicalAddress? {
+        guard let page = context.pageCache.take() else { return nil }
+        let child = memory.entries(at: page)
+        let step = format.entrySize(atLevel: level - 1)
+        var leaf = format.splitLeaf(entry, fromLevel: level)
+        for index in 0..<format.entriesPerTable {
+            child[index].store(leaf, ordering: .relaxed)
+            leaf = format.leafEntry(leaf, advancedBy: step)
+        }
+        memory.setLiveEntryCount(of: page, to: format.entriesPerTable)
+        return page
+    }
+
+    /// Clears a page that was filled but lost the race to be linked, and
+    /// returns it to the cache.
+    @inlinable
+    func recycle(_ page: HostPhysicalAddress, context: PageTableContext) {
+        let entries = memory.entries(at: page)
+        for index in 0..<format.entriesPerTable { entries[index].store(0, ordering: .relaxed) }
+        memory.setLiveEntryCount(of: page, to: 0)
+        context.pageCache.giveBack(page)
+    }
+
+    /// Replaces the entry `expected` (a present leaf or a non-present entry)
+    /// by `new`. When the format requires break-before-make and `expected`
+    /// is a valid entry, the entry is first frozen (invalid), the TLB
+    /// invalidated for `address` at `level`, and only then `new` written.
+    ///
+    /// - Returns: `false` if the exchange lost a race (`expected` then holds
+    ///   the current value).
+    @inlinable
+    func replace<T: TLB>(
+        _ pointer: EntryPointer, expected: inout UInt64, with new: UInt64,
+        breakingAt address: GuestPhysicalAddress, level: Int, atomic: Bool, tlb: T
+    ) -> Bool {
+        if format.requiresBreakBeforeMake && format.isPresent(expected, atLevel: level) {
+            if !write(pointer, expected: &expected, format.frozenEntry, atomic: atomic) { return false }
+            tlb.invalidate(address: address, level: level)
+            pointer.pointee.store(new, ordering: .releasing)
+            return true
+        }
+        return write(pointer, expected: &expected, new, atomic: atomic)
+    }
+}
+
+/// A visitor of a range operation that can stop mid-walk and ask to be
+/// restarted from the root at an address (a frozen entry that belongs to a
+/// detached table, or a page cache run dry by a race).
+@usableFromInline
+protocol RestartableVisitor: PageTableVisitor {
+    /// Where to restart, set when the visitor stopped the walk.
+    var restartAddress: GuestPhysicalAddress? { get set }
+    /// Pages to add to the cache before restarting.
+    var pagesWanted: Int { get set }
+}
+
+extension PageTable {
+    /// Runs `visitor` over `range`, inside a reclaimer read section when
+    /// shared, restarting from the root where the visitor asks to.
+    @inlinable
+    func run<Visitor: RestartableVisitor>(
+        _ visitor: inout Visitor, over range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext
+    ) throws(SLATError) {
+        let slot = context.readerSlot
+        if mode == .shared {
+            guard slot >= 0 && slot < reclaimer.slotCount else {
+                throw .readerSlotOutOfRange(slot, slots: reclaimer.slotCount)
+            }
+            reclaimer.enterReadSection(slot: slot)
+        }
+        defer { if mode == .shared { reclaimer.leaveReadSection(slot: slot) } }
+        var remaining = range
+        while try !walker.walk(remaining, with: &visitor) {
+            guard let restart = visitor.restartAddress else { return }
+            visitor.restartAddress = nil
+            if visitor.pagesWanted > 0 {
+                try context.pageCache.topUp(from: memory, toAtLeast: visitor.pagesWanted)
+                visitor.pagesWanted = 0
+            }
+            if mode == .shared {
+                // Let the thread that owns the frozen entry finish, and let
+                // our own stale pointers go.
+                reclaimer.leaveReadSection(slot: slot)
+                reclaimer.enterReadSection(slot: slot)
+            }
+            let start = restart.alignedDown(to: format.pageSize)
+            remaining = GuestPhysicalRange(start: max(start, range.start), end: range.end)
+        }
+    }
+}

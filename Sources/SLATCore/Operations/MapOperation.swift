@@ -1,0 +1,298 @@
+import Synchronization
+
+extension PageTable {
+    /// Maps `range` to consecutive output addresses starting at `output`,
+    /// using at each address the largest leaf that the alignment of both
+    /// addresses, the range and `maximumLevel` allow.
+    ///
+    /// Existing leaves in the range are replaced (break-before-make where
+    /// the format requires it), a larger leaf that only partly overlaps is
+    /// split into an equivalent table first, and tables wholly covered by a
+    /// new larger leaf are merged away: the subtree is detached by its owner
+    /// and freed after the flush.
+    ///
+    /// - Parameters:
+    ///   - maximumLevel: the largest level (height) a leaf may use; `nil`
+    ///     for the largest the format allows.
+    ///   - mode: how the caller holds the MMU lock.
+    ///   - context: the calling thread's page cache and reader slot.
+    ///   - batch: receives the invalidations owed for replaced translations
+    ///     and the pages to free after them.
+    ///   - tlb: invalidated immediately for break-before-make.
+    /// - Throws: ``SLATError/emptyRange``, misalignment, out-of-bounds and
+    ///   output-width errors, ``SLATError/unsupportedLevel(_:)``, attribute
+    ///   errors from ``PageTableFormat/validate(_:)``, and
+    ///   ``SLATError/outOfTableMemory(needed:available:)`` — all before any
+    ///   entry changes.
+    @inlinable
+    public func map<T: TLB>(
+        _ range: GuestPhysicalRange, to output: HostPhysicalAddress, attributes: LeafAttributes,
+        maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
+        batch: inout TLBFlushBatch, tlb: T
+    ) throws(SLATError) {
+        try validate(range)
+        try validateOutput(output, size: range.size)
+        try format.validate(attributes)
+        if let maximumLevel, maximumLevel < 0 || maximumLevel > format.rootLevel || format.largestLeafLevel(atMost: maximumLevel) == nil {
+            throw .unsupportedLevel(maximumLevel)
+        }
+        let best = largestUsableLeafLevel(for: range, output: output, maximumLevel: maximumLevel ?? format.rootLevel)
+        try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeeded(toMap: range, largestLeafLevel: best))
+        var visitor = MapVisitor(
+            table: self, context: context, tlb: tlb, range: range, output: output,
+            attributes: attributes, largestLeafLevel: best,
+            shared: mode == .shared)
+        try run(&visitor, over: range, mode: mode, context: context)
+        batch.requests.merge(visitor.requests)
+    }
+
+    /// The largest leaf level any part of a mapping of `range` to `output`
+    /// can use: at most `maximumLevel`, a level that holds leaves, whose
+    /// size divides the distance between guest and output addresses, and
+    /// of which at least one aligned block fits in the range.
+    @inlinable
+    func largestUsableLeafLevel(for range: GuestPhysicalRange, output: HostPhysicalAddress, maximumLevel: Int) -> Int {
+        var level = min(maximumLevel, format.rootLevel)
+        let delta = output.rawValue &- range.start.rawValue
+        while level > 0 {
+            let size = format.entrySize(atLevel: level)
+            if format.canHoldLeaf(atLevel: level), delta & (size - 1) == 0,
+               let first = range.start.alignedUp(to: size), first.rawValue < range.end.rawValue,
+               range.end.rawValue - first.rawValue >= size {
+                return level
+            }
+            level -= 1
+        }
+        return 0
+    }
+
+    /// An upper bound on the table pages a mapping can need: at every height
+    /// where leaves of that height or smaller are placed everywhere, one
+    /// table per table-sized block the range touches; above that only the
+    /// unaligned head and tail need tables.
+    @inlinable
+    func tablePagesNeeded(toMap range: GuestPhysicalRange, largestLeafLevel best: Int) -> Int {
+        var total = 0
+        for height in 0..<format.rootLevel {
+            let span = UInt64(format.shift(atLevel: height + 1))
+            let count = Int((range.end.rawValue &- 1) >> span - range.start.rawValue >> span) + 1
+            total += height >= best ? count : min(2, count)
+        }
+        return total
+    }
+
+    /// Pages an operation that only splits at the ends of its range can need.
+    @inlinable
+    var tablePagesNeededToSplitEnds: Int { 2 * format.rootLevel }
+}
+
+/// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:)``.
+@usableFromInline
+struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: RestartableVisitor {
+    @usableFromInline let table: PageTable<Format, Memory>
+    @usableFromInline let context: PageTableContext
+    @usableFromInline let tlb: T
+    @usableFromInline let start: UInt64
+    @usableFromInline let end: UInt64
+    @usableFromInline let output: UInt64
+    @usableFromInline let attributes: LeafAttributes
+    @usableFromInline let largestLeafLevel: Int
+    @usableFromInline let shared: Bool
+    @usableFromInline let atomic: Bool
+    @usableFromInline var requests = FlushRequests()
+    @usableFromInline var restartAddress: GuestPhysicalAddress?
+    @usableFromInline var pagesWanted = 0
+
+    @inlinable
+    init(table: PageTable<Format, Memory>, context: PageTableContext, tlb: T, range: GuestPhysicalRange,
+         output: HostPhysicalAddress, attributes: LeafAttributes, largestLeafLevel: Int, shared: Bool) {
+        self.table = table
+        self.context = context
+        self.tlb = tlb
+        self.start = range.start.rawValue
+        self.end = range.end.rawValue
+        self.output = output.rawValue
+        self.attributes = attributes
+        self.largestLeafLevel = largestLeafLevel
+        self.shared = shared
+        self.atomic = shared || table.format.hardwareUpdatesAccessFlags
+    }
+
+    @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
+
+    @inlinable var format: Format { table.format }
+
+    /// Whether the entry at `level` starting at `address` becomes one leaf.
+    @inlinable
+    func isLeafHere(level: Int, address: UInt64) -> Bool {
+        level <= largestLeafLevel && address >= start && address &+ format.entrySize(atLevel: level) <= end
+    }
+
+    @inlinable
+    func desiredLeaf(level: Int, address: UInt64) -> UInt64 {
+        format.leafEntry(output: HostPhysicalAddress(output &+ (address &- start)), attributes: attributes, atLevel: level)
+    }
+
+    @inlinable
+    mutating func visit(_ entry: inout VisitedEntry, kind: VisitKind) throws(SLATError) -> VisitOutcome {
+        let level = entry.level
+        let address = entry.address.rawValue
+        if kind == .tablePre && !isLeafHere(level: level, address: address) {
+            // An existing table we pass through: fill its children that
+            // become leaves in one loop instead of one visit each.
+            if level - 1 <= largestLeafLevel {
+                return fillChildren(of: entry.snapshot, level: level, address: address)
+            }
+            return .proceed
+        }
+        return mapEntry(entry.pointer, level: level, address: address, snapshot: entry.snapshot)
+    }
+
+    /// Makes one entry what the mapping wants: a leaf here, or a table to
+    /// descend into.
+    @inlinable
+    mutating func mapEntry(_ pointer: EntryPointer, level: Int, address: UInt64, snapshot: UInt64) -> VisitOutcome {
+        var old = snapshot
+        while true {
+            if old == format.frozenEntry {
+                // Owned by another thread, possibly in a table it is
+                // detaching: restart from the root here.
+                restartAddress = GuestPhysicalAddress(address)
+                return .stop
+            }
+            let present = format.isPresent(old, atLevel: level)
+            let isTable = present && level > 0 && format.isTable(old, atLevel: level)
+            if isLeafHere(level: level, address: address) {
+                let new = desiredLeaf(level: level, address: address)
+                if old == new { return .skipChildren }
+                if !present {
+                    if table.write(pointer, expected: &old, new, atomic: atomic) {
+                        table.memory.adjustLiveEntryCount(containing: pointer, by: 1)
+                        return .skipChildren
+                    }
+                } else if isTable {
+                    if merge(pointer, expected: &old, with: new, level: level, address: address) { return .skipChildren }
+                } else {
+                    let onlyGains = format.changingPermissions(
+                        ofLeaf: old, grant: format.permissions(ofLeaf: new), revoke: []) == new
+                    if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),
+                                     level: level, atomic: atomic, tlb: tlb) {
+                        if !onlyGains {
+                            requests.invalidate(address: GuestPhysicalAddress(address), level: level,
+                                                size: format.entrySize(atLevel: level))
+                        }
+                        return .skipChildren
+                    }
+                }
+                continue
+            }
+            if isTable { return .proceed }
+            guard let page = present
+                ? table.makeSplitTable(of: old, level: level, context: context)
+                : context.pageCache.take()
+            else {
+                pagesWanted = table.tablePagesNeeded(
+                    toMap: GuestPhysicalRange(start: GuestPhysicalAddress(max(address, start)), end: GuestPhysicalAddress(end)),
+                    largestLeafLevel: largestLeafLevel)
+                restartAddress = GuestPhysicalAddress(address)
+                return .stop
+            }
+            var complete = false
+            if !present && level - 1 <= largestLeafLevel {
+                complete = prefill(page, level: level, address: address)
+            }
+            if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
+                             breakingAt: GuestPhysicalAddress(address), level: level, atomic: atomic, tlb: tlb) {
+                if !present { table.memory.adjustLiveEntryCount(containing: pointer, by: 1) }
+                return complete ? .skipChildren : .proceed
+            }
+            table.recycle(page, context: context)
+        }
+    }
+
+    /// Fills the children of a new, unlinked table that lie wholly inside
+    /// the range with their leaves. Returns whether that is all of the
+    /// table's part of the range (nothing left to descend for).
+    @inlinable
+    func prefill(_ page: HostPhysicalAddress, level: Int, address: UInt64) -> Bool {
+        let childLevel = level - 1
+        let childSize = format.entrySize(atLevel: childLevel)
+        let low = max(start, address)
+        let high = min(end, address &+ format.entrySize(atLevel: level))
+        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
+        let last = high & ~(childSize &- 1)
+        guard first < last else { return false }
+        let entries = table.memory.entries(at: page)
+        var index = Int(truncatingIfNeeded: (first &- address) / childSize)
+        let stop = index + Int(truncatingIfNeeded: (last &- first) / childSize)
+        var leaf = desiredLeaf(level: childLevel, address: first)
+        let count = stop - index
+        while index < stop {
+            entries[index].store(leaf, ordering: .relaxed)
+            leaf = format.leafEntry(leaf, advancedBy: childSize)
+            index += 1
+        }
+        table.memory.setLiveEntryCount(of: page, to: count)
+        return first == low && last == high
+    }
+
+    /// Maps the children of an existing table that lie wholly inside the
+    /// range in one pass; entries already present go through ``mapEntry``.
+    @inlinable
+    mutating func fillChildren(of tableEntry: UInt64, level: Int, address: UInt64) -> VisitOutcome {
+        let childLevel = level - 1
+        let childSize = format.entrySize(atLevel: childLevel)
+        let low = max(start, address)
+        let high = min(end, address &+ format.entrySize(atLevel: level))
+        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
+        let last = high & ~(childSize &- 1)
+        guard first < last else { return .proceed }
+        let entries = table.memory.entries(at: format.childTable(of: tableEntry))
+        var index = Int(truncatingIfNeeded: (first &- address) / childSize)
+        let stop = index + Int(truncatingIfNeeded: (last &- first) / childSize)
+        var leaf = desiredLeaf(level: childLevel, address: first)
+        var childAddress = first
+        var added = 0
+        while index < stop {
+            let pointer = entries + index
+            var old = pointer.pointee.load(ordering: .relaxed)
+            if old == 0 && table.write(pointer, expected: &old, leaf, atomic: atomic) {
+                added += 1
+            } else if old != leaf {
+                if mapEntry(pointer, level: childLevel, address: childAddress, snapshot: old) == .stop {
+                    if added != 0 { table.memory.adjustLiveEntryCount(containing: entries, by: added) }
+                    return .stop
+                }
+            }
+            leaf = format.leafEntry(leaf, advancedBy: childSize)
+            childAddress &+= childSize
+            index += 1
+        }
+        if added != 0 { table.memory.adjustLiveEntryCount(containing: entries, by: added) }
+        return first == low && last == high ? .skipChildren : .proceed
+    }
+
+    /// Replaces the table entry `expected` by the leaf `new` and detaches the
+    /// subtree (table→block merge). With break-before-make the entry is
+    /// frozen, the subtree torn down, the whole context invalidated (a
+    /// by-address invalidation would leave the subtree's smaller leaves
+    /// cached next to the new block: a TLB conflict, seed 003), then the
+    /// leaf written.
+    @inlinable
+    mutating func merge(_ pointer: EntryPointer, expected: inout UInt64, with new: UInt64, level: Int, address: UInt64) -> Bool {
+        let size = format.entrySize(atLevel: level)
+        if format.requiresBreakBeforeMake {
+            let tableEntry = expected
+            if !table.write(pointer, expected: &expected, format.frozenEntry, atomic: atomic) { return false }
+            table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
+            tlb.invalidateAll()
+            pointer.pointee.store(new, ordering: .releasing)
+            return true
+        }
+        let tableEntry = expected
+        if !table.write(pointer, expected: &expected, new, atomic: atomic) { return false }
+        table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
+        requests.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(address), size: size))
+        return true
+    }
+}

@@ -1,0 +1,116 @@
+import Synchronization
+
+/// One set of second-level tables: a root in ``TableMemory`` and the range
+/// operations every backend builds on — map, unmap, change permissions,
+/// translate, enumerate, destroy — generic over the format.
+///
+/// `PageTable` is a small value (format, memory, root, reclaimer); copies
+/// share the same tables, and it is `Sendable` so every vCPU thread can hold
+/// one.
+///
+/// Locking contract: the type holds no lock. Each changing operation takes
+/// a ``WalkMode`` that states how the caller holds the MMU lock:
+/// ``WalkMode/exclusive`` (no other software walker) or ``WalkMode/shared``
+/// (concurrent operations; every change is a compare-and-exchange). Reads
+/// (``translate(_:)``) take no lock and are safe alongside shared writers
+/// when made inside a reclaimer read section.
+///
+/// TLB contract: changing operations add what they owe to a
+/// ``TLBFlushBatch``; translations are removed or reduced only once the
+/// caller settles it with ``settle(_:tlb:mode:)``. Break-before-make
+/// (formats with ``PageTableFormat/requiresBreakBeforeMake``) invalidates
+/// immediately through the `tlb` argument, as it must happen before the
+/// new entry is written.
+///
+/// Errors: every operation validates its input first and throws before it
+/// changes anything; table pages are reserved in the context's page cache
+/// before the walk starts, so running out of table memory is also reported
+/// before any change.
+@frozen
+public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable {
+    /// The format of the tables.
+    public let format: Format
+    /// The memory the table pages come from.
+    public let memory: Memory
+    /// Physical address of the root (all concatenated root tables).
+    public let root: HostPhysicalAddress
+    /// Frees tables unlinked by shared operations after a grace period.
+    public let reclaimer: EpochReclaimer<Memory>
+
+    /// Allocates an empty root.
+    ///
+    /// - Parameters:
+    ///   - readerSlots: threads (vCPUs) that may walk shared at once; each
+    ///     uses its own slot through its ``PageTableContext``.
+    /// - Throws: ``SLATError/unsupportedGranule(_:)`` if the memory's page
+    ///   size is not the format's granule; ``SLATError/outOfTableMemory(needed:available:)``.
+    public init(format: Format, memory: Memory, readerSlots: Int = 64) throws(SLATError) {
+        guard memory.pageSize == format.tablePageSize else { throw .unsupportedGranule(memory.pageSize) }
+        guard readerSlots > 0 else { throw .readerSlotOutOfRange(readerSlots, slots: 0) }
+        self.format = format
+        self.memory = memory
+        self.root = try memory.allocateContiguousPages(format.rootTableCount)
+        self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
+    }
+
+    /// Adopts an existing root (for instance one rebuilt from an image).
+    public init(format: Format, memory: Memory, root: HostPhysicalAddress, readerSlots: Int = 64) {
+        self.format = format
+        self.memory = memory
+        self.root = root
+        self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
+    }
+
+    /// A walker over these tables.
+    @inlinable
+    public var walker: PageTableWalker<Format, Memory> {
+        PageTableWalker(format: format, memory: memory, root: root)
+    }
+
+    /// An iterator over `range` of these tables.
+    @inlinable
+    public func iterator(over range: GuestPhysicalRange, minimumLevel: Int = 0) -> PageTableIterator<Format, Memory> {
+        PageTableIterator(format: format, memory: memory, root: root, range: range, minimumLevel: minimumLevel)
+    }
+
+    /// Issues what `batch` owes to `tlb`, then frees its pages: at once in
+    /// ``WalkMode/exclusive`` mode, after a grace period in shared mode.
+    public func settle<T: TLB>(_ batch: consuming TLBFlushBatch, tlb: T, mode: WalkMode) {
+        let pages = batch.flush(to: tlb)
+        switch mode {
+        case .exclusive:
+            for page in pages { memory.freePage(page) }
+        case .shared:
+            reclaimer.retire(pages)
+        }
+    }
+
+    // MARK: Validation
+
+    /// Throws unless `range` is a non-empty, page-aligned range inside the
+    /// input address space.
+    @inlinable
+    public func validate(_ range: GuestPhysicalRange) throws(SLATError) {
+        let page = format.pageSize
+        guard range.size > 0 else { throw .emptyRange }
+        guard range.start.isAligned(to: page) else { throw .misalignedGuestAddress(range.start, alignment: page) }
+        guard range.size & (page - 1) == 0 else { throw .misalignedSize(range.size, alignment: page) }
+        let limit = format.inputAddressSpaceSize
+        guard range.start.rawValue < limit, range.size <= limit - range.start.rawValue else {
+            throw .guestRangeOutOfBounds(range, limit: limit)
+        }
+    }
+
+    /// Throws unless `[output, output + size)` is page-aligned and fits the
+    /// format's output address size.
+    @inlinable
+    public func validateOutput(_ output: HostPhysicalAddress, size: UInt64) throws(SLATError) {
+        let page = format.pageSize
+        guard output.isAligned(to: page) else { throw .misalignedOutputAddress(output, alignment: page) }
+        let limit = format.outputAddressLimit
+        guard output.rawValue < limit else { throw .outputAddressTooWide(output, outputBits: format.outputAddressBits) }
+        guard size <= limit - output.rawValue else {
+            throw .outputAddressTooWide(HostPhysicalAddress(output.rawValue &+ (size - 1)), outputBits: format.outputAddressBits)
+        }
+    }
+}

@@ -1,0 +1,17 @@
+/// Per-vCPU (per-thread) state an operation needs, passed explicitly as KVM
+/// passes its `vcpu`: the cache of preallocated table pages and the reader
+/// slot this thread uses in the table's ``EpochReclaimer``.
+///
+/// Not thread-safe and not `Sendable`: each thread owns one. Two threads
+/// must not share a reader slot.
+public final class PageTableContext {
+    /// Preallocated zeroed table pages, topped up outside the MMU lock.
+    public var pageCache = TablePageCache()
+    /// This thread's slot in the reclaimer (`0..<slotCount`).
+    public let readerSlot: Int
+
+    /// A context using reader slot `readerSlot`.
+    public init(readerSlot: Int = 0) {
+        self.readerSlot = readerSlot
+    }
+}

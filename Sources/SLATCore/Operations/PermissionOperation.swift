@@ -1,0 +1,194 @@
+import Synchronization
+
+extension PageTable {
+    /// Adds `grant` to and removes `revoke` from the permissions of every
+    /// leaf in `range` (revoke wins); entries that are not present stay so.
+    ///
+    /// A larger leaf that only partly overlaps is split first. Leaves that
+    /// lose a permission are owed an invalidation in `batch`; gaining a
+    /// permission needs none (rule 3).
+    ///
+    /// - Throws: range errors; ``SLATError/unsupportedPermissions(_:)`` if
+    ///   some leaf's new permissions cannot be encoded (checked over the
+    ///   whole range before anything changes, when the change can produce
+    ///   such a combination at all); ``SLATError/outOfTableMemory(needed:available:)``.
+    @inlinable
+    public func changePermissions<T: TLB>(
+        _ range: GuestPhysicalRange, grant: Permissions = [], revoke: Permissions = [],
+        mode: WalkMode = .exclusive, context: PageTableContext,
+        batch: inout TLBFlushBatch, tlb: T
+    ) throws(SLATError) {
+        try validate(range)
+        if grant.isEmpty && revoke.isEmpty { return }
+        if !permissionChangeIsAlwaysEncodable(grant: grant, revoke: revoke) {
+            try checkPermissionChange(range, grant: grant, revoke: revoke)
+        }
+        try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeededToSplitEnds)
+        var visitor = PermissionVisitor(
+            table: self, context: context, tlb: tlb, range: range, grant: grant, revoke: revoke,
+            shared: mode == .shared)
+        try run(&visitor, over: range, mode: mode, context: context)
+        batch.requests.merge(visitor.requests)
+    }
+
+    /// Whether every encodable permission set stays encodable under the change.
+    @inlinable
+    func permissionChangeIsAlwaysEncodable(grant: Permissions, revoke: Permissions) -> Bool {
+        for raw in UInt8(0)..<16 {
+            let before = Permissions(rawValue: raw)
+            if format.canEncode(before) && !format.canEncode(before.union(grant).subtracting(revoke)) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Throws if any present leaf in `range` would get permissions the format cannot encode.
+    @inlinable
+    func checkPermissionChange(_ range: GuestPhysicalRange, grant: Permissions, revoke: Permissions) throws(SLATError) {
+        var checker = PermissionChecker(format: format, grant: grant, revoke: revoke)
+        _ = try walker.walk(range, with: &checker)
+    }
+}
+
+/// Read-only pre-check of a permission change.
+@usableFromInline
+struct PermissionChecker<Format: PageTableFormat>: PageTableVisitor {
+    @usableFromInline let format: Format
+    @usableFromInline let grant: Permissions
+    @usableFromInline let revoke: Permissions
+
+    @inlinable
+    init(format: Format, grant: Permissions, revoke: Permissions) {
+        self.format = format
+        self.grant = grant
+        self.revoke = revoke
+    }
+
+    @inlinable var visits: WalkVisits { .leaf }
+
+    @inlinable
+    mutating func visit(_ entry: inout VisitedEntry, kind: VisitKind) throws(SLATError) -> VisitOutcome {
+        if format.isLeaf(entry.snapshot, atLevel: entry.level) {
+            let after = format.permissions(ofLeaf: entry.snapshot).union(grant).subtracting(revoke)
+            if !format.canEncode(after) { throw .unsupportedPermissions(after) }
+        }
+        return .proceed
+    }
+}
+
+/// The walk visitor of ``PageTable/changePermissions(_:grant:revoke:mode:context:batch:tlb:)``.
+@usableFromInline
+struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: RestartableVisitor {
+    @usableFromInline let table: PageTable<Format, Memory>
+    @usableFromInline let context: PageTableContext
+    @usableFromInline let tlb: T
+    @usableFromInline let start: UInt64
+    @usableFromInline let end: UInt64
+    @usableFromInline let grant: Permissions
+    @usableFromInline let revoke: Permissions
+    @usableFromInline let atomic: Bool
+    @usableFromInline var requests = FlushRequests()
+    @usableFromInline var restartAddress: GuestPhysicalAddress?
+    @usableFromInline var pagesWanted = 0
+
+    @inlinable
+    init(table: PageTable<Format, Memory>, context: PageTableContext, tlb: T, range: GuestPhysicalRange,
+         grant: Permissions, revoke: Permissions, shared: Bool) {
+        self.table = table
+        self.context = context
+        self.tlb = tlb
+        self.start = range.start.rawValue
+        self.end = range.end.rawValue
+        self.grant = grant
+        self.revoke = revoke
+        self.atomic = shared || table.format.hardwareUpdatesAccessFlags
+    }
+
+    @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
+    @inlinable var format: Format { table.format }
+
+    /// Whether changing `old` into `new` removed a permission.
+    @inlinable
+    func reduces(_ old: UInt64, _ new: UInt64) -> Bool {
+        if revoke.isEmpty { return false }
+        if grant.isEmpty { return old != new }
+        return format.changingPermissions(ofLeaf: old, grant: [], revoke: revoke) != old
+    }
+
+    @inlinable
+    mutating func visit(_ entry: inout VisitedEntry, kind: VisitKind) throws(SLATError) -> VisitOutcome {
+        let level = entry.level
+        if kind == .tablePre {
+            // A table of smallest pages: every child is wholly in or out of
+            // the (page-aligned) range, so change them in one loop.
+            return level == 1 ? changeSmallestPages(in: entry.snapshot, address: entry.address.rawValue) : .proceed
+        }
+        let address = entry.address.rawValue
+        let size = format.entrySize(atLevel: level)
+        var old = entry.snapshot
+        while true {
+            if old == format.frozenEntry {
+                restartAddress = entry.address
+                return .stop
+            }
+            if !format.isPresent(old, atLevel: level) { return .skipChildren }
+            if level > 0 && format.isTable(old, atLevel: level) { return .proceed }
+            if address >= start && address &+ size <= end {
+                let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
+                if new == old { return .skipChildren }
+                if table.write(entry.pointer, expected: &old, new, atomic: atomic) {
+                    if reduces(old, new) { requests.invalidate(address: entry.address, level: level, size: size) }
+                    return .skipChildren
+                }
+                continue
+            }
+            guard let page = table.makeSplitTable(of: old, level: level, context: context) else {
+                pagesWanted = table.tablePagesNeededToSplitEnds
+                restartAddress = entry.address
+                return .stop
+            }
+            if table.replace(entry.pointer, expected: &old, with: format.tableEntry(child: page),
+                             breakingAt: entry.address, level: level, atomic: atomic, tlb: tlb) {
+                return .proceed
+            }
+            table.recycle(page, context: context)
+        }
+    }
+
+    @inlinable
+    mutating func changeSmallestPages(in tableEntry: UInt64, address: UInt64) -> VisitOutcome {
+        let pageSize = format.pageSize
+        let low = max(start, address)
+        let high = min(end, address &+ format.entrySize(atLevel: 1))
+        let entries = table.memory.entries(at: format.childTable(of: tableEntry))
+        var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
+        let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
+        var reduced = false
+        while index < stop {
+            let pointer = entries + index
+            var old = pointer.pointee.load(ordering: .relaxed)
+            while format.isPresent(old, atLevel: 0) {
+                let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
+                if new == old { break }
+                if table.write(pointer, expected: &old, new, atomic: atomic) {
+                    reduced = reduced || reduces(old, new)
+                    break
+                }
+            }
+            if old == format.frozenEntry {
+                if reduced { owe(low, high) }
+                restartAddress = GuestPhysicalAddress(address &+ UInt64(index) &* pageSize)
+                return .stop
+            }
+            index += 1
+        }
+        if reduced { owe(low, high) }
+        return .skipChildren
+    }
+
+    @inlinable
+    mutating func owe(_ low: UInt64, _ high: UInt64) {
+        requests.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(low), end: GuestPhysicalAddress(high)))
+    }
+}

@@ -1,0 +1,132 @@
+import Synchronization
+
+/// Grace-period (epoch) reclamation of table pages unlinked while shared
+/// walkers may still be reading them (DESIGN.md rule 2; KVM uses RCU).
+///
+/// A thread that walks tables under the shared MMU lock brackets the walk
+/// with ``enterReadSection(slot:)`` / ``leaveReadSection(slot:)`` using its
+/// own slot (a per-vCPU index, see ``PageTableContext``). A page the thread
+/// unlinked is handed to ``retire(_:)`` *after* the TLB flush that rule 3
+/// requires; it is freed once every reader that could have seen it has
+/// left its read section: two epoch advances after its retirement.
+///
+/// Epoch rule: a reader announces the global epoch it entered in; the epoch
+/// advances only when every active reader has announced the current one. A
+/// page retired at epoch `e` cannot be reachable to a reader that announced
+/// `e + 1` (it loaded the global epoch after the page was unlinked), so at
+/// epoch `e + 2` no reader can hold it.
+// @unchecked Sendable: the slot pointer is immutable after init and points
+// at Atomics; the retired list is only touched while `listLock` is held.
+public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
+    /// The memory pages are freed to.
+    public let memory: Memory
+    /// Reader slots; slot indices are `0..<slotCount`.
+    public let slotCount: Int
+
+    @usableFromInline let globalEpoch = Atomic<UInt64>(2)
+    // Per slot: 0 = quiescent, else (epoch << 1) | 1.
+    @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt64>>
+    private let listLock = Atomic<Bool>(false)
+    private var retired: [(page: HostPhysicalAddress, epoch: UInt64)] = []
+    private let retiredTotal = Atomic<Int>(0)
+    private let freedTotal = Atomic<Int>(0)
+
+    /// A reclaimer freeing into `memory`, with `slotCount` reader slots (one
+    /// per vCPU or thread that walks shared).
+    public init(memory: Memory, slotCount: Int) {
+        precondition(slotCount > 0, "a reclaimer needs at least one reader slot")
+        self.memory = memory
+        self.slotCount = slotCount
+        slots = .allocate(capacity: slotCount)
+        for i in 0..<slotCount { (slots + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        // Pages still retired are freed: no reader can exist once the reclaimer is gone.
+        for item in retired { memory.freePage(item.page) }
+        slots.deinitialize(count: slotCount)
+        slots.deallocate()
+    }
+
+    /// Starts a read-side section for `slot`: until the matching leave, no
+    /// page this thread can reach from the tables is freed.
+    @inlinable
+    public func enterReadSection(slot: Int) {
+        precondition(slot >= 0 && slot < slotCount, "reader slot out of range")
+        while true {
+            let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+            slots[slot].store((epoch << 1) | 1, ordering: .sequentiallyConsistent)
+            // Re-check so the announced epoch is not older than one that
+            // advanced between the load and the store.
+            if globalEpoch.load(ordering: .sequentiallyConsistent) == epoch { return }
+        }
+    }
+
+    /// Ends the read-side section of `slot`.
+    @inlinable
+    public func leaveReadSection(slot: Int) {
+        slots[slot].store(0, ordering: .releasing)
+    }
+
+    /// Hands unlinked, already-flushed pages over to be freed after a grace
+    /// period, and frees whatever earlier retirements have become safe.
+    public func retire(_ pages: [HostPhysicalAddress]) {
+        if pages.isEmpty { return }
+        let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+        withListLock { () -> Void in
+            for page in pages { retired.append((page, epoch)) }
+        }
+        retiredTotal.wrappingAdd(pages.count, ordering: .relaxed)
+        reclaim()
+    }
+
+    /// Advances the epoch if every active reader has caught up, then frees
+    /// pages whose grace period has passed. Returns how many it freed.
+    @discardableResult
+    public func reclaim() -> Int {
+        tryAdvance()
+        let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+        let ready: [HostPhysicalAddress] = withListLock {
+            var ready: [HostPhysicalAddress] = []
+            var kept: [(page: HostPhysicalAddress, epoch: UInt64)] = []
+            for item in retired {
+                if item.epoch + 2 <= epoch { ready.append(item.page) } else { kept.append(item) }
+            }
+            retired = kept
+            return ready
+        }
+        for page in ready { memory.freePage(page) }
+        freedTotal.wrappingAdd(ready.count, ordering: .relaxed)
+        return ready.count
+    }
+
+    /// Waits until every retired page has been freed. The caller must not be
+    /// inside a read section; other readers must eventually leave theirs.
+    public func synchronize() {
+        while pendingCount > 0 { reclaim() }
+    }
+
+    /// Pages retired and not yet freed.
+    public var pendingCount: Int { retiredTotal.load(ordering: .relaxed) - freedTotal.load(ordering: .relaxed) }
+    /// Pages retired since creation.
+    public var retiredCount: Int { retiredTotal.load(ordering: .relaxed) }
+    /// Pages freed since creation.
+    public var freedCount: Int { freedTotal.load(ordering: .relaxed) }
+    /// The current global epoch (observability for tests).
+    public var epoch: UInt64 { globalEpoch.load(ordering: .sequentiallyConsistent) }
+
+    private func tryAdvance() {
+        let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+        for i in 0..<slotCount {
+            let value = slots[i].load(ordering: .sequentiallyConsistent)
+            if value & 1 == 1 && value >> 1 != epoch { return }
+        }
+        _ = globalEpoch.compareExchange(expected: epoch, desired: epoch + 1, ordering: .sequentiallyConsistent)
+    }
+
+    private func withListLock<R>(_ body: () -> R) -> R {
+        while listLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged == false {}
+        defer { listLock.store(false, ordering: .releasing) }
+        return body()
+    }
+}

@@ -1,0 +1,63 @@
+/// Every error SLAT throws. Each case names the problem and the values that
+/// caused it; an operation that throws has left the tables unchanged.
+public enum SLATError: Error, Hashable, Sendable {
+    // Addresses and ranges
+    /// A guest address is not a multiple of the alignment the operation needs.
+    case misalignedGuestAddress(GuestPhysicalAddress, alignment: UInt64)
+    /// An output (host-physical) address is not a multiple of the alignment needed.
+    case misalignedOutputAddress(HostPhysicalAddress, alignment: UInt64)
+    /// A size is not a multiple of the alignment the operation needs.
+    case misalignedSize(UInt64, alignment: UInt64)
+    /// A range of zero bytes was given where at least one page is needed.
+    case emptyRange
+    /// A guest range reaches past the end of the input address space.
+    case guestRangeOutOfBounds(GuestPhysicalRange, limit: UInt64)
+    /// An output address does not fit the format's output address size.
+    case outputAddressTooWide(HostPhysicalAddress, outputBits: Int)
+
+    // Format configuration
+    /// A level that cannot hold a leaf (or does not exist) was asked to.
+    case unsupportedLevel(Int)
+    /// A translation granule (bytes) the format does not implement.
+    case unsupportedGranule(Int)
+    /// An input (guest) address size in bits the granule cannot translate.
+    case unsupportedInputAddressSize(bits: Int)
+    /// An output address size in bits the format cannot encode.
+    case unsupportedOutputAddressSize(bits: Int)
+    /// A walk length (EPT levels) the format does not implement.
+    case unsupportedLevelCount(Int)
+    /// A memory type this format cannot encode.
+    case unsupportedMemoryType(MemoryType)
+    /// A permission combination this format cannot encode (e.g. EPT write without read).
+    case unsupportedPermissions(Permissions)
+    /// A dirty flag was asked of a format that has none.
+    case unsupportedDirtyFlag
+    /// Software bits wider than the format's software field.
+    case softwareBitsOutOfRange(UInt16, width: Int)
+    /// A VMID wider than the configured VMID size.
+    case vmidOutOfRange(UInt32, bits: Int)
+
+    // Table memory
+    /// Table memory cannot supply the pages an operation needs.
+    case outOfTableMemory(needed: Int, available: Int)
+    /// A table memory region that is empty, misaligned or not page-sized.
+    case invalidTableRegion
+    /// A reader slot index outside the reclaimer's slot count.
+    case readerSlotOutOfRange(Int, slots: Int)
+
+    // Guest memory model
+    /// A memslot overlaps the guest range of an existing one.
+    case overlappingMemslot(slot: UInt32, existing: UInt32)
+    /// A memslot with zero pages or whose host address is not page-aligned.
+    case invalidMemslot(slot: UInt32)
+    /// A memslot id that is already in use.
+    case duplicateMemslot(slot: UInt32)
+    /// No memslot with this id.
+    case unknownMemslot(slot: UInt32)
+    /// No memslot covers this guest frame (the VMM treats it as MMIO).
+    case noMemslot(GuestFrameNumber)
+    /// The host has no page mapped at this virtual address.
+    case hostAddressNotMapped(HostVirtualAddress)
+    /// A host mapping that overlaps an existing one, or is misaligned for its page size.
+    case invalidHostMapping(HostVirtualAddress)
+}

@@ -1,0 +1,34 @@
+import Synchronization
+
+/// A ``TLB`` with no hardware behind it: it counts the invalidations it is
+/// asked for. For tables no CPU walks (building an image, benchmarks of the
+/// table code alone) and as the observable counter of tests.
+public final class CountingTLB: TLB {
+    // Sendable: only Atomic state.
+    private let addressCount = Atomic<Int>(0)
+    private let rangeCount = Atomic<Int>(0)
+    private let contextCount = Atomic<Int>(0)
+
+    /// A TLB with all counts zero.
+    public init() {}
+
+    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
+        addressCount.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    public func invalidate(range: GuestPhysicalRange) {
+        rangeCount.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    public func invalidateAll() {
+        contextCount.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// The invalidations requested so far.
+    public var counts: TLBInvalidationCounts {
+        TLBInvalidationCounts(
+            addresses: addressCount.load(ordering: .relaxed),
+            ranges: rangeCount.load(ordering: .relaxed),
+            contexts: contextCount.load(ordering: .relaxed))
+    }
+}
