@@ -108,7 +108,7 @@ extension PageTableFormat {
     /// Bytes in one table page (the granule).
     @inlinable public var tablePageSize: Int { 1 << granuleShift }
     /// Entries in one (non-root) table page.
-    @inlinable public var entriesPerTable: Int { 1 << bitsPerLevel }
+    @inlinable public var entriesPerTable: Int { 1 &<< bitsPerLevel }
     /// Smallest mapping size: one granule.
     @inlinable public var pageSize: UInt64 { 1 << UInt64(granuleShift) }
     /// Levels a walk visits.
@@ -116,17 +116,20 @@ extension PageTableFormat {
     /// Bytes of guest-physical space the tables translate.
     @inlinable public var inputAddressSpaceSize: UInt64 { inputAddressBits >= 64 ? .max : 1 << UInt64(inputAddressBits) }
     /// log2 of the bytes one entry at `level` maps.
-    @inlinable public func shift(atLevel level: Int) -> Int { granuleShift + bitsPerLevel * level }
+    // Wrapping arithmetic and masking shifts below: levels are small and
+    // validated by the format, and these run once per level of every walk.
+    @inlinable public func shift(atLevel level: Int) -> Int { granuleShift &+ bitsPerLevel &* level }
     /// Bytes one entry at `level` maps (the leaf size if it holds a leaf).
-    @inlinable public func entrySize(atLevel level: Int) -> UInt64 { 1 << UInt64(shift(atLevel: level)) }
+    @inlinable public func entrySize(atLevel level: Int) -> UInt64 { 1 &<< UInt64(truncatingIfNeeded: shift(atLevel: level)) }
     /// Entries the root (all its concatenated tables together) holds.
-    @inlinable public var rootEntryCount: Int { 1 << (inputAddressBits - shift(atLevel: rootLevel)) }
+    @inlinable public var rootEntryCount: Int { 1 &<< (inputAddressBits &- shift(atLevel: rootLevel)) }
     /// Entries in a table at `level`.
     @inlinable public func entryCount(atLevel level: Int) -> Int { level == rootLevel ? rootEntryCount : entriesPerTable }
     /// The index of `address`'s entry within its table at `level`.
     @inlinable
     public func index(of address: GuestPhysicalAddress, atLevel level: Int) -> Int {
-        Int(truncatingIfNeeded: (address.rawValue >> UInt64(shift(atLevel: level))) & UInt64(entryCount(atLevel: level) - 1))
+        let shifted = address.rawValue &>> UInt64(truncatingIfNeeded: shift(atLevel: level))
+        return Int(truncatingIfNeeded: shifted & UInt64(truncatingIfNeeded: entryCount(atLevel: level) &- 1))
     }
     /// Whether the entry is a present leaf.
     @inlinable

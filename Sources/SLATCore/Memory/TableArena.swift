@@ -87,14 +87,20 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     ) throws(SLATError) {
         try Self.checkGeometry(pageSize: pageSize, pageCount: pageCount, physicalBase: physicalBase)
         let bytes = pageSize * pageCount
-        // Over-allocate so the region can be aligned to the page size; mmap
-        // memory is zero and is only backed on first touch.
-        let mapped = mmap(nil, bytes + pageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        // Over-allocate so the region can be aligned; mmap memory is zero and
+        // only backed on first touch. Regions of 2 MiB or more are aligned to
+        // 2 MiB and offered to transparent huge pages, so that table walks
+        // do not also miss in the host's TLB (hypervisors back table memory
+        // with huge pages for the same reason).
+        let hugePage = 2 << 20
+        let alignment = bytes >= hugePage ? max(hugePage, pageSize) : pageSize
+        let mapped = mmap(nil, bytes + alignment, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let mapped, mapped != MAP_FAILED else { throw .invalidTableRegion }
-        let aligned = (UInt(bitPattern: mapped) + UInt(pageSize) - 1) & ~(UInt(pageSize) - 1)
+        let aligned = (UInt(bitPattern: mapped) + UInt(alignment) - 1) & ~(UInt(alignment) - 1)
         self.region = UnsafeMutableRawPointer(bitPattern: aligned)!
+        if alignment == hugePage { _ = madvise(self.region, bytes, MADV_HUGEPAGE) }
         self.mappedBase = mapped
-        self.mappedBytes = bytes + pageSize
+        self.mappedBytes = bytes + alignment
         self.ownsRegion = true
         self.pageSize = pageSize
         self.pageCount = pageCount

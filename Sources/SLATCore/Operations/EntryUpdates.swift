@@ -3,6 +3,16 @@ import Synchronization
 // The entry-changing primitives every range operation shares. All are
 // `@inlinable` so that the generic operations specialise around them.
 
+/// The entries of a page as plain words, for loops the compiler may
+/// vectorise. Only for pages no other thread can touch while the loop runs:
+/// a page not yet linked, or any page under the exclusive MMU lock when
+/// hardware does not write entries (no volatile accessed/dirty bits).
+/// `Atomic<UInt64>` has the layout of `UInt64`, so both views agree.
+@inlinable
+func plainEntries(_ entries: EntryPointer) -> UnsafeMutablePointer<UInt64> {
+    UnsafeMutableRawPointer(entries).assumingMemoryBound(to: UInt64.self)
+}
+
 extension PageTable {
     /// Writes `new` over the entry. With `atomic`, a compare-and-exchange
     /// against `expected` that, on failure, loads the current value into
@@ -64,12 +74,13 @@ extension PageTable {
     @inlinable
     func makeSplitTable(of entry: UInt64, level: Int, context: PageTableContext) -> HostPhysicalAddress? {
         guard let page = context.pageCache.take() else { return nil }
-        let child = memory.entries(at: page)
+        // Not linked yet: nobody else can see the page, so plain stores.
+        let child = plainEntries(memory.entries(at: page))
         let step = format.entrySize(atLevel: level - 1)
-        var leaf = format.splitLeaf(entry, fromLevel: level)
+        let first = format.splitLeaf(entry, fromLevel: level)
+        let format = self.format
         for index in 0..<format.entriesPerTable {
-            child[index].store(leaf, ordering: .relaxed)
-            leaf = format.leafEntry(leaf, advancedBy: step)
+            child[index] = format.leafEntry(first, advancedBy: step &* UInt64(index))
         }
         memory.setLiveEntryCount(of: page, to: format.entriesPerTable)
         return page

@@ -222,15 +222,14 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         let first = (low &+ childSize &- 1) & ~(childSize &- 1)
         let last = high & ~(childSize &- 1)
         guard first < last else { return false }
-        let entries = table.memory.entries(at: page)
-        var index = Int(truncatingIfNeeded: (first &- address) / childSize)
-        let stop = index + Int(truncatingIfNeeded: (last &- first) / childSize)
-        var leaf = desiredLeaf(level: childLevel, address: first)
-        let count = stop - index
-        while index < stop {
-            entries[index].store(leaf, ordering: .relaxed)
-            leaf = format.leafEntry(leaf, advancedBy: childSize)
-            index += 1
+        // Not linked yet: nobody else can see the page, so plain stores.
+        let entries = plainEntries(table.memory.entries(at: page))
+        let firstIndex = Int(truncatingIfNeeded: (first &- address) / childSize)
+        let count = Int(truncatingIfNeeded: (last &- first) / childSize)
+        let leaf = desiredLeaf(level: childLevel, address: first)
+        let format = self.format  // a local, so the loop does not reload it
+        for offset in 0..<count {
+            entries[firstIndex + offset] = format.leafEntry(leaf, advancedBy: childSize &* UInt64(offset))
         }
         table.memory.setLiveEntryCount(of: page, to: count)
         return first == low && last == high
@@ -253,12 +252,24 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         var leaf = desiredLeaf(level: childLevel, address: first)
         var childAddress = first
         var added = 0
+        let format = self.format  // locals, so the loop does not reload them
+        let atomic = self.atomic
         while index < stop {
             let pointer = entries + index
             var old = pointer.pointee.load(ordering: .relaxed)
-            if old == 0 && table.write(pointer, expected: &old, leaf, atomic: atomic) {
-                added += 1
-            } else if old != leaf {
+            if old == 0 {
+                if !atomic {
+                    pointer.pointee.store(leaf, ordering: .releasing)
+                    old = leaf
+                    added += 1
+                } else {
+                    let (exchanged, original) = pointer.pointee.compareExchange(
+                        expected: 0, desired: leaf, ordering: .acquiringAndReleasing)
+                    if exchanged { added += 1 }
+                    old = exchanged ? leaf : original
+                }
+            }
+            if old != leaf {
                 if mapEntry(pointer, level: childLevel, address: childAddress, snapshot: old) == .stop {
                     if added != 0 { table.memory.adjustLiveEntryCount(containing: entries, by: added) }
                     return .stop

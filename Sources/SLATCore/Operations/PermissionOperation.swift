@@ -158,12 +158,36 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
 
     @inlinable
     mutating func changeSmallestPages(in tableEntry: UInt64, address: UInt64) -> VisitOutcome {
+        // Loop invariants in locals: the atomic accesses in the loop are
+        // compiler barriers, so values read from `self` would be reloaded
+        // (and the format's masks rebuilt) on every entry.
+        let format = self.format
+        let grant = self.grant
+        let revoke = self.revoke
+        let atomic = self.atomic
+        let frozen = format.frozenEntry
         let pageSize = format.pageSize
         let low = max(start, address)
         let high = min(end, address &+ format.entrySize(atLevel: 1))
         let entries = table.memory.entries(at: format.childTable(of: tableEntry))
         var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
         let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
+        if !atomic {
+            // Exclusive and not volatile: no other accessor, so a plain loop
+            // the compiler can vectorise. Unchanged entries are rewritten
+            // with their own value.
+            let words = plainEntries(entries)
+            var changed: UInt64 = 0
+            for slot in index..<stop {
+                let old = words[slot]
+                let new = format.isPresent(old, atLevel: 0)
+                    ? format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke) : old
+                changed |= old ^ new
+                words[slot] = new
+            }
+            if changed != 0 && !revoke.isEmpty { owe(low, high) }
+            return .skipChildren
+        }
         var reduced = false
         while index < stop {
             let pointer = entries + index
@@ -171,12 +195,20 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             while format.isPresent(old, atLevel: 0) {
                 let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { break }
-                if table.write(pointer, expected: &old, new, atomic: atomic) {
+                if !atomic {
+                    pointer.pointee.store(new, ordering: .relaxed)
                     reduced = reduced || reduces(old, new)
                     break
                 }
+                let (exchanged, original) = pointer.pointee.compareExchange(
+                    expected: old, desired: new, ordering: .acquiringAndReleasing)
+                if exchanged {
+                    reduced = reduced || reduces(old, new)
+                    break
+                }
+                old = original
             }
-            if old == format.frozenEntry {
+            if old == frozen {
                 if reduced { owe(low, high) }
                 restartAddress = GuestPhysicalAddress(address &+ UInt64(index) &* pageSize)
                 return .stop
