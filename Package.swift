@@ -20,12 +20,12 @@ let package = Package(
         .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         .executableTarget(
             name: "slat-bench",
-            dependencies: ["SLAT"],
+            dependencies: ["SLAT", "SLATx86", "SLATArm64"],
             path: "Benchmarks/slat-bench"
         ),
         .testTarget(name: "SLATCoreTests", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
-        .testTarget(name: "SLATx86Tests", dependencies: ["SLATx86"]),
-        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATArm64"]),
+        .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86"]),
+        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,58 @@
+import SLATCore
+
+/// Stage-2 levels and the encoding of valid, table and frozen descriptors.
+extension StageTwoFormat: PageTableFormat {
+    /// 4: descriptor bits 58:55.
+    @inlinable public var softwareBitCount: Int { StageTwoDescriptorBits.softwareWidth }
+    /// `true`: changing a valid descriptor's output address or size needs an
+    /// invalid descriptor and a TLB invalidation in between.
+    @inlinable public var requiresBreakBeforeMake: Bool { true }
+
+    /// The Arm ARM's level for a height: 3 − height (level 3 holds pages).
+    @inlinable public func architecturalLevel(_ level: Int) -> Int { 3 - level }
+
+    /// Height 0 (pages), and the block heights of the granule that the walk reaches.
+    @inlinable
+    public func canHoldLeaf(atLevel level: Int) -> Bool {
+        UInt(bitPattern: level) < 64 && leafLevelMask &>> UInt64(truncatingIfNeeded: level) & 1 != 0
+    }
+
+    /// `0x400`: invalid (bit 0 clear) with bit 10 set, KVM's locked marker.
+    @inlinable public var frozenEntry: UInt64 { StageTwoDescriptorBits.locked }
+
+    /// Whether bit 0 is set and the descriptor type is not reserved: bit 1
+    /// must be set at height 0 (a page) and at heights without blocks (a
+    /// table); at block heights either value is valid.
+    @inlinable
+    public func isPresent(_ entry: UInt64, atLevel level: Int) -> Bool {
+        let typeAllowed = entry >> 1 | blockLevelMask &>> UInt64(truncatingIfNeeded: level)
+        return entry & typeAllowed & 1 != 0
+    }
+
+    /// Whether a present descriptor above height 0 has bit 1 set.
+    @inlinable
+    public func isTable(_ entry: UInt64, atLevel level: Int) -> Bool {
+        level != 0 && entry & StageTwoDescriptorBits.tableOrPage != 0
+    }
+
+    /// Valid + table bits + the child's address; no attributes.
+    @inlinable
+    public func tableEntry(child: HostPhysicalAddress) -> UInt64 {
+        assert(child.rawValue & (UInt64(granule.byteCount) &- 1) == 0, "table pages are granule aligned")
+        return encodedAddress(child) | StageTwoDescriptorBits.valid | StageTwoDescriptorBits.tableOrPage
+    }
+
+    /// The next-level table address of a table descriptor.
+    @inlinable
+    public func childTable(of entry: UInt64) -> HostPhysicalAddress {
+        HostPhysicalAddress(entry & tableAddressMask | (entry & highAddressMask) << StageTwoDescriptorBits.addressHighShift)
+    }
+
+    /// An output address in descriptor form: bits 47:0 in place and, with the
+    /// 64 KiB granule and a 52-bit PA, bits 51:48 in bits 15:12.
+    @inlinable
+    func encodedAddress(_ address: HostPhysicalAddress) -> UInt64 {
+        address.rawValue & StageTwoDescriptorBits.addressSpan
+            | address.rawValue >> StageTwoDescriptorBits.addressHighShift & highAddressMask
+    }
+}
