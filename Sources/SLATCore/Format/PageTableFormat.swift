@@ -73,15 +73,27 @@ public protocol PageTableFormat: Sendable {
     /// `level` (> 0): a leaf at `level - 1` with the same output address and
     /// every other bit unchanged, so a split is invisible to the guest.
     func splitLeaf(_ entry: UInt64, fromLevel level: Int) -> UInt64
-    /// Whether hardware may set accessed/dirty bits in leaves (EPT A/D,
-    /// stage-2 HA/HD). Such leaves are *volatile* (DESIGN.md rule 5): even an
-    /// exclusive writer exchanges them atomically so those bits are never lost.
+    /// Whether hardware may set accessed/dirty bits in leaves at all (EPT
+    /// A/D, stage-2 HA). When `false` no entry is ever volatile and exclusive
+    /// writers use plain stores throughout.
     var hardwareUpdatesAccessFlags: Bool { get }
+    /// Whether hardware may change this present leaf behind the MMU lock
+    /// (for instance set its dirty bit): a *volatile* entry (DESIGN.md rule
+    /// 5), which even an exclusive writer replaces by compare-and-exchange so
+    /// that bit is never lost. Only consulted when
+    /// ``hardwareUpdatesAccessFlags`` is `true`.
+    func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool
 }
 
 extension PageTableFormat {
     /// Default: hardware never writes entries.
     @inlinable public var hardwareUpdatesAccessFlags: Bool { false }
+
+    /// Default: every present leaf is volatile when hardware updates flags.
+    @inlinable
+    public func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool {
+        hardwareUpdatesAccessFlags && isLeaf(entry, atLevel: level)
+    }
 
     /// Default split: re-encode the decoded attributes one level down. Formats
     /// with bits outside ``LeafAttributes`` override this to keep them.

@@ -9,18 +9,22 @@ public struct Permissions: OptionSet, Hashable, Sendable, CustomStringConvertibl
     public var rawValue: UInt8
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-    public static let read = Permissions(rawValue: 1 << 0)
-    public static let write = Permissions(rawValue: 1 << 1)
+    // Computed, inlinable constants rather than stored statics: a stored
+    // static is read through a global accessor the optimiser cannot hoist
+    // out of per-entry loops.
+
+    @inlinable public static var read: Permissions { Permissions(rawValue: 1 << 0) }
+    @inlinable public static var write: Permissions { Permissions(rawValue: 1 << 1) }
     /// Instruction fetch by privileged (supervisor / EL1) guest code.
-    public static let executePrivileged = Permissions(rawValue: 1 << 2)
+    @inlinable public static var executePrivileged: Permissions { Permissions(rawValue: 1 << 2) }
     /// Instruction fetch by user (EL0) guest code.
-    public static let executeUser = Permissions(rawValue: 1 << 3)
+    @inlinable public static var executeUser: Permissions { Permissions(rawValue: 1 << 3) }
 
     /// Instruction fetch at every privilege.
-    public static let execute: Permissions = [.executePrivileged, .executeUser]
-    public static let readWrite: Permissions = [.read, .write]
-    public static let readExecute: Permissions = [.read, .execute]
-    public static let all: Permissions = [.read, .write, .execute]
+    @inlinable public static var execute: Permissions { Permissions(rawValue: 0b1100) }
+    @inlinable public static var readWrite: Permissions { Permissions(rawValue: 0b0011) }
+    @inlinable public static var readExecute: Permissions { Permissions(rawValue: 0b1101) }
+    @inlinable public static var all: Permissions { Permissions(rawValue: 0b1111) }
 
     /// `rwx`-style text: `r`, `w`, then `x` (both), `s` (privileged only),
     /// `u` (user only) or `-`.

@@ -14,12 +14,22 @@ func plainEntries(_ entries: EntryPointer) -> UnsafeMutablePointer<UInt64> {
 }
 
 extension PageTable {
-    /// Writes `new` over the entry. With `atomic`, a compare-and-exchange
-    /// against `expected` that, on failure, loads the current value into
-    /// `expected` and returns `false`; without, a plain release store.
+    /// Whether replacing `entry` needs a compare-and-exchange: always in a
+    /// shared walk (rule 1), and for volatile leaves hardware may change
+    /// behind the lock (rule 5).
     @inlinable
-    func write(_ pointer: EntryPointer, expected: inout UInt64, _ new: UInt64, atomic: Bool) -> Bool {
-        if atomic {
+    func needsExchange(_ entry: UInt64, level: Int, shared: Bool) -> Bool {
+        shared || (format.hardwareUpdatesAccessFlags && format.isPresent(entry, atLevel: level)
+            && format.isVolatile(entry, atLevel: level))
+    }
+
+    /// Writes `new` over the entry whose value was `expected`: by
+    /// compare-and-exchange when ``needsExchange(_:level:shared:)`` says so —
+    /// on failure `expected` receives the current value and the result is
+    /// `false` — otherwise by a plain release store.
+    @inlinable
+    func write(_ pointer: EntryPointer, expected: inout UInt64, _ new: UInt64, level: Int, shared: Bool) -> Bool {
+        if needsExchange(expected, level: level, shared: shared) {
             let (exchanged, original) = pointer.pointee.compareExchange(
                 expected: expected, desired: new, ordering: .acquiringAndReleasing)
             if !exchanged { expected = original }
@@ -106,15 +116,15 @@ extension PageTable {
     @inlinable
     func replace<T: TLB>(
         _ pointer: EntryPointer, expected: inout UInt64, with new: UInt64,
-        breakingAt address: GuestPhysicalAddress, level: Int, atomic: Bool, tlb: T
+        breakingAt address: GuestPhysicalAddress, level: Int, shared: Bool, tlb: T
     ) -> Bool {
         if format.requiresBreakBeforeMake && format.isPresent(expected, atLevel: level) {
-            if !write(pointer, expected: &expected, format.frozenEntry, atomic: atomic) { return false }
+            if !write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             tlb.invalidate(address: address, level: level)
             pointer.pointee.store(new, ordering: .releasing)
             return true
         }
-        return write(pointer, expected: &expected, new, atomic: atomic)
+        return write(pointer, expected: &expected, new, level: level, shared: shared)
     }
 }
 

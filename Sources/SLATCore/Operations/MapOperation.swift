@@ -98,7 +98,6 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @usableFromInline let attributes: LeafAttributes
     @usableFromInline let largestLeafLevel: Int
     @usableFromInline let shared: Bool
-    @usableFromInline let atomic: Bool
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
     @usableFromInline var pagesWanted = 0
@@ -115,7 +114,6 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         self.attributes = attributes
         self.largestLeafLevel = largestLeafLevel
         self.shared = shared
-        self.atomic = shared || table.format.hardwareUpdatesAccessFlags
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
@@ -166,7 +164,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 let new = desiredLeaf(level: level, address: address)
                 if old == new { return .skipChildren }
                 if !present {
-                    if table.write(pointer, expected: &old, new, atomic: atomic) {
+                    if table.write(pointer, expected: &old, new, level: level, shared: shared) {
                         table.memory.adjustLiveEntryCount(containing: pointer, by: 1)
                         return .skipChildren
                     }
@@ -176,7 +174,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                     let onlyGains = format.changingPermissions(
                         ofLeaf: old, grant: format.permissions(ofLeaf: new), revoke: []) == new
                     if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),
-                                     level: level, atomic: atomic, tlb: tlb) {
+                                     level: level, shared: shared, tlb: tlb) {
                         if !onlyGains {
                             requests.invalidate(address: GuestPhysicalAddress(address), level: level,
                                                 size: format.entrySize(atLevel: level))
@@ -202,7 +200,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 complete = prefill(page, level: level, address: address)
             }
             if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
-                             breakingAt: GuestPhysicalAddress(address), level: level, atomic: atomic, tlb: tlb) {
+                             breakingAt: GuestPhysicalAddress(address), level: level, shared: shared, tlb: tlb) {
                 if !present { table.memory.adjustLiveEntryCount(containing: pointer, by: 1) }
                 return complete ? .skipChildren : .proceed
             }
@@ -253,12 +251,13 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         var childAddress = first
         var added = 0
         let format = self.format  // locals, so the loop does not reload them
-        let atomic = self.atomic
+        let shared = self.shared
         while index < stop {
             let pointer = entries + index
             var old = pointer.pointee.load(ordering: .relaxed)
             if old == 0 {
-                if !atomic {
+                // Not present, so never volatile: only a shared walk exchanges.
+                if !shared {
                     pointer.pointee.store(leaf, ordering: .releasing)
                     old = leaf
                     added += 1
@@ -294,14 +293,14 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         let size = format.entrySize(atLevel: level)
         if format.requiresBreakBeforeMake {
             let tableEntry = expected
-            if !table.write(pointer, expected: &expected, format.frozenEntry, atomic: atomic) { return false }
+            if !table.write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
             tlb.invalidateAll()
             pointer.pointee.store(new, ordering: .releasing)
             return true
         }
         let tableEntry = expected
-        if !table.write(pointer, expected: &expected, new, atomic: atomic) { return false }
+        if !table.write(pointer, expected: &expected, new, level: level, shared: shared) { return false }
         table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
         requests.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(address), size: size))
         return true

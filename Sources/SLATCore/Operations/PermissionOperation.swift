@@ -87,7 +87,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
     @usableFromInline let end: UInt64
     @usableFromInline let grant: Permissions
     @usableFromInline let revoke: Permissions
-    @usableFromInline let atomic: Bool
+    @usableFromInline let shared: Bool
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
     @usableFromInline var pagesWanted = 0
@@ -102,7 +102,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         self.end = range.end.rawValue
         self.grant = grant
         self.revoke = revoke
-        self.atomic = shared || table.format.hardwareUpdatesAccessFlags
+        self.shared = shared
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
@@ -137,7 +137,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             if address >= start && address &+ size <= end {
                 let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { return .skipChildren }
-                if table.write(entry.pointer, expected: &old, new, atomic: atomic) {
+                if table.write(entry.pointer, expected: &old, new, level: level, shared: shared) {
                     if reduces(old, new) { requests.invalidate(address: entry.address, level: level, size: size) }
                     return .skipChildren
                 }
@@ -149,7 +149,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
                 return .stop
             }
             if table.replace(entry.pointer, expected: &old, with: format.tableEntry(child: page),
-                             breakingAt: entry.address, level: level, atomic: atomic, tlb: tlb) {
+                             breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
                 return .proceed
             }
             table.recycle(page, context: context)
@@ -164,7 +164,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         let format = self.format
         let grant = self.grant
         let revoke = self.revoke
-        let atomic = self.atomic
+        let shared = self.shared
         let frozen = format.frozenEntry
         let pageSize = format.pageSize
         let low = max(start, address)
@@ -172,8 +172,8 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         let entries = table.memory.entries(at: format.childTable(of: tableEntry))
         var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
         let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
-        if !atomic {
-            // Exclusive and not volatile: no other accessor, so a plain loop
+        if !shared && !format.hardwareUpdatesAccessFlags {
+            // Exclusive and nothing volatile: no other accessor, so a plain loop
             // the compiler can vectorise. Unchanged entries are rewritten
             // with their own value.
             let words = plainEntries(entries)
@@ -195,8 +195,8 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             while format.isPresent(old, atLevel: 0) {
                 let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { break }
-                if !atomic {
-                    pointer.pointee.store(new, ordering: .relaxed)
+                if !table.needsExchange(old, level: 0, shared: shared) {
+                    pointer.pointee.store(new, ordering: .releasing)
                     reduced = reduced || reduces(old, new)
                     break
                 }

@@ -36,7 +36,6 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
     @usableFromInline let start: UInt64
     @usableFromInline let end: UInt64
     @usableFromInline let shared: Bool
-    @usableFromInline let atomic: Bool
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
     @usableFromInline var pagesWanted = 0
@@ -49,7 +48,6 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
         self.start = range.start.rawValue
         self.end = range.end.rawValue
         self.shared = shared
-        self.atomic = shared || table.format.hardwareUpdatesAccessFlags
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf, .tablePost] }
@@ -69,7 +67,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
         case .tablePre:
             guard isCovered(level: level, address: address) else { return .proceed }
             var old = entry.snapshot
-            if !table.write(entry.pointer, expected: &old, 0, atomic: atomic) {
+            if !table.write(entry.pointer, expected: &old, 0, level: level, shared: shared) {
                 // Changed under us: look again (the walker re-reads).
                 if old == format.frozenEntry {
                     restartAddress = entry.address
@@ -91,7 +89,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                 if !format.isPresent(old, atLevel: level) { return .skipChildren }
                 if level > 0 && format.isTable(old, atLevel: level) { return .proceed }
                 if isCovered(level: level, address: address) {
-                    if table.write(entry.pointer, expected: &old, 0, atomic: atomic) {
+                    if table.write(entry.pointer, expected: &old, 0, level: level, shared: shared) {
                         table.memory.adjustLiveEntryCount(containing: entry.pointer, by: -1)
                         requests.invalidate(address: entry.address, level: level, size: size)
                         return .skipChildren
@@ -105,7 +103,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                     return .stop
                 }
                 if table.replace(entry.pointer, expected: &old, with: format.tableEntry(child: page),
-                                 breakingAt: entry.address, level: level, atomic: atomic, tlb: tlb) {
+                                 breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
                     return .proceed
                 }
                 table.recycle(page, context: context)
@@ -132,7 +130,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
     @inlinable
     mutating func freeIfEmpty(_ pointer: EntryPointer, tableEntry: UInt64, level: Int, address: GuestPhysicalAddress) {
         var expected = tableEntry
-        guard table.write(pointer, expected: &expected, format.frozenEntry, atomic: true) else { return }
+        guard table.write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) else { return }
         let child = table.memory.entries(at: format.childTable(of: tableEntry))
         var frozenCount = 0
         var live: UInt64 = 0
