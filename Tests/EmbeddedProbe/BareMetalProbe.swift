@@ -1,0 +1,53 @@
+// Compiled by .ci/run as Embedded Swift for aarch64-none-none-elf and
+// x86_64-unknown-none-elf against the bare-metal modules: it instantiates the
+// generic range operations with both formats, a caller-provided arena and
+// the spinning MMU lock, so the embedded build proves they specialise there.
+// It is not run (there is no bare-metal runner in CI).
+import SLATCore
+import SLATx86
+import SLATArm64
+
+public func buildStageTwoTables(region: UnsafeMutableRawPointer, physicalBase: UInt64) -> UInt64 {
+    do throws(SLATError) {
+        let format = try StageTwoFormat(granule: .size4KiB, inputAddressBits: 40)
+        let arena = try TableArena(region: region, pageSize: 4096, pageCount: 64,
+                                   physicalBase: HostPhysicalAddress(physicalBase), isZeroed: false)
+        return try exercise(format: format, arena: arena)
+    } catch {
+        return 0
+    }
+}
+
+public func buildExtendedPageTables(region: UnsafeMutableRawPointer, physicalBase: UInt64) -> UInt64 {
+    do throws(SLATError) {
+        let format = try ExtendedPageTableFormat(levelCount: 4)
+        let arena = try TableArena(region: region, pageSize: 4096, pageCount: 64,
+                                   physicalBase: HostPhysicalAddress(physicalBase), isZeroed: false)
+        return try exercise(format: format, arena: arena)
+    } catch {
+        return 0
+    }
+}
+
+func exercise<Format: PageTableFormat>(format: Format, arena: TableArena) throws(SLATError) -> UInt64 {
+    let table = try PageTable(format: format, memory: arena, readerSlots: 4)
+    let context = PageTableContext(readerSlot: 0)
+    let tlb = CountingTLB()
+    let lock = SpinningReaderWriterLock()
+    let range = GuestPhysicalRange(start: GuestPhysicalAddress(0x4000_0000), size: 0x20_0000)
+    var batch = TLBFlushBatch()
+    lock.lockShared()
+    try table.map(range, to: HostPhysicalAddress(0x8000_0000), attributes: LeafAttributes(permissions: .readWrite),
+                  maximumLevel: 0, mode: .shared, context: context, batch: &batch, tlb: tlb)
+    try table.changePermissions(range, revoke: .write, mode: .shared, context: context, batch: &batch, tlb: tlb)
+    lock.unlockShared()
+    table.settle(batch, tlb: tlb, mode: .shared)
+    let output = table.translate(GuestPhysicalAddress(0x4000_1000)).translation?.output.rawValue ?? 0
+    var teardown = TLBFlushBatch()
+    lock.lockExclusive()
+    try table.unmap(range, context: context, batch: &teardown, tlb: tlb)
+    lock.unlockExclusive()
+    table.settle(teardown, tlb: tlb, mode: .exclusive)
+    context.pageCache.release(to: arena)
+    return output
+}
