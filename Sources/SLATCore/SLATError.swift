@@ -58,6 +58,11 @@ public enum SLATError: Error, Hashable, Sendable {
     case noMemslot(GuestFrameNumber)
     /// The host has no page mapped at this virtual address.
     case hostAddressNotMapped(HostVirtualAddress)
+    /// A write to a frame of a read-only memslot (the VMM emulates it, as
+    /// KVM exits to user space for MMIO).
+    case readOnlyMemslot(slot: UInt32, frame: GuestFrameNumber)
+    /// A write to a page the host maps read-only.
+    case hostPageReadOnly(HostVirtualAddress)
     /// A host mapping that overlaps an existing one, or is misaligned for its page size.
     case invalidHostMapping(HostVirtualAddress)
 }
