@@ -131,4 +131,14 @@ extension StageTwoFormat {
     public func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool {
         hardwareAccessFlag && entry & StageTwoDescriptorBits.accessFlag == 0
     }
+
+    /// Revoking read or write as a mask: clearing S2AP bits leaves an
+    /// invalid descriptor invalid, and the invalid values this library
+    /// writes (zero, the frozen marker) have none of them. Execute changes
+    /// set XN bits, so they have no mask form.
+    @inlinable
+    public func permissionMasks(grant: Permissions, revoke: Permissions) -> (set: UInt64, clear: UInt64)? {
+        guard grant.isEmpty, revoke.subtracting(.readWrite).isEmpty else { return nil }
+        return (0, (UInt64(revoke.rawValue) & 0b11) << 6)
+    }
 }

@@ -129,4 +129,15 @@ extension ExtendedPageTableFormat {
         let writableClean = entry & (ExtendedPageTableBits.write | ExtendedPageTableBits.dirty) == ExtendedPageTableBits.write
         return !accessed || writableClean
     }
+
+    /// Revocations as a mask: a non-present EPT entry has no permission bits
+    /// (the frozen value included), so clearing them leaves it unchanged.
+    /// Revoking read also clears write, as ``changingPermissions(ofLeaf:grant:revoke:)``
+    /// does, because write without read is a misconfiguration.
+    @inlinable
+    public func permissionMasks(grant: Permissions, revoke: Permissions) -> (set: UInt64, clear: UInt64)? {
+        guard grant.isEmpty else { return nil }
+        let clearsWrite: UInt64 = revoke.contains(.read) ? ExtendedPageTableBits.write : 0
+        return (0, revokedBits(revoke) | clearsWrite)
+    }
 }

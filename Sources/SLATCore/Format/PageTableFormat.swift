@@ -83,11 +83,23 @@ public protocol PageTableFormat: Sendable {
     /// that bit is never lost. Only consulted when
     /// ``hardwareUpdatesAccessFlags`` is `true`.
     func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool
+    /// The permission change as two masks, if one exists that is exact for
+    /// *every* value an entry may hold: `(entry | set) & ~clear` equals
+    /// ``changingPermissions(ofLeaf:grant:revoke:)`` for present leaves and
+    /// leaves every non-present value (empty, frozen) unchanged. Bulk
+    /// permission changes then need no per-entry presence test, so the loop
+    /// vectorises. `nil` (the default) when no such form exists — grants
+    /// always, since they would make empty entries present.
+    func permissionMasks(grant: Permissions, revoke: Permissions) -> (set: UInt64, clear: UInt64)?
 }
 
 extension PageTableFormat {
     /// Default: hardware never writes entries.
     @inlinable public var hardwareUpdatesAccessFlags: Bool { false }
+
+    /// Default: no mask form; bulk changes test each entry.
+    @inlinable
+    public func permissionMasks(grant: Permissions, revoke: Permissions) -> (set: UInt64, clear: UInt64)? { nil }
 
     /// Default: every present leaf is volatile when hardware updates flags.
     @inlinable

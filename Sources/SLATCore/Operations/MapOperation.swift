@@ -202,6 +202,22 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
                              breakingAt: GuestPhysicalAddress(address), level: level, shared: shared, tlb: tlb) {
                 if !present { table.memory.adjustLiveEntryCount(containing: pointer, by: 1) }
+                // A split leaf without break-before-make: its translation
+                // may still be cached at its size, which the smaller
+                // invalidations owed below it do not reach.
+                if present && !format.requiresBreakBeforeMake {
+                    requests.invalidate(address: GuestPhysicalAddress(address), level: level,
+                                        size: format.entrySize(atLevel: level))
+                }
+                if shared && !present && !complete {
+                    // A new table still to be filled: a concurrent unmap may
+                    // find it empty and free it before the walker re-reads
+                    // the entry, and the walker would then skip our range
+                    // under it. Restart here: the next walk meets it as a
+                    // table (or finds it gone) and handles either.
+                    restartAddress = GuestPhysicalAddress(address)
+                    return .stop
+                }
                 return complete ? .skipChildren : .proceed
             }
             table.recycle(page, context: context)
@@ -224,10 +240,11 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         let entries = plainEntries(table.memory.entries(at: page))
         let firstIndex = Int(truncatingIfNeeded: (first &- address) / childSize)
         let count = Int(truncatingIfNeeded: (last &- first) / childSize)
-        let leaf = desiredLeaf(level: childLevel, address: first)
+        var leaf = desiredLeaf(level: childLevel, address: first)
         let format = self.format  // a local, so the loop does not reload it
-        for offset in 0..<count {
-            entries[firstIndex + offset] = format.leafEntry(leaf, advancedBy: childSize &* UInt64(offset))
+        for index in firstIndex..<(firstIndex + count) {
+            entries[index] = leaf
+            leaf = format.leafEntry(leaf, advancedBy: childSize)
         }
         table.memory.setLiveEntryCount(of: page, to: count)
         return first == low && last == high

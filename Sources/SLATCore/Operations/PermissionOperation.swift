@@ -21,7 +21,19 @@ extension PageTable {
         try validate(range)
         if grant.isEmpty && revoke.isEmpty { return }
         if !permissionChangeIsAlwaysEncodable(grant: grant, revoke: revoke) {
-            try checkPermissionChange(range, grant: grant, revoke: revoke)
+            if mode == .shared {
+                // Shared writers may unlink and retire tables: walk them
+                // inside this thread's read section, as every shared walk.
+                let slot = context.readerSlot
+                guard slot >= 0 && slot < reclaimer.slotCount else {
+                    throw .readerSlotOutOfRange(slot, slots: reclaimer.slotCount)
+                }
+                reclaimer.enterReadSection(slot: slot)
+                defer { reclaimer.leaveReadSection(slot: slot) }
+                try checkPermissionChange(range, grant: grant, revoke: revoke)
+            } else {
+                try checkPermissionChange(range, grant: grant, revoke: revoke)
+            }
         }
         try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeededToSplitEnds)
         var visitor = PermissionVisitor(
@@ -150,6 +162,9 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             }
             if table.replace(entry.pointer, expected: &old, with: format.tableEntry(child: page),
                              breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
+                // Without break-before-make the leaf may still be cached at
+                // its size: owe its invalidation (smaller ones do not reach it).
+                if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: level, size: size) }
                 return .proceed
             }
             table.recycle(page, context: context)
@@ -178,6 +193,18 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             // with their own value.
             let words = plainEntries(entries)
             var changed: UInt64 = 0
+            if let masks = format.permissionMasks(grant: grant, revoke: revoke) {
+                let set = masks.set
+                let keep = ~masks.clear
+                for slot in index..<stop {
+                    let old = words[slot]
+                    let new = (old | set) & keep
+                    changed |= old ^ new
+                    words[slot] = new
+                }
+                if changed != 0 && !revoke.isEmpty { owe(low, high) }
+                return .skipChildren
+            }
             for slot in index..<stop {
                 let old = words[slot]
                 let new = format.isPresent(old, atLevel: 0)

@@ -104,6 +104,9 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                 }
                 if table.replace(entry.pointer, expected: &old, with: format.tableEntry(child: page),
                                  breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
+                    // Without break-before-make the block may still be cached
+                    // at its size: owe its invalidation (smaller ones do not reach it).
+                    if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: level, size: size) }
                     return .proceed
                 }
                 table.recycle(page, context: context)
