@@ -231,6 +231,10 @@ public final class TableArena: TableMemory, @unchecked Sendable {
             .assumingMemoryBound(to: Atomic<UInt64>.self)
     }
 
+    /// The arena is one linear region.
+    @inlinable
+    public var linearMap: LinearTableMap? { LinearTableMap(base: region, physicalBase: physicalBase.rawValue) }
+
     @inlinable
     public func page(containing entry: EntryPointer) -> HostPhysicalAddress {
         let offset = UInt64(UInt(bitPattern: UnsafeMutableRawPointer(entry) - region))

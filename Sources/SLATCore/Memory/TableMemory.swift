@@ -45,4 +45,39 @@ public protocol TableMemory: AnyObject, Sendable {
     var totalAllocations: Int { get }
     /// Pages freed since creation (monotonic).
     var totalFrees: Int { get }
+    /// If every page lives in one linear region (physical address =
+    /// region base offset + physical base), that mapping, so walks can
+    /// translate table addresses without calling back into the memory on
+    /// every level. `nil` (the default) for memories that are not linear.
+    var linearMap: LinearTableMap? { get }
+}
+
+extension TableMemory {
+    /// Default: not a linear region.
+    @inlinable public var linearMap: LinearTableMap? { nil }
+}
+
+/// A linear mapping from table physical addresses to pointers, read once
+/// per walk (the analogue of the kernel's `__va` on its linear map).
+@frozen
+public struct LinearTableMap: @unchecked Sendable {
+    // @unchecked Sendable: an immutable base pointer and offset; the memory
+    // behind it is accessed only through atomics (or by its owner).
+    /// Where the page at `physicalBase` is mapped.
+    public let base: UnsafeMutableRawPointer
+    /// The physical address of the first page of the region.
+    public let physicalBase: UInt64
+
+    /// A map of a region starting at `base` whose first page is at `physicalBase`.
+    @inlinable
+    public init(base: UnsafeMutableRawPointer, physicalBase: UInt64) {
+        self.base = base
+        self.physicalBase = physicalBase
+    }
+
+    /// The entries of the page at `page`.
+    @inlinable
+    public func entries(at page: HostPhysicalAddress) -> EntryPointer {
+        (base + Int(truncatingIfNeeded: page.rawValue &- physicalBase)).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
 }

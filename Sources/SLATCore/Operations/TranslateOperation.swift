@@ -1,6 +1,34 @@
 import Synchronization
 
 extension PageTable {
+    /// The leaf entry and its level for `address`, or the level of the
+    /// first non-present entry (`entry == nil`). The hot walk shared by
+    /// ``translate(_:)`` and ``outputAddress(of:)``: the shift and index mask
+    /// are updated per level rather than recomputed, and a linear table
+    /// memory is resolved without calling back into it.
+    @inlinable @inline(__always)
+    func leafEntry(for address: GuestPhysicalAddress) -> (entry: UInt64?, level: Int) {
+        let raw = address.rawValue
+        let linear = memory.linearMap
+        let bitsPerLevel = UInt64(truncatingIfNeeded: format.bitsPerLevel)
+        let tableMask = UInt64(truncatingIfNeeded: format.entriesPerTable &- 1)
+        var shift = UInt64(truncatingIfNeeded: format.shift(atLevel: format.rootLevel))
+        var mask = UInt64(truncatingIfNeeded: format.rootEntryCount &- 1)
+        var table = linear?.entries(at: root) ?? memory.entries(at: root)
+        var level = format.rootLevel
+        while true {
+            let index = Int(truncatingIfNeeded: (raw &>> shift) & mask)
+            let entry = table[index].load(ordering: .acquiring)
+            if !format.isPresent(entry, atLevel: level) { return (nil, level) }
+            if level == 0 || !format.isTable(entry, atLevel: level) { return (entry, level) }
+            let child = format.childTable(of: entry)
+            table = linear?.entries(at: child) ?? memory.entries(at: child)
+            level &-= 1
+            shift &-= bitsPerLevel
+            mask = tableMask
+        }
+    }
+
     /// Walks the tables for `address` as the hardware would.
     ///
     /// Takes no lock. Alongside shared writers, call it inside a reclaimer
@@ -9,44 +37,26 @@ extension PageTable {
     @inlinable
     public func translate(_ address: GuestPhysicalAddress) -> TranslationResult {
         guard address.rawValue < format.inputAddressSpaceSize else { return .outsideAddressSpace }
-        var table = memory.entries(at: root)
-        var level = format.rootLevel
-        while true {
-            let entry = table[format.index(of: address, atLevel: level)].load(ordering: .acquiring)
-            if !format.isPresent(entry, atLevel: level) { return .notPresent(level: level) }
-            if level > 0 && format.isTable(entry, atLevel: level) {
-                table = memory.entries(at: format.childTable(of: entry))
-                level -= 1
-                continue
-            }
-            let size = format.entrySize(atLevel: level)
-            let leafAddress = address.alignedDown(to: size)
-            let leafOutput = format.outputAddress(ofLeaf: entry, atLevel: level)
-            return .mapped(Translation(
-                output: leafOutput.advanced(by: address.rawValue - leafAddress.rawValue),
-                leafAddress: leafAddress, leafOutput: leafOutput, level: level, size: size,
-                attributes: format.attributes(ofLeaf: entry, atLevel: level), entry: entry))
-        }
+        let (found, level) = leafEntry(for: address)
+        guard let entry = found else { return .notPresent(level: level) }
+        let size = format.entrySize(atLevel: level)
+        let leafAddress = address.alignedDown(to: size)
+        let leafOutput = format.outputAddress(ofLeaf: entry, atLevel: level)
+        return .mapped(Translation(
+            output: leafOutput.advanced(by: address.rawValue & (size &- 1)),
+            leafAddress: leafAddress, leafOutput: leafOutput, level: level, size: size,
+            attributes: format.attributes(ofLeaf: entry, atLevel: level), entry: entry))
     }
 
     /// The output address of `address`, or `nil` if it is not mapped: the
     /// hot lookup, without decoding attributes.
-    @inlinable
+    @inlinable @inline(__always)
     public func outputAddress(of address: GuestPhysicalAddress) -> HostPhysicalAddress? {
         guard address.rawValue < format.inputAddressSpaceSize else { return nil }
-        var table = memory.entries(at: root)
-        var level = format.rootLevel
-        while true {
-            let entry = table[format.index(of: address, atLevel: level)].load(ordering: .acquiring)
-            if !format.isPresent(entry, atLevel: level) { return nil }
-            if level > 0 && format.isTable(entry, atLevel: level) {
-                table = memory.entries(at: format.childTable(of: entry))
-                level -= 1
-                continue
-            }
-            let offset = address.rawValue & (format.entrySize(atLevel: level) - 1)
-            return format.outputAddress(ofLeaf: entry, atLevel: level).advanced(by: offset)
-        }
+        let (found, level) = leafEntry(for: address)
+        guard let entry = found else { return nil }
+        let offset = address.rawValue & (format.entrySize(atLevel: level) &- 1)
+        return format.outputAddress(ofLeaf: entry, atLevel: level).advanced(by: offset)
     }
 
     /// ``translate(_:)`` inside a read section of `context`'s reader slot:
