@@ -1,0 +1,43 @@
+/// Runs a ``RunOptions`` selection format by format and prints the report:
+/// JSON lines as each format finishes, or the table at the end.
+enum BenchRunner {
+    /// Whether this binary was built without optimisation (SwiftPM defines
+    /// `DEBUG` in debug builds).
+    static var isDebugBuild: Bool {
+        #if DEBUG
+        true
+        #else
+        false
+        #endif
+    }
+
+    /// Measures everything `options` selects.
+    static func run(_ options: RunOptions) throws(BenchFailure) {
+        if isDebugBuild {
+            StandardError.writeLine("slat-bench: warning: this is a debug build; its figures are meaningless (use swift build -c release)")
+        }
+        let loadBefore = SystemLoad.current()
+        if loadBefore.isSaturated {
+            StandardError.writeLine("slat-bench: warning: \(loadBefore.description): other work fills the CPUs, so figures will be inflated")
+        }
+        var results: [BenchResult] = []
+        for format in options.formats {
+            let plan = options.plan(for: format)
+            let formatResults = try format.accept(FormatRun(plan: plan, metrics: options.metrics),
+                                                  coveringGuestEnd: plan.geometry.guestEnd)
+            if options.json {
+                for result in formatResults { print(JSONReport.line(result)) }
+            }
+            results += formatResults
+        }
+        guard !options.json else { return }
+        let loadAfter = SystemLoad.current().oneMinute.map { DecimalText.fixed($0, 2) } ?? "unknown"
+        results.sort { ($0.metric.order, $0.format.order) < ($1.metric.order, $1.format.order) }
+        print("slat-bench \(options.selectionName): \(isDebugBuild ? "DEBUG build (figures meaningless)" : "release build"), 1 thread, CLOCK_MONOTONIC")
+        print("host: \(loadBefore.description) at start, \(loadAfter) at end")
+        print("ns/op: median over the timed repeats of the operation alone (setup, one warm-up repeat and")
+        print("verification untimed); spread: fastest-slowest repeat; counters: per repeat; every repeat verified.")
+        print("")
+        print(TableReport.render(results))
+    }
+}

@@ -1,0 +1,17 @@
+/// What to run on one format: the mapping, how many repeats, and how many
+/// lookups the translate workload makes per repeat.
+struct FormatPlan: Sendable {
+    /// Lookups per translate repeat: 2 Mi, about 20 ms at the target.
+    static let defaultLookups = 1 << 21
+
+    /// The format, by name.
+    let format: BenchFormat
+    /// The mapping the workloads build and time.
+    let geometry: MappingGeometry
+    /// Timed repeats per metric.
+    let repeats: Int
+    /// Lookups per translate repeat.
+    let lookups: Int
+    /// Where progress lines go.
+    let progress: Progress
+}
