@@ -52,6 +52,30 @@ import SLATx86
         #expect(recorder.log == expected)
     }
 
+    @Test("Every visit carries the walk's mode, exclusive by default")
+    func visitsCarryTheWalkMode() throws {
+        let f = try Self.smallTree()
+        for mode in [WalkMode.shared, .exclusive] {
+            var modes: [WalkMode] = []
+            var recorder = Recorder()
+            recorder.answer = { _, entry in
+                modes.append(entry.mode)
+                return .proceed
+            }
+            _ = try f.table.walker.walk(GuestPhysicalRange(0, size: 2 * Self.mib2), mode: mode, with: &recorder)
+            #expect(modes.count == recorder.log.count && !modes.isEmpty)
+            #expect(modes.allSatisfy { $0 == mode })
+        }
+        var defaultModes: [WalkMode] = []
+        var recorder = Recorder(visits: .leaf)
+        recorder.answer = { _, entry in
+            defaultModes.append(entry.mode)
+            return .proceed
+        }
+        _ = try f.table.walker.walk(GuestPhysicalRange(0, size: Self.kib4), with: &recorder)
+        #expect(defaultModes == [.exclusive])
+    }
+
     @Test("Leaf visits see invalid entries with their snapshot")
     func invalidEntriesAreVisited() throws {
         let f = try Self.smallTree()

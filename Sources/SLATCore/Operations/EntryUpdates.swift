@@ -155,7 +155,7 @@ extension PageTable {
         }
         defer { if mode == .shared { reclaimer.leaveReadSection(slot: slot) } }
         var remaining = range
-        while try !walker.walk(remaining, with: &visitor) {
+        while try !walker.walk(remaining, mode: mode, with: &visitor) {
             guard let restart = visitor.restartAddress else { return }
             visitor.restartAddress = nil
             if visitor.pagesWanted > 0 {

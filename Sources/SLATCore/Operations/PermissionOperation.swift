@@ -30,9 +30,9 @@ extension PageTable {
                 }
                 reclaimer.enterReadSection(slot: slot)
                 defer { reclaimer.leaveReadSection(slot: slot) }
-                try checkPermissionChange(range, grant: grant, revoke: revoke)
+                try checkPermissionChange(range, grant: grant, revoke: revoke, mode: mode)
             } else {
-                try checkPermissionChange(range, grant: grant, revoke: revoke)
+                try checkPermissionChange(range, grant: grant, revoke: revoke, mode: mode)
             }
         }
         try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeededToSplitEnds)
@@ -57,9 +57,10 @@ extension PageTable {
 
     /// Throws if any present leaf in `range` would get permissions the format cannot encode.
     @inlinable
-    func checkPermissionChange(_ range: GuestPhysicalRange, grant: Permissions, revoke: Permissions) throws(SLATError) {
+    func checkPermissionChange(_ range: GuestPhysicalRange, grant: Permissions, revoke: Permissions,
+                               mode: WalkMode) throws(SLATError) {
         var checker = PermissionChecker(format: format, grant: grant, revoke: revoke)
-        _ = try walker.walk(range, with: &checker)
+        _ = try walker.walk(range, mode: mode, with: &checker)
     }
 }
 

@@ -39,13 +39,19 @@ public struct VisitedEntry {
     public let pointer: EntryPointer
     /// The value the walker read. After a visit the walker re-reads it.
     public var snapshot: UInt64
+    /// How the walk runs: in ``WalkMode/shared`` other writers may change
+    /// entries concurrently and every change must be a compare-and-exchange
+    /// against ``snapshot``.
+    public let mode: WalkMode
 
     @inlinable
-    public init(level: Int, address: GuestPhysicalAddress, pointer: EntryPointer, snapshot: UInt64) {
+    public init(level: Int, address: GuestPhysicalAddress, pointer: EntryPointer, snapshot: UInt64,
+                mode: WalkMode = .exclusive) {
         self.level = level
         self.address = address
         self.pointer = pointer
         self.snapshot = snapshot
+        self.mode = mode
     }
 }
 

@@ -31,25 +31,30 @@ public struct PageTableWalker<Format: PageTableFormat, Memory: TableMemory> {
 
     /// Walks the entries that overlap `range` from the root down.
     ///
+    /// - Parameter mode: ``WalkMode/shared`` when other writers may run
+    ///   (the caller holds the MMU lock shared and is inside a reclaimer read
+    ///   section); passed to every visit so the visitor changes entries by
+    ///   compare-and-exchange. ``WalkMode/exclusive`` (the default) when no
+    ///   other software walker runs.
     /// - Returns: `false` if a visitor stopped the walk, `true` otherwise.
     /// - Throws: whatever the visitor throws; the walk ends there.
     @inlinable
     public func walk<Visitor: PageTableVisitor>(
-        _ range: GuestPhysicalRange, with visitor: inout Visitor
+        _ range: GuestPhysicalRange, mode: WalkMode = .exclusive, with visitor: inout Visitor
     ) throws(SLATError) -> Bool {
         if range.isEmpty { return true }
         let visits = visitor.visits
         return try walkTable(
             memory.entries(at: root), level: format.rootLevel,
             start: range.start.rawValue, end: range.end.rawValue &- 1,
-            visits: visits, visitor: &visitor)
+            visits: visits, mode: mode, visitor: &visitor)
     }
 
     // `last` is inclusive so a range ending at the top of the space works.
     @inlinable
     func walkTable<Visitor: PageTableVisitor>(
         _ table: EntryPointer, level: Int, start: UInt64, end last: UInt64,
-        visits: WalkVisits, visitor: inout Visitor
+        visits: WalkVisits, mode: WalkMode, visitor: inout Visitor
     ) throws(SLATError) -> Bool {
         let shift = UInt64(format.shift(atLevel: level))
         let size: UInt64 = 1 << shift
@@ -62,7 +67,7 @@ public struct PageTableWalker<Format: PageTableFormat, Memory: TableMemory> {
             let pointer = table + index
             var entry = VisitedEntry(
                 level: level, address: GuestPhysicalAddress(address), pointer: pointer,
-                snapshot: pointer.pointee.load(ordering: .acquiring))
+                snapshot: pointer.pointee.load(ordering: .acquiring), mode: mode)
             var isTable = level > 0 && format.isPresent(entry.snapshot, atLevel: level)
                 && format.isTable(entry.snapshot, atLevel: level)
             var skip = false
@@ -91,7 +96,7 @@ public struct PageTableWalker<Format: PageTableFormat, Memory: TableMemory> {
                 let childLast = min(last, address &+ (size - 1))
                 let child = memory.entries(at: format.childTable(of: entry.snapshot))
                 if try !walkTable(child, level: level - 1, start: childStart, end: childLast,
-                                  visits: visits, visitor: &visitor) {
+                                  visits: visits, mode: mode, visitor: &visitor) {
                     return false
                 }
                 if visits.contains(.tablePost) {
