@@ -8,6 +8,9 @@ public protocol AddressValue: Hashable, Comparable, Sendable, CustomStringConver
     var rawValue: UInt64 { get }
     /// Wraps a number as an address of this space.
     init(_ rawValue: UInt64)
+    /// What ``AddressRange/description`` writes before a range of this
+    /// space (`""` for guest-physical, `"hva "`, `"frames "`...).
+    static var rangeLabel: String { get }
 }
 
 extension AddressValue {
@@ -46,6 +49,9 @@ extension AddressValue {
     public func distance(from other: Self) -> UInt64 { rawValue - other.rawValue }
 
     public var description: String { "0x" + String(rawValue, radix: 16) }
+
+    /// Default: no label.
+    public static var rangeLabel: String { "" }
 }
 
 /// Byte offset of a 4 KiB frame number: frame numbers are always in 4 KiB
@@ -67,6 +73,8 @@ public struct GuestPhysicalAddress: AddressValue {
 public struct GuestFrameNumber: AddressValue {
     public var rawValue: UInt64
     @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// Frame ranges print as `frames [start, end)`.
+    public static var rangeLabel: String { "frames " }
     /// The first byte of the frame.
     @inlinable public var address: GuestPhysicalAddress { GuestPhysicalAddress(rawValue << frameShift) }
 }
@@ -95,4 +103,6 @@ public struct HostFrameNumber: AddressValue {
 public struct HostVirtualAddress: AddressValue {
     public var rawValue: UInt64
     @inlinable public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// Host-virtual ranges print as `hva [start, end)`.
+    public static var rangeLabel: String { "hva " }
 }
