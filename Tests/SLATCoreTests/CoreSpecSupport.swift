@@ -393,8 +393,11 @@ final class StartBarrier: Sendable {
 }
 
 /// Runs `body(i)` for `i` in `0..<count` on `count` new threads that start
-/// together, and returns when all have finished.
-func runConcurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+/// together, and returns when all have finished. Threads still running
+/// after `limit` seconds mean a livelock (typically an entry left frozen
+/// that shared walkers wait on forever): the process stops with that
+/// message rather than hanging the test run.
+func runConcurrently(_ count: Int, limit: Int = 300, _ body: @escaping @Sendable (Int) -> Void) {
     let barrier = StartBarrier(parties: count)
     let group = DispatchGroup()
     for index in 0..<count {
@@ -407,7 +410,9 @@ func runConcurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         thread.stackSize = 4 << 20
         thread.start()
     }
-    group.wait()
+    if group.wait(timeout: .now() + .seconds(limit)) == .timedOut {
+        fatalError("\(count) threads still running after \(limit) s: livelock (an entry left frozen?)")
+    }
 }
 
 // MARK: - A table to poke at
