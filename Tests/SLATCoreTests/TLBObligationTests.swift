@@ -1,4 +1,5 @@
 import Testing
+import SLATArm64
 import SLATCore
 import SLATx86
 
@@ -327,5 +328,31 @@ import SLATx86
         try f.map(base, size: f.block, to: 0x80_0000_0000)
         #expect(f.tlb.log == [.range(GuestPhysicalRange(base, size: f.block))])
         #expect(f.table.leaves().map(\.level) == [1])
+    }
+
+    @Test("Stage 2: remapping a live leaf with other permissions only is made in place, without break-before-make")
+    func stageTwoPermissionOnlyRemapDoesNotBreak() throws {
+        let f = try TableFixture(try StageTwoFormat(granule: .size4KiB, inputAddressBits: 40))
+        try f.map(0, size: 0x1000, to: 0x8000_0000, permissions: .readWrite, maximumLevel: 0)
+        var immediate: [Invalidation] = []
+        var batch = TLBFlushBatch()
+        f.tlb.onInvalidate = { immediate.append($0) }
+        try f.table.map(GuestPhysicalRange(0, size: 0x1000), to: HostPhysicalAddress(0x8000_0000),
+                        attributes: LeafAttributes(permissions: .read), maximumLevel: 0,
+                        context: f.context, batch: &batch, tlb: f.tlb)
+        #expect(immediate.isEmpty, "no break-before-make invalidation for a permission change")
+        let owes = !batch.isEmpty
+        #expect(owes, "the lost write permission is still owed")
+        f.table.settle(batch, tlb: f.tlb, mode: .exclusive)
+        #expect(f.translation(0)?.attributes.permissions == .read)
+        immediate = []
+        // A new output address does break first.
+        var remap = TLBFlushBatch()
+        try f.table.map(GuestPhysicalRange(0, size: 0x1000), to: HostPhysicalAddress(0x9000_0000),
+                        attributes: LeafAttributes(permissions: .read), maximumLevel: 0,
+                        context: f.context, batch: &remap, tlb: f.tlb)
+        #expect(immediate == [.address(GuestPhysicalAddress(0), level: 0)], "break, invalidate, then make")
+        f.table.settle(remap, tlb: f.tlb, mode: .exclusive)
+        f.tlb.onInvalidate = nil
     }
 }

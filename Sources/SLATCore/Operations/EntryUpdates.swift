@@ -106,10 +106,22 @@ extension PageTable {
         context.pageCache.giveBack(page)
     }
 
+    /// Whether `new` is the leaf `old` with other permissions and nothing
+    /// else changed.
+    @inlinable
+    func differsOnlyInPermissions(_ old: UInt64, _ new: UInt64, level: Int) -> Bool {
+        guard format.isLeaf(new, atLevel: level), !format.isTable(old, atLevel: level) || level == 0 else { return false }
+        let granted = format.permissions(ofLeaf: new)
+        return format.changingPermissions(ofLeaf: old, grant: granted, revoke: Permissions.all.subtracting(granted)) == new
+    }
+
     /// Replaces the entry `expected` (a present leaf or a non-present entry)
-    /// by `new`. When the format requires break-before-make and `expected`
-    /// is a valid entry, the entry is first frozen (invalid), the TLB
-    /// invalidated for `address` at `level`, and only then `new` written.
+    /// by `new`. When the format requires break-before-make, `expected` is
+    /// a valid entry and the change is more than one of permissions (a new
+    /// output address, size, memory type...), the entry is first frozen
+    /// (invalid), the TLB invalidated for `address` at `level`, and only
+    /// then `new` written. Permission changes are made in place, as the
+    /// architecture allows.
     ///
     /// - Returns: `false` if the exchange lost a race (`expected` then holds
     ///   the current value).
@@ -118,7 +130,8 @@ extension PageTable {
         _ pointer: EntryPointer, expected: inout UInt64, with new: UInt64,
         breakingAt address: GuestPhysicalAddress, level: Int, shared: Bool, tlb: T
     ) -> Bool {
-        if format.requiresBreakBeforeMake && format.isPresent(expected, atLevel: level) {
+        if format.requiresBreakBeforeMake && format.isPresent(expected, atLevel: level)
+            && !differsOnlyInPermissions(expected, new, level: level) {
             if !write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             tlb.invalidate(address: address, level: level)
             pointer.pointee.store(new, ordering: .releasing)
@@ -146,13 +159,9 @@ extension PageTable {
     func run<Visitor: RestartableVisitor>(
         _ visitor: inout Visitor, over range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) {
+        // The operation validated the slot before reserving pages.
         let slot = context.readerSlot
-        if mode == .shared {
-            guard slot >= 0 && slot < reclaimer.slotCount else {
-                throw .readerSlotOutOfRange(slot, slots: reclaimer.slotCount)
-            }
-            reclaimer.enterReadSection(slot: slot)
-        }
+        if mode == .shared { reclaimer.enterReadSection(slot: slot) }
         defer { if mode == .shared { reclaimer.leaveReadSection(slot: slot) } }
         var remaining = range
         while try !walker.walk(remaining, mode: mode, with: &visitor) {

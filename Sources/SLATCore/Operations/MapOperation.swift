@@ -36,6 +36,7 @@ extension PageTable {
         if let maximumLevel, maximumLevel < 0 || maximumLevel > format.rootLevel || format.largestLeafLevel(atMost: maximumLevel) == nil {
             throw .unsupportedLevel(maximumLevel)
         }
+        try validateReaderSlot(of: context, mode: mode)
         let best = largestUsableLeafLevel(for: range, output: output, maximumLevel: maximumLevel ?? format.rootLevel)
         try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeeded(toMap: range, largestLeafLevel: best))
         var visitor = MapVisitor(
@@ -81,9 +82,65 @@ extension PageTable {
         return total
     }
 
-    /// Pages an operation that only splits at the ends of its range can need.
+    /// The most pages an operation that splits only at the ends of its
+    /// range can ever need: a chain of tables at each end. Used when a race
+    /// made an end need a split the up-front count did not see.
     @inlinable
-    var tablePagesNeededToSplitEnds: Int { 2 * format.rootLevel }
+    var tablePagesForAnySplitAtEnds: Int { 2 * format.rootLevel }
+
+    /// Pages needed to split the leaves that straddle the ends of `range`
+    /// right now: one per distinct entry, from each end's leaf down to the
+    /// smallest pages, that the range covers only in part (the two ends
+    /// share the splits of a block holding both). Zero when the range ends
+    /// on leaf boundaries, so an unmap never needs free memory to free
+    /// memory.
+    @inlinable
+    func tablePagesNeededToSplitEnds(of range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext) -> Int {
+        if mode == .shared { reclaimer.enterReadSection(slot: context.readerSlot) }
+        defer { if mode == .shared { reclaimer.leaveReadSection(slot: context.readerSlot) } }
+        let first = range.start.rawValue
+        let last = range.end.rawValue &- format.pageSize
+        let startSplits = splitChain(at: first, in: range)
+        let endSplits = splitChain(at: last, in: range)
+        // Levels where both chains split the same entry are counted once.
+        var shared = 0
+        var both = startSplits & endSplits
+        while both != 0 {
+            let size = format.entrySize(atLevel: both.trailingZeroBitCount)
+            if first & ~(size &- 1) == last & ~(size &- 1) { shared += 1 }
+            both &= both &- 1
+        }
+        return startSplits.nonzeroBitCount + endSplits.nonzeroBitCount - shared
+    }
+
+    /// The levels (a bit per level) at which the entry holding `address`
+    /// must be split: from the leaf's level down, while the range covers
+    /// that entry only in part.
+    @inlinable
+    func splitChain(at address: UInt64, in range: GuestPhysicalRange) -> UInt64 {
+        let (entry, leafLevel) = leafEntry(for: GuestPhysicalAddress(address))
+        guard entry != nil, leafLevel > 0 else { return 0 }
+        var levels: UInt64 = 0
+        var level = leafLevel
+        while level > 0 {
+            let size = format.entrySize(atLevel: level)
+            let entryStart = address & ~(size &- 1)
+            if entryStart >= range.start.rawValue && entryStart &+ size <= range.end.rawValue { break }
+            levels |= 1 << UInt64(level)
+            level -= 1
+        }
+        return levels
+    }
+
+    /// Throws unless `context`'s reader slot exists, before an operation
+    /// reserves anything (shared mode only needs one).
+    @inlinable
+    func validateReaderSlot(of context: PageTableContext, mode: WalkMode) throws(SLATError) {
+        let slot = context.readerSlot
+        guard mode == .exclusive || (slot >= 0 && slot < reclaimer.slotCount) else {
+            throw .readerSlotOutOfRange(slot, slots: reclaimer.slotCount)
+        }
+    }
 }
 
 /// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:)``.

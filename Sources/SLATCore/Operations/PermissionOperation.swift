@@ -19,15 +19,13 @@ extension PageTable {
         batch: inout TLBFlushBatch, tlb: T
     ) throws(SLATError) {
         try validate(range)
+        try validateReaderSlot(of: context, mode: mode)
         if grant.isEmpty && revoke.isEmpty { return }
         if !permissionChangeIsAlwaysEncodable(grant: grant, revoke: revoke) {
             if mode == .shared {
                 // Shared writers may unlink and retire tables: walk them
                 // inside this thread's read section, as every shared walk.
                 let slot = context.readerSlot
-                guard slot >= 0 && slot < reclaimer.slotCount else {
-                    throw .readerSlotOutOfRange(slot, slots: reclaimer.slotCount)
-                }
                 reclaimer.enterReadSection(slot: slot)
                 defer { reclaimer.leaveReadSection(slot: slot) }
                 try checkPermissionChange(range, grant: grant, revoke: revoke, mode: mode)
@@ -35,7 +33,8 @@ extension PageTable {
                 try checkPermissionChange(range, grant: grant, revoke: revoke, mode: mode)
             }
         }
-        try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeededToSplitEnds)
+        try context.pageCache.topUp(
+            from: memory, toAtLeast: tablePagesNeededToSplitEnds(of: range, mode: mode, context: context))
         var visitor = PermissionVisitor(
             table: self, context: context, tlb: tlb, range: range, grant: grant, revoke: revoke,
             shared: mode == .shared)
@@ -157,7 +156,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
                 continue
             }
             guard let page = table.makeSplitTable(of: old, level: level, context: context) else {
-                pagesWanted = table.tablePagesNeededToSplitEnds
+                pagesWanted = table.tablePagesForAnySplitAtEnds
                 restartAddress = entry.address
                 return .stop
             }

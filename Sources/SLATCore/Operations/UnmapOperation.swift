@@ -12,15 +12,19 @@ extension PageTable {
     /// concurrent writer that got in first keeps the table alive).
     ///
     /// - Throws: ``SLATError/emptyRange``, misalignment and out-of-bounds
-    ///   errors, ``SLATError/outOfTableMemory(needed:available:)`` for the
-    ///   pages splits may need — all before any entry changes.
+    ///   errors, ``SLATError/readerSlotOutOfRange(_:slots:)`` (shared mode),
+    ///   ``SLATError/outOfTableMemory(needed:available:)`` only when a leaf
+    ///   straddling an end of the range must be split — all before any entry
+    ///   changes.
     @inlinable
     public func unmap<T: TLB>(
         _ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext,
         batch: inout TLBFlushBatch, tlb: T
     ) throws(SLATError) {
         try validate(range)
-        try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeededToSplitEnds)
+        try validateReaderSlot(of: context, mode: mode)
+        try context.pageCache.topUp(
+            from: memory, toAtLeast: tablePagesNeededToSplitEnds(of: range, mode: mode, context: context))
         var visitor = UnmapVisitor(table: self, context: context, tlb: tlb, range: range, shared: mode == .shared)
         try run(&visitor, over: range, mode: mode, context: context)
         batch.requests.merge(visitor.requests)
@@ -98,7 +102,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                 }
                 // A block only partly inside the range: split it, then descend.
                 guard let page = table.makeSplitTable(of: old, level: level, context: context) else {
-                    pagesWanted = table.tablePagesNeededToSplitEnds
+                    pagesWanted = table.tablePagesForAnySplitAtEnds
                     restartAddress = entry.address
                     return .stop
                 }
