@@ -23,7 +23,7 @@ let package = Package(
             dependencies: ["SLAT", "SLATx86", "SLATArm64"],
             path: "Benchmarks/slat-bench"
         ),
-        .testTarget(name: "SLATCoreTests", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
+        .testTarget(name: "SLATCoreTests", dependencies: ["SLAT", "SLATCore", "SLATx86", "SLATArm64"]),
         .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86"]),
         .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64"]),
     ],
