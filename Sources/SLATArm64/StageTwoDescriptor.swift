@@ -7,32 +7,12 @@ import SLATCore
 /// output address depends on the granule and PA size, so it is read and
 /// written through a format.
 @frozen
-public struct StageTwoDescriptor: Hashable, Sendable {
+public struct StageTwoDescriptor: RawEntryView, Hashable, Sendable {
     /// The 64-bit descriptor.
     public var rawValue: UInt64
 
     /// Views `rawValue` as a stage-2 descriptor.
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
-
-    /// Reads one bit of the descriptor.
-    @inlinable
-    func bit(_ mask: UInt64) -> Bool { rawValue & mask != 0 }
-
-    /// Sets or clears one bit of the descriptor.
-    @inlinable
-    mutating func setBit(_ mask: UInt64, _ value: Bool) {
-        rawValue = value ? rawValue | mask : rawValue & ~mask
-    }
-
-    /// Reads a field given its mask and shift.
-    @inlinable
-    func field(_ mask: UInt64, _ shift: UInt64) -> UInt64 { (rawValue & mask) >> shift }
-
-    /// Replaces a field given its mask and shift (excess bits of `value` are dropped).
-    @inlinable
-    mutating func setField(_ mask: UInt64, _ shift: UInt64, _ value: UInt64) {
-        rawValue = rawValue & ~mask | value << shift & mask
-    }
 
     /// Bit 0: valid.
     @inlinable public var isValid: Bool {

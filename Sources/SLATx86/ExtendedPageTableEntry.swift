@@ -7,22 +7,12 @@ import SLATCore
 /// to build entries). Which fields hardware uses depends on the entry's level
 /// and kind, as the SDM describes.
 @frozen
-public struct ExtendedPageTableEntry: Hashable, Sendable {
+public struct ExtendedPageTableEntry: RawEntryView, Hashable, Sendable {
     /// The 64-bit entry.
     public var rawValue: UInt64
 
     /// Views `rawValue` as an EPT entry.
     @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue }
-
-    /// Reads one bit of the entry.
-    @inlinable
-    func bit(_ mask: UInt64) -> Bool { rawValue & mask != 0 }
-
-    /// Sets or clears one bit of the entry.
-    @inlinable
-    mutating func setBit(_ mask: UInt64, _ value: Bool) {
-        rawValue = value ? rawValue | mask : rawValue & ~mask
-    }
 
     /// Bit 0: read access.
     @inlinable public var isReadable: Bool {
