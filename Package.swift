@@ -11,21 +11,34 @@ let package = Package(
         .library(name: "SLATCore", targets: ["SLATCore"]),
         .library(name: "SLATx86", targets: ["SLATx86"]),
         .library(name: "SLATArm64", targets: ["SLATArm64"]),
+        .library(name: "SLATSim", targets: ["SLATSim"]),
+        .library(name: "SLATPfnCache", targets: ["SLATPfnCache"]),
+        .library(name: "SLATImage", targets: ["SLATImage"]),
         .executable(name: "slat-bench", targets: ["slat-bench"]),
+        .executable(name: "slat", targets: ["slat"]),
     ],
     targets: [
         .target(name: "SLATCore"),
         .target(name: "SLATx86", dependencies: ["SLATCore"]),
         .target(name: "SLATArm64", dependencies: ["SLATCore"]),
+        // Hosted only (threads, Foundation): simulated hardware, the pfn
+        // cache, table images and the tools.
+        .target(name: "SLATSim", dependencies: ["SLATCore"]),
+        .target(name: "SLATPfnCache", dependencies: ["SLATCore"]),
         .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
+        .target(name: "SLATImage", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
+        .executableTarget(name: "slat", dependencies: ["SLATImage"]),
         .executableTarget(
             name: "slat-bench",
-            dependencies: ["SLAT", "SLATx86", "SLATArm64"],
+            dependencies: ["SLAT", "SLATx86", "SLATArm64", "SLATSim", "SLATPfnCache"],
             path: "Benchmarks/slat-bench"
         ),
         .testTarget(name: "SLATCoreTests", dependencies: ["SLAT", "SLATCore", "SLATx86", "SLATArm64"]),
-        .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86"]),
-        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64"]),
+        .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATSim"]),
+        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATSim"]),
+        .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"]),
+        .testTarget(name: "SLATPfnCacheTests", dependencies: ["SLATCore", "SLATPfnCache"]),
+        .testTarget(name: "SLATImageTests", dependencies: ["SLATCore", "SLATImage", "SLATx86", "SLATArm64"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,1 @@
+// SLATPfnCache: the gfn→pfn cache invalidated by mmu-notifier events. Being written under issue 7.

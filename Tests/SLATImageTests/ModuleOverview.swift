@@ -1,0 +1,1 @@
+// SLATImageTests: being written.

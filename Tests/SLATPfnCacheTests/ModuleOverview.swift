@@ -1,0 +1,1 @@
+// SLATPfnCacheTests: being written.

@@ -1,0 +1,1 @@
+// SLATSimTests: being written.
