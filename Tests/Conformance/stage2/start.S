@@ -136,3 +136,5 @@ el2_context: .space 112
     .balign 16
     .space  65536
 stack_top:
+
+    .section .note.GNU-stack, "", %progbits
