@@ -1,2 +1,7 @@
-// slat: the command-line tool over SLATImage. Being written under issue 8.
-print("slat: not yet built")
+// slat: build, dump, translate and draw second-level page-table images.
+// A thin front end: argument parsing here, everything else in SLATImage.
+import Foundation
+import SLATImage
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+exit(SlatCommand.run(arguments))

@@ -1,0 +1,136 @@
+import SLATCore
+import SLATx86
+import SLATArm64
+
+/// A table image built from mappings: the bytes of `tables.bin`, the root,
+/// the register values and the leaves written.
+public struct BuiltImage: Sendable {
+    /// The configuration it was built for.
+    public var configuration: ImageConfiguration
+    /// The table pages, byte 0 at ``ImageConfiguration/base``, up to the highest page used.
+    public var bytes: [UInt8]
+    /// Physical address of the root table(s).
+    public var root: UInt64
+    /// The mappings as parsed.
+    public var requests: [MappingRequest]
+    /// Every leaf written, in guest address order.
+    public var leaves: [LeafMapping]
+    /// The raw entry of each leaf in ``leaves`` (same order).
+    public var leafEntries: [UInt64]
+    /// Things that are accepted but probably wrong (mappings of the table image itself).
+    public var warnings: [String]
+
+    /// The root register values.
+    public func registers() throws(ImageError) -> RegisterFile {
+        try RegisterFile(configuration: configuration, root: root)
+    }
+}
+
+/// Builds table images with SLATCore's ``PageTable`` over a ``TableArena``
+/// whose physical base is the image's base, so the bytes are exactly what
+/// hardware would walk at that address.
+public enum ImageBuilder {
+    /// Builds the tables for `requests` (already checked by ``MappingScriptParser``).
+    ///
+    /// Each mapping uses the largest leaves its alignment and `leaf=` allow.
+    /// EPT write-without-read mappings are then rewritten literally (read
+    /// cleared) and `ipat=1` leaves get bit 6.
+    ///
+    /// - Throws: ``ImageError/buildFailed(_:)`` when the mappings need more
+    ///   table memory than the arena has, or the format rejects a mapping
+    ///   (the message names its line).
+    public static func build(_ requests: [MappingRequest], configuration: ImageConfiguration) throws(ImageError) -> BuiltImage {
+        switch try configuration.makeFormat() {
+        case .ept(let format): return try build(requests, configuration: configuration, format: format)
+        case .stageTwo(let format): return try build(requests, configuration: configuration, format: format)
+        }
+    }
+
+    /// Table pages available to one build (at most 1 GiB of address space
+    /// reserved; pages are only backed when used).
+    static func arenaPageCount(pageSize: Int) -> Int { (1 << 30) / pageSize }
+
+    static func build<Format: PageTableFormat>(
+        _ requests: [MappingRequest], configuration: ImageConfiguration, format: Format
+    ) throws(ImageError) -> BuiltImage {
+        let arena: TableArena
+        let table: PageTable<Format, TableArena>
+        do {
+            arena = try TableArena(
+                pageSize: format.tablePageSize, pageCount: arenaPageCount(pageSize: format.tablePageSize),
+                physicalBase: HostPhysicalAddress(configuration.base), prefault: false)
+            table = try PageTable(format: format, memory: arena, readerSlots: 1)
+        } catch {
+            throw .buildFailed("cannot create tables at base \(NumberSyntax.hex(configuration.base)): " + ImageError.describe(error))
+        }
+        let context = PageTableContext()
+        let tlb = CountingTLB()
+        for request in requests {
+            var batch = TLBFlushBatch()
+            do {
+                try table.map(
+                    request.range, to: request.output, attributes: request.encodableAttributes,
+                    maximumLevel: request.maximumLevel, context: context, batch: &batch, tlb: tlb)
+            } catch {
+                table.settle(batch, tlb: tlb, mode: .exclusive)
+                throw .buildFailed("line \(request.line): " + ImageError.describe(error))
+            }
+            table.settle(batch, tlb: tlb, mode: .exclusive)
+            if request.encodedWithoutRead || request.ignorePAT {
+                rewriteLeaves(of: request, in: table)
+            }
+        }
+        context.pageCache.release(to: arena)
+
+        let usedBytes = arena.usedByteCount
+        let bytes = [UInt8](UnsafeRawBufferPointer(start: arena.region, count: usedBytes))
+        var leaves = requests.flatMap { table.leaves(in: $0.range) }
+        leaves.sort { $0.guestAddress < $1.guestAddress }
+        let entries = leaves.map { rawLeafEntry(at: $0.guestAddress, in: table) }
+
+        let imageEnd = configuration.base + UInt64(usedBytes)
+        let warnings = requests.compactMap { request -> String? in
+            let start = request.output.rawValue
+            guard start < imageEnd, configuration.base < start + request.size else { return nil }
+            return "line \(request.line): output range [\(NumberSyntax.hex(start)), \(NumberSyntax.hex(start + request.size))) overlaps the table image [\(NumberSyntax.hex(configuration.base)), \(NumberSyntax.hex(imageEnd)))"
+        }
+        return BuiltImage(
+            configuration: configuration, bytes: bytes, root: table.root.rawValue, requests: requests,
+            leaves: leaves, leafEntries: entries, warnings: warnings)
+    }
+
+    /// The entry pointer of the present leaf that maps `address`, or `nil`.
+    static func leafEntryPointer<Format: PageTableFormat>(
+        at address: GuestPhysicalAddress, in table: PageTable<Format, TableArena>
+    ) -> (pointer: EntryPointer, level: Int)? {
+        let format = table.format
+        var entries = table.memory.entries(at: table.root)
+        var level = format.rootLevel
+        while true {
+            let pointer = entries + format.index(of: address, atLevel: level)
+            let entry = pointer.pointee.load(ordering: .relaxed)
+            guard format.isPresent(entry, atLevel: level) else { return nil }
+            if level == 0 || !format.isTable(entry, atLevel: level) { return (pointer, level) }
+            entries = table.memory.entries(at: format.childTable(of: entry))
+            level -= 1
+        }
+    }
+
+    static func rawLeafEntry<Format: PageTableFormat>(at address: GuestPhysicalAddress, in table: PageTable<Format, TableArena>) -> UInt64 {
+        leafEntryPointer(at: address, in: table)?.pointer.pointee.load(ordering: .relaxed) ?? 0
+    }
+
+    /// Clears EPT read on literal write-without-read leaves and sets ignore-PAT.
+    static func rewriteLeaves<Format: PageTableFormat>(of request: MappingRequest, in table: PageTable<Format, TableArena>) {
+        var address = request.guest
+        let end = request.guest + request.size
+        while address < end {
+            guard let (pointer, level) = leafEntryPointer(at: GuestPhysicalAddress(address), in: table) else { return }
+            var entry = pointer.pointee.load(ordering: .relaxed)
+            if request.encodedWithoutRead { entry &= ~ExtendedPageTableBits.read }
+            if request.ignorePAT { entry |= ExtendedPageTableBits.ignorePAT }
+            pointer.pointee.store(entry, ordering: .relaxed)
+            address += table.format.entrySize(atLevel: level)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import SLATCore
+import SLATx86
+import SLATArm64
+
+/// The root register values of an image, as written to `registers.env`
+/// (`KEY=value` lines) and `registers.json`, and read back by `--registers`.
+///
+/// EPT: `FORMAT`, `BASE`, `ROOT`, `EPTP`, then `PA_BITS` and `MBEC`.
+/// Stage 2: `FORMAT`, `BASE`, `ROOT`, `VTTBR` (VMID 0), `VTCR`, `IPA_BITS`,
+/// `PA_BITS`, `GRANULE`, `START_LEVEL`, `ROOT_TABLES`, then `XNX`.
+/// Every value but `FORMAT` is `0x` hexadecimal.
+public struct RegisterFile: Hashable, Sendable {
+    /// The keys and values in file order (values without the `0x`: numbers).
+    public var values: [(key: String, value: UInt64)]
+    /// The format name (`FORMAT=`).
+    public var kind: TableFormatKind
+
+    public static func == (lhs: RegisterFile, rhs: RegisterFile) -> Bool {
+        lhs.kind == rhs.kind && lhs.values.map(\.key) == rhs.values.map(\.key) && lhs.values.map(\.value) == rhs.values.map(\.value)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        for (key, value) in values { hasher.combine(key); hasher.combine(value) }
+    }
+
+    /// The registers for tables of `configuration` rooted at `root`.
+    ///
+    /// - Throws: ``ImageError/invalidConfiguration(_:)`` when the root
+    ///   cannot be encoded (misaligned, beyond the PA size).
+    public init(configuration: ImageConfiguration, root: UInt64) throws(ImageError) {
+        kind = configuration.kind
+        let rootAddress = HostPhysicalAddress(root)
+        do {
+            switch try configuration.makeFormat() {
+            case .ept(let format):
+                let eptp = try ExtendedPageTablePointer(format: format, root: rootAddress)
+                values = [
+                    ("BASE", configuration.base), ("ROOT", root), ("EPTP", eptp.rawValue),
+                    ("PA_BITS", UInt64(format.outputAddressBits)), ("MBEC", format.modeBasedExecute ? 1 : 0),
+                ]
+            case .stageTwo(let format):
+                let vttbr = try StageTwoTranslationTableBase(format: format, root: rootAddress, vmid: 0)
+                let vtcr = StageTwoTranslationControl(format: format)
+                values = [
+                    ("BASE", configuration.base), ("ROOT", root), ("VTTBR", vttbr.rawValue), ("VTCR", vtcr.rawValue),
+                    ("IPA_BITS", UInt64(format.inputAddressBits)), ("PA_BITS", UInt64(format.outputAddressBits)),
+                    ("GRANULE", UInt64(format.granule.byteCount)), ("START_LEVEL", UInt64(format.startLevel)),
+                    ("ROOT_TABLES", UInt64(format.rootTableCount)), ("XNX", format.executeNeverSplit ? 1 : 0),
+                ]
+            }
+        } catch let error as ImageError {
+            throw error
+        } catch let error as SLATError {
+            throw .invalidConfiguration("root \(NumberSyntax.hex(root)): " + ImageError.describe(error))
+        } catch {
+            throw .invalidConfiguration("\(error)")
+        }
+    }
+
+    /// Reads `registers.env` text.
+    ///
+    /// - Throws: ``ImageError/invalidRegisters(_:)`` for a missing `FORMAT`,
+    ///   `BASE` or `ROOT`, an unknown format, or a value that is not a number.
+    public init(parsing text: String) throws(ImageError) {
+        var kind: TableFormatKind?
+        var values: [(key: String, value: UInt64)] = []
+        for (index, line) in text.split(separator: "\n").enumerated() {
+            let trimmed = line.trimmingPrefix(while: { $0 == " " })
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            let parts = trimmed.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw .invalidRegisters("registers line \(index + 1): expected KEY=value") }
+            let key = String(parts[0]), value = parts[1].filter { $0 != "\"" && $0 != "\r" }
+            if key == "FORMAT" {
+                guard let known = TableFormatKind(rawValue: value) else {
+                    throw .invalidRegisters("registers line \(index + 1): unknown format '\(value)'")
+                }
+                kind = known
+            } else {
+                guard let number = NumberSyntax.parse(value[...], allowsSuffix: false) else {
+                    throw .invalidRegisters("registers line \(index + 1): \(key) value '\(value)' is not a number")
+                }
+                values.append((key, number))
+            }
+        }
+        guard let kind else { throw .invalidRegisters("registers file has no FORMAT line") }
+        self.kind = kind
+        self.values = values
+        for required in ["BASE", "ROOT"] where self[required] == nil {
+            throw .invalidRegisters("registers file has no \(required) line")
+        }
+    }
+
+    /// The value of `key`, if present.
+    public subscript(key: String) -> UInt64? { values.first { $0.key == key }?.value }
+
+    /// The configuration these registers describe (IPA and PA sizes, MBEC, XNX as recorded).
+    public var configuration: ImageConfiguration {
+        ImageConfiguration(
+            kind: kind, inputAddressBits: self["IPA_BITS"].map { Int($0) }, outputAddressBits: Int(self["PA_BITS"] ?? 48),
+            base: self["BASE"], modeBasedExecute: self["MBEC"] == 1, executeNeverSplit: self["XNX"] == 1)
+    }
+
+    /// The root address (`ROOT=`).
+    public var root: UInt64 { self["ROOT"] ?? 0 }
+
+    /// `registers.env`: `FORMAT=name` then `KEY=0xHEX` lines.
+    public var environmentText: String {
+        (["FORMAT=\(kind.rawValue)"] + values.map { "\($0.key)=\(NumberSyntax.hex($0.value))" }).joined(separator: "\n") + "\n"
+    }
+
+    /// `registers.json`: one object, values as `"0x..."` strings.
+    public var jsonText: String {
+        var object = JSONValue.object([("FORMAT", .string(kind.rawValue))])
+        for (key, value) in values { object.append(key, .string(NumberSyntax.hex(value))) }
+        return object.rendered() + "\n"
+    }
+}
