@@ -53,6 +53,7 @@ class Case:
     cpu: str = "max"
     holes: list = field(default_factory=list)   # extra guest addresses to probe
     mutations: list = field(default_factory=list)  # for --bite
+    narrow_pa: int = None    # stage 2: after building, shrink VTCR_EL2.PS (and PA_BITS) to this size
 
 
 def s2_permission_pages(first_guest, first_output, page, type_="wb"):
@@ -115,6 +116,17 @@ def stage2_cases():
         + s2_permission_pages(0x80000000, 0x60000000, 0x1000)
         + ["0x800000000 1G 0x40000000 rwx wb"],
         holes=[0x0, 0x80200000, 0x80010000, 0x1000000000]))
+    # Output addresses beyond the PA size: `slat build` refuses them, so the
+    # tables are built for 48 bits and then walked with VTCR_EL2.PS = 40 bits.
+    cases.append(Case(
+        "s2-4k-ipa40-ps40", "qemu", "s2-4k", ipa_bits=40, narrow_pa=40,
+        mappings=[STAGE2_HARNESS,
+                  "0x80000000 4K 0x60000000 rw wb",
+                  "0x80001000 4K 0x10000000000 rw wb       # page beyond PS",
+                  "0x80200000 2M 0x20000000000 rw wb       # level-2 block beyond PS",
+                  "0xc0000000 1G 0xfc0000000 rw wb          # level-1 block just below 2^40",
+                  "0x100000000 1G 0x400000000000 rw wb      # level-1 block beyond PS"],
+        holes=[0x80002000]))
     # 16 KiB granule (cortex-a57 lacks it: -cpu max), 40-bit IPA: level 2, 16 concatenated.
     cases.append(Case(
         "s2-16k-ipa40", "qemu", "s2-16k", ipa_bits=40,
@@ -320,7 +332,8 @@ def choose_probes(case, mappings):
         for offset in sorted(offsets):
             page_address = m.guest + offset
             for op in ops:
-                if op in ("r", "w", "x") and not in_stamp(m.output + offset):
+                beyond_pa = case.narrow_pa and m.output + offset >= 1 << case.narrow_pa
+                if op in ("r", "w", "x") and not in_stamp(m.output + offset) and not beyond_pa:
                     continue   # EL1/guest accesses only where the stamp says where they landed
                 add(op, page_address)
     for hole in case.holes:
@@ -718,7 +731,14 @@ def run_case(case, args, harness_dir, mutation=None):
     proc = run(build, 120)
     if proc.returncode != 0:
         return [f"FAIL {case.name}: slat build exited {proc.returncode}:\n{proc.stdout}"], 0
-    env = read_env(os.path.join(workdir, "registers.env"))
+    env_path = os.path.join(workdir, "registers.env")
+    env = read_env(env_path)
+    if case.narrow_pa:
+        ps = {32: 0, 36: 1, 40: 2, 42: 3, 44: 4, 48: 5, 52: 6}[case.narrow_pa]
+        env["VTCR"] = hex((int(env["VTCR"], 16) & ~(7 << 16)) | (ps << 16))
+        env["PA_BITS"] = hex(case.narrow_pa)
+        with open(env_path, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in env.items()))
     leaves = json.load(open(os.path.join(workdir, "mappings.json")))["leaves"]
     for leaf in leaves:
         for key in ("guest", "size", "output"):
