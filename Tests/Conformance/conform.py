@@ -53,6 +53,7 @@ class Case:
     cpu: str = "max"
     holes: list = field(default_factory=list)   # extra guest addresses to probe
     mutations: list = field(default_factory=list)  # for --bite
+    xnx: bool = False        # stage 2: FEAT_XNX (s = EL1-only execute, u = EL0-only execute)
     narrow_pa: int = None    # stage 2: after building, shrink VTCR_EL2.PS (and PA_BITS) to this size
 
 
@@ -116,6 +117,15 @@ def stage2_cases():
         + s2_permission_pages(0x80000000, 0x60000000, 0x1000)
         + ["0x800000000 1G 0x40000000 rwx wb"],
         holes=[0x0, 0x80200000, 0x80010000, 0x1000000000]))
+    # FEAT_XNX (QEMU's max CPU has it): the harness executes at EL1, so `s`
+    # (privileged only) and `x` pages execute and `u` (EL0 only) pages fault.
+    cases.append(Case(
+        "s2-4k-ipa40-xnx", "qemu", "s2-4k", ipa_bits=40, xnx=True,
+        mappings=[STAGE2_HARNESS]
+        + [f"{0x80000000 + i * PAGE:#x} 4K {0x60000000 + i * PAGE:#x} {p} wb"
+           for i, p in enumerate(["x", "s", "u", "rs", "ru", "rws", "rwu", "rwx", "r"])]
+        + ["0x80200000 2M 0x60200000 rs wb", "0x80400000 2M 0x60400000 ru wb"],
+        holes=[0x80010000]))
     # Output addresses beyond the PA size: `slat build` refuses them, so the
     # tables are built for 48 bits and then walked with VTCR_EL2.PS = 40 bits.
     cases.append(Case(
@@ -728,6 +738,8 @@ def run_case(case, args, harness_dir, mutation=None):
         build += ["--ipa-bits", str(case.ipa_bits)]
     if case.pa_bits:
         build += ["--pa-bits", str(case.pa_bits)]
+    if case.xnx:
+        build += ["--xnx"]
     proc = run(build, 120)
     if proc.returncode != 0:
         return [f"FAIL {case.name}: slat build exited {proc.returncode}:\n{proc.stdout}"], 0
