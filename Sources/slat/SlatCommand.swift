@@ -97,15 +97,78 @@ enum SlatCommand {
 
     // MARK: reading commands
 
+    static let readOptions: Set<String> = formatOptions.union(["root", "registers"])
+
+    /// The walker for `IMAGE` and the format options or `--registers`.
+    static func walker(_ arguments: CommandLineArguments, command: String) throws -> ImageWalker {
+        guard let path = arguments.positionals.first else { throw UsageError("\(command): IMAGE (a tables.bin file) is required") }
+        let configuration: ImageConfiguration
+        let root: UInt64
+        if let registersPath = arguments.value("registers") {
+            guard let data = FileManager.default.contents(atPath: registersPath), let text = String(data: data, encoding: .utf8) else {
+                throw UsageError("cannot read registers file '\(registersPath)'")
+            }
+            let registers = try RegisterFile(parsing: text)
+            var recorded = registers.configuration
+            // Options given next to --registers override it.
+            if arguments.value("format") != nil {
+                let base = recorded.base
+                recorded = try Self.configuration(arguments, requireBase: false)
+                recorded.base = base
+            }
+            if let base = try arguments.number("base") { recorded.base = base }
+            if let bits = try arguments.count("ipa-bits"), !recorded.kind.isEPT { recorded.inputAddressBits = bits }
+            if let bits = try arguments.count("pa-bits") { recorded.outputAddressBits = bits }
+            configuration = recorded
+            root = try arguments.number("root") ?? registers.root
+        } else {
+            configuration = try Self.configuration(arguments, requireBase: true)
+            guard let given = try arguments.number("root") else { throw UsageError("--root is required (or --registers FILE)") }
+            root = given
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw UsageError("cannot read image '\(path)'") }
+        let format = try configuration.makeFormat()
+        return try ImageWalker(format: format, image: TableImage(bytes: [UInt8](data), base: configuration.base), root: root)
+    }
+
     static func dump(_ rawArguments: [String]) throws -> Int32 {
-        throw UsageError("dump: not yet implemented")
+        let arguments = try CommandLineArguments(rawArguments, valued: readOptions, flags: formatFlags)
+        guard arguments.positionals.count <= 1 else { throw UsageError("dump: unexpected argument '\(arguments.positionals[1])'") }
+        let (text, malformed) = ImageDumper(walker: try walker(arguments, command: "dump")).render()
+        print(text, terminator: "")
+        return malformed == 0 ? 0 : 1
     }
 
     static func translate(_ rawArguments: [String]) throws -> Int32 {
-        throw UsageError("translate: not yet implemented")
+        let arguments = try CommandLineArguments(rawArguments, valued: readOptions.union(["access"]), flags: formatFlags)
+        var access: ImageAccess?
+        if let name = arguments.value("access") {
+            guard let known = ImageAccess(rawValue: name) else { throw UsageError("--access must be r, w, x, s or u (got '\(name)')") }
+            access = known
+        }
+        let addresses = arguments.positionals.dropFirst()
+        guard !addresses.isEmpty else { throw UsageError("translate: at least one ADDRESS is required") }
+        var guests: [UInt64] = []
+        for text in addresses {
+            guard let value = NumberSyntax.parse(text, allowsSuffix: false) else { throw UsageError("translate: bad address '\(text)'") }
+            guests.append(value)
+        }
+        let translator = ImageTranslator(walker: try walker(arguments, command: "translate"))
+        for guest in guests { print(translator.line(for: guest, access: access)) }
+        return 0
     }
 
     static func svg(_ rawArguments: [String]) throws -> Int32 {
-        throw UsageError("svg: not yet implemented")
+        let arguments = try CommandLineArguments(rawArguments, valued: readOptions.union(["out"]), flags: formatFlags)
+        guard arguments.positionals.count <= 1 else { throw UsageError("svg: unexpected argument '\(arguments.positionals[1])'") }
+        let document = ImageSVGRenderer(walker: try walker(arguments, command: "svg")).render()
+        if let out = arguments.value("out") {
+            guard FileManager.default.createFile(atPath: out, contents: Data(document.utf8)) else {
+                throw ImageError.buildFailed("cannot write \(out)")
+            }
+        } else {
+            print(document, terminator: "")
+        }
+        return 0
     }
 }

@@ -1,1 +1,0 @@
-// SLATImageTests: being written.
