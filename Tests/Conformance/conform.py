@@ -708,8 +708,9 @@ def mutate(kind, case, tables, env, leaves):
         leaf = next(l for l in page_leaves if "r" in l["permissions"] and "w" in l["permissions"])
         offset = find_leaf_word(tables, leaf, is_stage2)
         w = struct.unpack_from("<Q", data, offset)[0]
-        struct.pack_into("<Q", data, offset, w + PAGE)
-        return bytes(data), f"leaf for {leaf['guest']:#x} moved from {leaf['output']:#x} to {leaf['output'] + PAGE:#x}"
+        page = int(env.get("GRANULE", "0x1000"), 0)   # one page of the granule (QEMU ignores the bits below it)
+        struct.pack_into("<Q", data, offset, w + page)
+        return bytes(data), f"leaf for {leaf['guest']:#x} moved from {leaf['output']:#x} to {leaf['output'] + page:#x}"
     if kind == "swap-root":
         granule = int(env["GRANULE"], 0)
         count = int(env["ROOT_TABLES"], 0)
