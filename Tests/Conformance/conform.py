@@ -74,6 +74,8 @@ def s2_permission_pages(first_guest, first_output, page, type_="wb"):
 
 STAGE2_HARNESS = "0x40200000 2M 0x40200000 rwx wb   # the EL2/EL1 harness itself, identity"
 EPT_HARNESS = "0x100000 1M 0x100000 rwx wb   # guest code and stack, identity"
+EPT_GUEST_PAGING = "0x300000 3M 0x300000 rw wb   # the guest's own page tables, identity"
+EPT_HARNESS_RANGE = (0x100000, 0x600000)   # written by the guest itself (stack, paging A/D)
 
 
 def stage2_cases():
@@ -202,14 +204,18 @@ def ept_cases():
     for fmt, extra in (("ept4-ad", " accessed=0 dirty=0"), ("ept4", "")):
         cases.append(Case(
             fmt, "bochs", fmt,
-            mappings=[EPT_HARNESS]
+            mappings=[EPT_HARNESS, EPT_GUEST_PAGING]
             + ept_permission_pages(0x80000000, 0x60000000, extra)
             + [f"0x80200000 2M 0x60200000 rwx wb{extra}   # 2 MiB leaf",
                f"0x80400000 2M 0x60400000 r wb{extra}     # 2 MiB leaf, read-only",
                f"0x80600000 2M 0x60600000 wx wb{extra}    # 2 MiB leaf, write without read",
                f"0xc0000000 1G 0x40000000 rwx wb{extra}   # 1 GiB leaf",
-               f"0x00000000 4K 0x60100000 rw wb{extra}    # guest page 0"],
-            holes=[0x1000, 0x40000000, 0x80800000, 0x80010000, 0x80001000 + 0x1000 * 20],
+               f"0x00000000 4K 0x60100000 rw wb{extra}    # guest page 0",
+               f"0x100000000 1G 0x40000000 r wb{extra}    # 1 GiB leaf above 4 GiB",
+               f"0x7ffffff000 4K 0x60101000 rwx wb{extra}  # last page of the first PML4 entry"],
+            # Bochs's guest-physical width is 40 bits: two PML4 entries are reachable, the second is a hole.
+            holes=[0x1000, 0x40000000, 0x80800000, 0x80010000, 0x80001000 + 0x1000 * 20,
+                   0x8000000000, 0xfffffff000, 0x7f00000000, 0x7fffc00000, 0x7fffffe000],
             mutations=["writable", "off-by-page"] if fmt == "ept4-ad" else []))
     return cases
 
@@ -325,7 +331,7 @@ class Probe:
 def choose_probes(case, mappings):
     is_stage2 = case.emulator == "qemu"
     ops = ["r", "w", "x", "atr", "atw"] if is_stage2 else ["r", "w", "x"]
-    harness = mappings[0]
+    harness_count = 1 if is_stage2 else 2
     probes = []
     seen = set()
 
@@ -335,7 +341,7 @@ def choose_probes(case, mappings):
             seen.add((op, address))
             probes.append(Probe(op, address))
 
-    for m in mappings[1:]:
+    for m in mappings[harness_count:]:
         offsets = {0, m.size - PAGE, (m.size // 2) & ~(PAGE - 1)}
         if m.output < STAMP_BASE < m.output + m.size:
             offsets.add(STAMP_BASE - m.output)
@@ -348,22 +354,19 @@ def choose_probes(case, mappings):
                 add(op, page_address)
     for hole in case.holes:
         for op in ops:
-            if not is_stage2 and hole >= 1 << 32:
-                continue
             add(op, hole)
     # a page just past each mapping (often a hole at the leaf level)
-    for m in mappings[1:]:
+    for m in mappings[harness_count:]:
         after = m.guest + m.size
         if any(n.guest <= after < n.guest + n.size for n in mappings):
             continue
         if case.ipa_bits and after >= 1 << case.ipa_bits:
             continue
-        if not is_stage2 and after >= 1 << 32:
+        if not is_stage2 and after >= 1 << 40:
             continue
         add("r", after)
         if is_stage2:
             add("atr", after)
-    assert harness.guest == harness.output
     return probes
 
 
@@ -612,7 +615,7 @@ def check_ept_accessed_dirty(case, env, tables, probes, outcomes, t_lines, ad_en
     for pa, (old, new) in changed.items():
         if pa in leaves and (new >> 9) & 1 and not (old >> 9) & 1 and pa not in written_leaves:
             g = leaves[pa][0]
-            if not (0x100000 <= g < 0x200000):   # the guest's own stack is written by CALL
+            if not (EPT_HARNESS_RANGE[0] <= g < EPT_HARNESS_RANGE[1]):   # guest stack, guest paging A/D
                 problems.append(f"leaf {pa:#x} (guest {g:#x}) became dirty without a write probe")
     del touched, harness
     return problems

@@ -13,6 +13,7 @@
 #define TOKEN_TAG 0x7e570000U
 #define WRITE_OFFSET 0x800
 #define SNAPSHOT ((volatile uint64_t *)0x1000000UL)  /* 16 MiB: copy of the tables before the run */
+#define GUEST_PAGE_TABLES 0x300000UL                  /* guest PML4 + 512 PDPTs: 0x300000-0x500fff */
 
 enum { OP_READ, OP_WRITE, OP_EXEC };
 
@@ -100,7 +101,7 @@ static void setup_vmcs(uint64_t eptp) {
     vmwrite(0x4002, adjust(true_controls ? 0x48e : 0x482, (1U << 7) | (1U << 31)));  /* HLT exit, secondary */
     vmwrite(0x401e, adjust(0x48b, (1U << 1) | (1U << 7)));                           /* EPT, unrestricted guest */
     vmwrite(0x400c, adjust(true_controls ? 0x48f : 0x483, 1U << 9));                 /* host address-space size */
-    vmwrite(0x4012, adjust(true_controls ? 0x490 : 0x484, 0));                       /* entry: 32-bit guest */
+    vmwrite(0x4012, adjust(true_controls ? 0x490 : 0x484, 1U << 9));                 /* entry: IA-32e mode guest */
     vmwrite(0x4004, 0xffffffff);                                                     /* exception bitmap: all */
     vmwrite(0x201a, eptp);
     vmwrite(0x2800, ~0ULL);                                                          /* VMCS link pointer */
@@ -113,10 +114,10 @@ static void setup_vmcs(uint64_t eptp) {
     vmwrite(0x6c0c, gdt_descriptor.base); vmwrite(0x6c0e, 0);
     vmwrite(0x4c00, 0); vmwrite(0x6c10, 0); vmwrite(0x6c12, 0);
 
-    /* Guest state: flat 32-bit protected mode, paging off. */
-    vmwrite(0x6800, 0x31);          /* CR0: PE, ET, NE */
-    vmwrite(0x6802, 0);
-    vmwrite(0x6804, rdmsr(0x488) & rdmsr(0x489));  /* CR4: the bits VMX fixes to 1 (VMXE) */
+    /* Guest state: 64-bit mode, paging through GUEST_PAGE_TABLES. */
+    vmwrite(0x6800, 0x80000031);    /* CR0: PG, NE, ET, PE */
+    vmwrite(0x6802, GUEST_PAGE_TABLES);
+    vmwrite(0x6804, (rdmsr(0x488) & rdmsr(0x489)) | 0x20);  /* CR4: the bits VMX fixes to 1 (VMXE), PAE */
     vmwrite(0x681a, 0x400);         /* DR7 */
     vmwrite(0x6820, 0x2);           /* RFLAGS */
     static const uint32_t selectors[] = { 0x10, 0x08, 0x10, 0x10, 0x10, 0x10 }; /* ES CS SS DS FS GS */
@@ -124,7 +125,7 @@ static void setup_vmcs(uint64_t eptp) {
         vmwrite(0x0800 + 2 * i, selectors[i]);
         vmwrite(0x6806 + 2 * i, 0);
         vmwrite(0x4800 + 2 * i, 0xffffffff);
-        vmwrite(0x4814 + 2 * i, i == 1 ? 0xc09b : 0xc093);
+        vmwrite(0x4814 + 2 * i, i == 1 ? 0xa09b : 0xc093);   /* CS: 64-bit code */
     }
     vmwrite(0x080c, 0); vmwrite(0x6812, 0); vmwrite(0x480c, 0); vmwrite(0x4820, 0x10000); /* LDTR unusable */
     vmwrite(0x080e, 0); vmwrite(0x6814, 0); vmwrite(0x480e, 0x67); vmwrite(0x4822, 0x8b); /* TR: busy 32-bit TSS */
@@ -145,6 +146,14 @@ void host_main(void) {
     uint64_t stamp_base = PROBES[3], stamp_size = PROBES[4];
     uint64_t tables_base = PROBES[5], tables_size = PROBES[6];
     stamp(stamp_base, stamp_size);
+    /* Guest paging: PML4[i] -> PDPT i, whose 1 GiB pages map guest-linear
+       (i << 39 | j << 30), sign-extended, to the same guest-physical address. */
+    volatile uint64_t *guest_pml4 = (volatile uint64_t *)GUEST_PAGE_TABLES;
+    for (uint64_t i = 0; i < 512; i++) {
+        volatile uint64_t *pdpt = (volatile uint64_t *)(GUEST_PAGE_TABLES + 0x1000 * (i + 1));
+        guest_pml4[i] = (GUEST_PAGE_TABLES + 0x1000 * (i + 1)) | 0x7;
+        for (uint64_t j = 0; j < 512; j++) pdpt[j] = (i << 39) | (j << 30) | 0x87;   /* P, RW, US, PS */
+    }
     for (uint64_t i = 0; i < tables_size / 8; i++) SNAPSHOT[i] = ((volatile uint64_t *)tables_base)[i];
 
     write_cr0(read_cr0() | 0x20);
@@ -167,7 +176,8 @@ void host_main(void) {
         vmwrite(0x6820, 0x2);
         vmwrite(0x4824, 0);
         uint32_t token = TOKEN_TAG | (uint32_t)i;
-        if (vm_run(address, op, token, launched)) {
+        uint64_t linear = (address & (1ULL << 47)) ? (address | 0xffff000000000000ULL) : address;
+        if (vm_run(linear, op, token, launched)) {
             puts_e9(" entryfail"); field("error", vmread(0x4400)); puts_e9("\n"); break;
         }
         uint64_t full_reason = vmread(0x4402), reason = full_reason & 0xffff;
@@ -178,7 +188,7 @@ void host_main(void) {
                 uint64_t where = find_token(stamp_base, stamp_size, token);
                 if (where) field("wrote", where); else puts_e9(" wrote=none");
             } else {
-                field("value", (guest_gprs[0] << 32) | (guest_gprs[3] & 0xffffffff));  /* eax:edx = high:low */
+                field("value", guest_gprs[3]);
             }
         } else if (reason == 48) {
             puts_e9(" violation"); field("qual", vmread(0x6400)); field("gpa", vmread(0x2400));

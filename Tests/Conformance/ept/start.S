@@ -125,28 +125,25 @@ vm_exit:
     pop     %rbx
     ret
 
-// Guest code: 32-bit protected mode, paging off (unrestricted guest),
-// identity-mapped by EPT. One access, then VMCALL.
-    .code32
+// Guest code: 64-bit mode, guest paging identity-maps all 256 TiB with
+// 1 GiB pages (tables at GUEST_PAGE_TABLES, identity-mapped by EPT), so
+// guest-linear = guest-physical (sign-extended above 128 TiB). One access
+// with rax = address, rbx = op, ecx = token, then VMCALL; the result in rdx.
     .balign 16
     .globl guest_entry
 guest_entry:
-    cmp     $0, %ebx
+    cmp     $0, %rbx
     je      7f
-    cmp     $1, %ebx
+    cmp     $1, %rbx
     je      8f
-    call    *%eax                   // execute: the page's stub returns its frame in eax
-    mov     %eax, %edx
-    xor     %eax, %eax
+    call    *%rax                   // execute: the page's stub returns its frame in eax
+    mov     %rax, %rdx
     vmcall
-7:  mov     (%eax), %edx            // low word first: the first access is at the probe address
-    mov     4(%eax), %eax
+7:  mov     (%rax), %rdx
     vmcall
-8:  mov     %ecx, (%eax)
-    xor     %eax, %eax
+8:  mov     %ecx, (%rax)
     xor     %edx, %edx
     vmcall
-    .code64
 
     .data
     .balign 16
