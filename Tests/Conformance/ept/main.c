@@ -99,7 +99,7 @@ static void setup_vmcs(uint64_t eptp) {
 
     vmwrite(0x4000, adjust(true_controls ? 0x48d : 0x481, 0));                       /* pin-based */
     vmwrite(0x4002, adjust(true_controls ? 0x48e : 0x482, (1U << 7) | (1U << 31)));  /* HLT exit, secondary */
-    vmwrite(0x401e, adjust(0x48b, (1U << 1) | (1U << 7)));                           /* EPT, unrestricted guest */
+    vmwrite(0x401e, adjust(0x48b, 1U << 1));                                         /* enable EPT */
     vmwrite(0x400c, adjust(true_controls ? 0x48f : 0x483, 1U << 9));                 /* host address-space size */
     vmwrite(0x4012, adjust(true_controls ? 0x490 : 0x484, 1U << 9));                 /* entry: IA-32e mode guest */
     vmwrite(0x4004, 0xffffffff);                                                     /* exception bitmap: all */
@@ -128,7 +128,7 @@ static void setup_vmcs(uint64_t eptp) {
         vmwrite(0x4814 + 2 * i, i == 1 ? 0xa09b : 0xc093);   /* CS: 64-bit code */
     }
     vmwrite(0x080c, 0); vmwrite(0x6812, 0); vmwrite(0x480c, 0); vmwrite(0x4820, 0x10000); /* LDTR unusable */
-    vmwrite(0x080e, 0); vmwrite(0x6814, 0); vmwrite(0x480e, 0x67); vmwrite(0x4822, 0x8b); /* TR: busy 32-bit TSS */
+    vmwrite(0x080e, 0); vmwrite(0x6814, 0); vmwrite(0x480e, 0x67); vmwrite(0x4822, 0x8b); /* TR: busy TSS (type 11) */
     vmwrite(0x6816, 0); vmwrite(0x4810, 0); vmwrite(0x6818, 0); vmwrite(0x4812, 0);       /* GDTR, IDTR */
     vmwrite(0x4824, 0); vmwrite(0x4826, 0); vmwrite(0x4828, 0);                           /* interruptibility, activity, SMBASE */
     vmwrite(0x6822, 0); vmwrite(0x482a, 0); vmwrite(0x6824, 0); vmwrite(0x6826, 0);       /* pending dbg, sysenter */
