@@ -26,7 +26,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE_MAGIC = 0x3142525054414C53  # "SLATPRB1"
 STAMP_TAG = 0x57A4 << 48
 STAMP_BASE = 0x60000000
@@ -593,7 +592,6 @@ def check_ept_accessed_dirty(case, env, tables, probes, outcomes, t_lines, ad_en
     for pa, (old, new) in changed.items():
         if (old ^ new) & ~0x300:
             problems.append(f"table word {pa:#x} changed beyond the A/D bits: {old:#x} -> {new:#x}")
-    harness = None
     for probe, ok in zip(probes, outcomes):
         if not ok:
             continue
@@ -606,7 +604,6 @@ def check_ept_accessed_dirty(case, env, tables, probes, outcomes, t_lines, ad_en
             problems.append(f"{probe.op} {probe.address:#x} succeeded but its leaf {entry:#x} has no accessed flag")
         if probe.op == "w" and not (final >> 9) & 1:
             problems.append(f"w {probe.address:#x} succeeded but its leaf {entry:#x} has no dirty flag")
-    touched = {pa for pa in changed}
     written_leaves = set()
     for probe, ok in zip(probes, outcomes):
         if ok and probe.op == "w":
@@ -617,7 +614,6 @@ def check_ept_accessed_dirty(case, env, tables, probes, outcomes, t_lines, ad_en
             g = leaves[pa][0]
             if not (EPT_HARNESS_RANGE[0] <= g < EPT_HARNESS_RANGE[1]):   # guest stack, guest paging A/D
                 problems.append(f"leaf {pa:#x} (guest {g:#x}) became dirty without a write probe")
-    del touched, harness
     return problems
 
 
@@ -681,7 +677,7 @@ info: action=ignore
 
 def find_leaf_word(tables, leaf, is_stage2):
     """Offset in tables.bin of the descriptor of a 4 KiB-class leaf (found by its output address)."""
-    mask = 0x0000FFFFFFFFF000 if not is_stage2 else 0x0000FFFFFFFFF000
+    mask = 0x0000FFFFFFFFF000
     hits = []
     for offset in range(0, len(tables), 8):
         w = struct.unpack_from("<Q", tables, offset)[0]
