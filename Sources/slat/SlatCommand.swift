@@ -6,7 +6,7 @@ import SLATImage
 enum SlatCommand {
     static let usage = """
         usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] --map FILE --out DIR
-               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] | --registers FILE) [--entries]
+               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] | --registers FILE)
                slat translate IMAGE (... as dump ...) [--access r|w|x|s|u] ADDRESS...
                slat svg IMAGE (... as dump ...) [--out FILE.svg]
         formats: \(TableFormatKind.names)
@@ -119,6 +119,8 @@ enum SlatCommand {
             if let base = try arguments.number("base") { recorded.base = base }
             if let bits = try arguments.count("ipa-bits"), !recorded.kind.isEPT { recorded.inputAddressBits = bits }
             if let bits = try arguments.count("pa-bits") { recorded.outputAddressBits = bits }
+            if arguments.flags.contains("mbec") { recorded.modeBasedExecute = true }
+            if arguments.flags.contains("xnx") { recorded.executeNeverSplit = true }
             configuration = recorded
             root = try arguments.number("root") ?? registers.root
         } else {
