@@ -35,7 +35,12 @@ enum SlatCommand {
             printError("slat: \(error.message)\n\(usage)")
             return 2
         } catch let error as ImageError {
-            printError(error.description.split(separator: "\n").map { "slat: \($0)" }.joined(separator: "\n"))
+            if case .script(let diagnostics) = error {
+                // Compiler style, exactly `FILE:LINE: message`, as the contract fixes.
+                printError(diagnostics.map(\.description).joined(separator: "\n"))
+            } else {
+                printError("slat: \(error.description)")
+            }
             switch error {
             case .script, .invalidConfiguration, .invalidRegisters: return 2
             case .buildFailed, .rootOutsideImage: return 1
@@ -87,7 +92,10 @@ enum SlatCommand {
         let format = try configuration.makeFormat()
         let requests = try MappingScriptParser(format: format, fileName: mapPath).parse(text)
         let image = try ImageBuilder.build(requests, configuration: configuration)
-        for warning in image.warnings { printError("slat: warning: \(mapPath):\(warning)") }
+        for var warning in image.warnings {
+            warning.file = mapPath
+            printError(warning.description)
+        }
         try ImageFiles.write(image, to: outPath)
         let registers = try image.registers()
         print("wrote \(outPath)/tables.bin (\(image.bytes.count) bytes, \(image.leaves.count) leaves from \(requests.count) mappings)")

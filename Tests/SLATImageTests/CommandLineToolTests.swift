@@ -75,7 +75,7 @@ struct CommandLineToolTests {
         try "# ok\n0x0 4K 0x1000 rw wb\n0x1000 4K 0x2000 rw purple\n".write(to: map, atomically: true, encoding: .utf8)
         let result = try run(["build", "--format", "s2-4k", "--map", map.path, "--out", directory.appendingPathComponent("out").path])
         #expect(result.status == 2)
-        #expect(result.error.contains("\(map.path):3: unknown memory type 'purple'"))
+        #expect(result.error.hasPrefix("\(map.path):3: unknown memory type 'purple'"))
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("out").path))
     }
 
