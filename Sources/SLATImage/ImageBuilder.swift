@@ -17,8 +17,9 @@ public struct BuiltImage: Sendable {
     public var leaves: [LeafMapping]
     /// The raw entry of each leaf in ``leaves`` (same order).
     public var leafEntries: [UInt64]
-    /// Things that are accepted but probably wrong (mappings of the table image itself).
-    public var warnings: [String]
+    /// Lines that are accepted but probably wrong (mappings of the table
+    /// image itself), with the file name left empty for the caller to fill.
+    public var warnings: [ScriptDiagnostic]
 
     /// The root register values.
     public func registers() throws(ImageError) -> RegisterFile {
@@ -29,6 +30,10 @@ public struct BuiltImage: Sendable {
 /// Builds table images with SLATCore's ``PageTable`` over a ``TableArena``
 /// whose physical base is the image's base, so the bytes are exactly what
 /// hardware would walk at that address.
+///
+/// Each build owns its tables and arena: it maps in exclusive mode with a
+/// ``CountingTLB`` (no processor walks the tables while they are built), and
+/// builds may run concurrently on different threads.
 public enum ImageBuilder {
     /// Builds the tables for `requests` (already checked by ``MappingScriptParser``).
     ///
@@ -89,10 +94,10 @@ public enum ImageBuilder {
         let entries = leaves.map { rawLeafEntry(at: $0.guestAddress, in: table) }
 
         let imageEnd = configuration.base + UInt64(usedBytes)
-        let warnings = requests.compactMap { request -> String? in
+        let warnings = requests.compactMap { request -> ScriptDiagnostic? in
             let start = request.output.rawValue
             guard start < imageEnd, configuration.base < start + request.size else { return nil }
-            return "line \(request.line): output range [\(NumberSyntax.hex(start)), \(NumberSyntax.hex(start + request.size))) overlaps the table image [\(NumberSyntax.hex(configuration.base)), \(NumberSyntax.hex(imageEnd)))"
+            return ScriptDiagnostic(file: "", line: request.line, message: "warning: output range [\(NumberSyntax.hex(start)), \(NumberSyntax.hex(start + request.size))) overlaps the table image [\(NumberSyntax.hex(configuration.base)), \(NumberSyntax.hex(imageEnd)))")
         }
         return BuiltImage(
             configuration: configuration, bytes: bytes, root: table.root.rawValue, requests: requests,

@@ -14,6 +14,7 @@ public enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A registers file that lacks a key or has a bad value.
     case invalidRegisters(String)
 
+    /// The message printed after `slat: `.
     public var description: String {
         switch self {
         case .invalidConfiguration(let message): message
@@ -74,5 +75,6 @@ public struct ScriptDiagnostic: Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// `FILE:LINE: message`.
     public var description: String { "\(file):\(line): \(message)" }
 }

@@ -144,6 +144,7 @@ public enum EntryProblem: Hashable, Sendable, CustomStringConvertible {
         return true
     }
 
+    /// The finding in words, as `dump` prints it.
     public var description: String {
         switch self {
         case .reservedBits(let mask): "reserved bits set: \(NumberSyntax.hex(mask))"

@@ -81,7 +81,7 @@ public struct ImageSVGRenderer: Sendable {
             case .range(let range):
                 svg.append(text(10, y + 13, NumberSyntax.hex(range.guest, width: 12)))
                 let exponent = max(0, 63 - range.size.leadingZeroBitCount - format.geometry.granuleShift)
-                let barWidth = 20 + exponent * 14
+                let barWidth = min(420, 20 + exponent * 14)
                 svg.append("<rect x=\"130\" y=\"\(y + 2)\" width=\"\(barWidth)\" height=\"\(rowHeight - 4)\" fill=\"\(Self.colour(forLeafSize: range.leafSize))\"><title>\(escape(summary(range)))</title></rect>")
                 let permissions = range.attributes.permissions
                 let cells: [(String, Bool, String)] = [

@@ -37,7 +37,8 @@ public enum ImageFaultKind: String, Hashable, Sendable {
     case misconfiguration
     /// Stage 2: a table or output address beyond the PA size.
     case addressSize = "address-size"
-    /// Stage 2: the leaf's access flag is clear (`--access` given).
+    /// Stage 2: the leaf's access flag is clear (`--access` given). Checked
+    /// before the permissions, as the Arm ARM prioritises the faults.
     case accessFlag = "access-flag"
     /// The walk needs a table that is not in the image.
     case outsideImage = "outside-image"
@@ -96,8 +97,9 @@ public struct ImageTranslator: Sendable {
                     guest: guest & ~(size - 1), level: level, size: size, output: output, attributes: attributes,
                     entry: entry, entryAddress: entryAddress, isPresentToHardware: true)
                 if let access {
-                    if !attributes.permissions.contains(access.permission) { return .fault(.permission, level: level) }
+                    // The Arm ARM checks the access flag before the permissions.
                     if !format.isEPT && !attributes.accessed { return .fault(.accessFlag, level: level) }
+                    if !attributes.permissions.contains(access.permission) { return .fault(.permission, level: level) }
                 }
                 return .mapped(output: output + (guest & (size - 1)), leaf: leaf)
             }

@@ -53,6 +53,9 @@ public struct ImageContents: Sendable {
 /// each table page is walked at most once (so loops and shared subtrees in
 /// a corrupted image cannot make the walk run away), and malformed entries
 /// are reported as ``ImageFinding``s instead of being followed.
+///
+/// An immutable value over an immutable copy of the bytes: safe to use from
+/// any thread; it takes no lock and involves no TLB.
 public struct ImageWalker: Sendable {
     /// The format the image is read as.
     public let format: ImageFormat

@@ -1,10 +1,15 @@
 /// A small ordered JSON value for the files the tool writes (key order is
 /// kept so the files diff well).
 public enum JSONValue: Hashable, Sendable {
+    /// A string (escaped when rendered).
     case string(String)
+    /// An integer.
     case number(Int)
+    /// `true` or `false`.
     case bool(Bool)
+    /// An array.
     case array([JSONValue])
+    /// An object, members in order.
     case object([JSONMember])
 
     /// An object from key-value pairs in order.
@@ -73,6 +78,8 @@ public enum JSONValue: Hashable, Sendable {
 
 /// One member of a JSON object.
 public struct JSONMember: Hashable, Sendable {
+    /// The member's name.
     public var key: String
+    /// The member's value.
     public var value: JSONValue
 }

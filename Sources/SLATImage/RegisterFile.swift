@@ -15,10 +15,12 @@ public struct RegisterFile: Hashable, Sendable {
     /// The format name (`FORMAT=`).
     public var kind: TableFormatKind
 
+    /// Same format, keys and values in the same order.
     public static func == (lhs: RegisterFile, rhs: RegisterFile) -> Bool {
         lhs.kind == rhs.kind && lhs.values.map(\.key) == rhs.values.map(\.key) && lhs.values.map(\.value) == rhs.values.map(\.value)
     }
 
+    /// Hashes the format, keys and values.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(kind)
         for (key, value) in values { hasher.combine(key); hasher.combine(value) }

@@ -6,7 +6,7 @@ import SLATImage
 enum SlatCommand {
     static let usage = """
         usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] --map FILE --out DIR
-               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] | --registers FILE) [--entries]
+               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] | --registers FILE)
                slat translate IMAGE (... as dump ...) [--access r|w|x|s|u] ADDRESS...
                slat svg IMAGE (... as dump ...) [--out FILE.svg]
         formats: \(TableFormatKind.names)
@@ -35,7 +35,12 @@ enum SlatCommand {
             printError("slat: \(error.message)\n\(usage)")
             return 2
         } catch let error as ImageError {
-            printError(error.description.split(separator: "\n").map { "slat: \($0)" }.joined(separator: "\n"))
+            if case .script(let diagnostics) = error {
+                // Compiler style, exactly `FILE:LINE: message`, as the contract fixes.
+                printError(diagnostics.map(\.description).joined(separator: "\n"))
+            } else {
+                printError("slat: \(error.description)")
+            }
             switch error {
             case .script, .invalidConfiguration, .invalidRegisters: return 2
             case .buildFailed, .rootOutsideImage: return 1
@@ -87,7 +92,10 @@ enum SlatCommand {
         let format = try configuration.makeFormat()
         let requests = try MappingScriptParser(format: format, fileName: mapPath).parse(text)
         let image = try ImageBuilder.build(requests, configuration: configuration)
-        for warning in image.warnings { printError("slat: warning: \(mapPath):\(warning)") }
+        for var warning in image.warnings {
+            warning.file = mapPath
+            printError(warning.description)
+        }
         try ImageFiles.write(image, to: outPath)
         let registers = try image.registers()
         print("wrote \(outPath)/tables.bin (\(image.bytes.count) bytes, \(image.leaves.count) leaves from \(requests.count) mappings)")
@@ -119,6 +127,8 @@ enum SlatCommand {
             if let base = try arguments.number("base") { recorded.base = base }
             if let bits = try arguments.count("ipa-bits"), !recorded.kind.isEPT { recorded.inputAddressBits = bits }
             if let bits = try arguments.count("pa-bits") { recorded.outputAddressBits = bits }
+            if arguments.flags.contains("mbec") { recorded.modeBasedExecute = true }
+            if arguments.flags.contains("xnx") { recorded.executeNeverSplit = true }
             configuration = recorded
             root = try arguments.number("root") ?? registers.root
         } else {

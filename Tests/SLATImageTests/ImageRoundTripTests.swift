@@ -164,6 +164,12 @@ struct ImageRoundTripTests {
         #expect(translator.translate(0x1000, access: .write) == (kind.isEPT ? translator.translate(0x1000) : .fault(.accessFlag, level: 0)))
     }
 
+    @Test("Stage 2 reports the access flag fault before a permission fault, as the Arm ARM orders them")
+    func accessFlagBeforePermission() throws {
+        let (_, walker) = try buildImage("0x0 4K 0x1000 r wb accessed=0", ImageConfiguration(kind: .stageTwo4K))
+        #expect(ImageTranslator(walker: walker).translate(0x0, access: .write) == .fault(.accessFlag, level: 0))
+    }
+
     @Test("Translation lines follow the contract's format", arguments: [TableFormatKind.ept4, .stageTwo4K])
     func translationLines(kind: TableFormatKind) throws {
         let (_, walker) = try buildImage("0x200000 2M 0x80000000 rwx wb", ImageConfiguration(kind: kind))
