@@ -396,27 +396,6 @@ def s2_expected_fault(translation, leaf):
     return (translation.fault, translation.level)
 
 
-def known_discrepancy(case, probe, translation, leaf, result):
-    """A difference between SLAT and the hardware model that is understood and
-    reported to the tool's owner; printed as KNOWN, fatal with CONFORMANCE_STRICT=1.
-
-    Fault priority: the Arm ARM checks the access flag before the permission
-    (an access to an AF-clear leaf that it may not make takes an Access flag
-    fault); `slat translate` checks the permission first."""
-    if case.emulator != "qemu" or translation.fault != "permission" or leaf is None or leaf.get("accessed", True):
-        return None
-    status, fields, _ = result
-    code = None
-    if probe.op in ("atr", "atw") and fields.get("par", 0) & 1:
-        code = (fields["par"] >> 1) & 0x3F
-    elif status == "abort":
-        code = fields["esr"] & 0x3F
-    if code == S2_FAULT_CODE["access-flag"] | (translation.level & 3):
-        return ("slat translate reports a permission fault where the walker reports the access flag "
-                "(Arm ARM priority: access flag before permission)")
-    return None
-
-
 def parse_results(text):
     results = {}
     for line in text.splitlines():
@@ -791,7 +770,6 @@ def run_case(case, args, harness_dir, mutation=None):
                         + "\n".join(output.splitlines()[-8:]))
     compare = compare_stage2 if case.emulator == "qemu" else compare_ept
     outcomes = []
-    knowns = []
     for i, p in enumerate(probes):
         t = translations[ACCESS_OF_OP[p.op]][p.address]
         leaf = leaf_for(leaves, p.address)
@@ -802,13 +780,6 @@ def run_case(case, args, harness_dir, mutation=None):
             continue
         outcomes.append(results[i][0] == "ok")
         found = compare(case, p, t, leaf, results[i])
-        known = known_discrepancy(case, p, t, leaf, results[i]) if found else None
-        if known:
-            if os.environ.get("CONFORMANCE_STRICT") == "1":
-                problems.append(f"MISMATCH {case.name} {p.op} {p.address:#x}: {known}  [slat: {t.text}]")
-            else:
-                knowns.append((known, f"{p.op} {p.address:#x}"))
-            continue
         for problem in found:
             problems.append(f"MISMATCH {case.name} {p.op} {p.address:#x}: {problem}  [slat: {t.text}]")
     if case.emulator == "bochs":
@@ -816,9 +787,6 @@ def run_case(case, args, harness_dir, mutation=None):
         for problem in check_ept_accessed_dirty(case, env, tables, probes, outcomes, t_lines,
                                                 (int(env["EPTP"], 16) >> 6) & 1):
             problems.append(f"MISMATCH {case.name} accessed/dirty: {problem}")
-    for reason in sorted({k for k, _ in knowns}):
-        where = [w for k, w in knowns if k == reason]
-        print(f"  KNOWN {case.name}: {len(where)} probes ({', '.join(where[:3])}{', ...' if len(where) > 3 else ''}): {reason}")
     return problems, len(probes)
 
 
