@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SLATCore", targets: ["SLATCore"]),
         .library(name: "SLATx86", targets: ["SLATx86"]),
         .library(name: "SLATArm64", targets: ["SLATArm64"]),
+        .library(name: "SLATSplit", targets: ["SLATSplit"]),
         .library(name: "SLATSim", targets: ["SLATSim"]),
         .library(name: "SLATPfnCache", targets: ["SLATPfnCache"]),
         .library(name: "SLATImage", targets: ["SLATImage"]),
@@ -21,6 +22,7 @@ let package = Package(
         .target(name: "SLATCore"),
         .target(name: "SLATx86", dependencies: ["SLATCore"]),
         .target(name: "SLATArm64", dependencies: ["SLATCore"]),
+        .target(name: "SLATSplit", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         // Hosted only (threads, Foundation): simulated hardware, the pfn
         // cache, table images and the tools.
         .target(name: "SLATSim", dependencies: ["SLATCore"]),
@@ -30,12 +32,13 @@ let package = Package(
         .executableTarget(name: "slat", dependencies: ["SLATImage"]),
         .executableTarget(
             name: "slat-bench",
-            dependencies: ["SLAT", "SLATx86", "SLATArm64", "SLATSim", "SLATPfnCache"],
+            dependencies: ["SLAT", "SLATx86", "SLATArm64", "SLATSplit", "SLATSim", "SLATPfnCache"],
             path: "Benchmarks/slat-bench"
         ),
         .testTarget(name: "SLATCoreTests", dependencies: ["SLAT", "SLATCore", "SLATx86", "SLATArm64"]),
         .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATSim"]),
         .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATSim"]),
+        .testTarget(name: "SLATSplitTests", dependencies: ["SLATCore", "SLATSplit", "SLATx86", "SLATArm64", "SLATSim"]),
         .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"]),
         .testTarget(name: "SLATPfnCacheTests", dependencies: ["SLATCore", "SLATPfnCache"]),
         .testTarget(name: "SLATImageTests", dependencies: ["SLATCore", "SLATImage", "SLATx86", "SLATArm64"]),

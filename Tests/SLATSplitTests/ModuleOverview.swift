@@ -1,0 +1,1 @@
+// SLATSplitTests: being written.
