@@ -32,7 +32,7 @@ public final class SimulatedTLB: TLB {
     /// that level.
     public let honoursLevelHints: Bool
 
-    let state: Mutex<TLBStorage>
+    @usableFromInline let state: Mutex<TLBStorage>
     let grantCheck: GrantCheck
 
     init(vcpu: Int, context: UInt64, sizes: [UInt64], capacity: Int, log: SimulationLog,
@@ -48,7 +48,7 @@ public final class SimulatedTLB: TLB {
 
     // MARK: Inspection
 
-    /// Every cached entry, smallest level first.
+    /// Every cached entry, in address order.
     public var entries: [CachedTranslation] {
         state.withLock { storage in storage.allKeys.map { storage.levels[$0.level][$0.key]!.translation } }
     }
@@ -74,6 +74,7 @@ public final class SimulatedTLB: TLB {
         state.withLock { storage in fill(translation, accessing: address, kind: kind, in: &storage) }
     }
 
+    @usableFromInline
     func fill(_ translation: CachedTranslation, accessing address: GuestPhysicalAddress, kind: AccessKind,
               in storage: inout TLBStorage) {
         precondition(translation.level >= 0 && translation.level < storage.levelCount, "level outside the format")
@@ -98,7 +99,7 @@ public final class SimulatedTLB: TLB {
     }
 
     /// Records a use of the entry at `(level, key)` for the stale-use detector.
-    @inline(__always)
+    @usableFromInline
     func noteUse(level: Int, key: UInt64, address: GuestPhysicalAddress, kind: AccessKind, in storage: inout TLBStorage) {
         guard let slot = storage.levels[level][key], slot.condemned || slot.suspectedBy != nil else { return }
         if slot.condemned {

@@ -1,6 +1,7 @@
 import SLATCore
 
 /// One cached entry with what the detectors track about it.
+@usableFromInline
 struct TLBSlot {
     var translation: CachedTranslation
     /// Fill order, to tell a live entry from an older one at the same key.
@@ -22,6 +23,7 @@ struct TLBSlot {
 /// cached walks went through) and a FIFO for capacity eviction.
 ///
 /// Not thread-safe: ``SimulatedTLB`` keeps it in a mutex.
+@usableFromInline
 struct TLBStorage {
     /// Bytes an entry at each level (height) maps.
     let sizes: [UInt64]
@@ -36,7 +38,11 @@ struct TLBStorage {
     var orderHead = 0
     var count = 0
     var nextSerial: UInt64 = 0
-    var statistics = TLBStatistics()
+    @usableFromInline var statistics = TLBStatistics()
+
+    /// The translation cached at `(level, key)` (which must exist).
+    @usableFromInline
+    func translation(level: Int, key: UInt64) -> CachedTranslation { levels[level][key]!.translation }
 
     init(sizes: [UInt64], capacity: Int) {
         self.sizes = sizes
@@ -51,7 +57,7 @@ struct TLBStorage {
     func key(_ address: UInt64, level: Int) -> UInt64 { address & ~(sizes[level] &- 1) }
 
     /// The entry covering `address`, smallest level first.
-    @inline(__always)
+    @usableFromInline
     func find(_ address: UInt64) -> (level: Int, key: UInt64)? {
         var level = 0
         while level < sizes.count {
@@ -84,7 +90,7 @@ struct TLBStorage {
         if order.count > 4 * capacity + 64 { compactOrder() }
     }
 
-    @discardableResult
+    @usableFromInline @discardableResult
     mutating func remove(level: Int, key: UInt64) -> TLBSlot? {
         guard let slot = levels[level].removeValue(forKey: key) else { return nil }
         count &-= 1
@@ -190,10 +196,13 @@ struct TLBStorage {
         return found
     }
 
-    /// Every live entry, smallest level first, in no particular order within a level.
+    /// Every live entry in address order (smaller level first at one
+    /// address), so reports and listings are deterministic.
     var allKeys: [(level: Int, key: UInt64)] {
         var result: [(level: Int, key: UInt64)] = []
+        result.reserveCapacity(count)
         for level in 0..<sizes.count { for key in levels[level].keys { result.append((level, key)) } }
+        result.sort { $0.key != $1.key ? $0.key < $1.key : $0.level < $1.level }
         return result
     }
 }
