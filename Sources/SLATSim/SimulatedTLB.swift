@@ -32,7 +32,7 @@ public final class SimulatedTLB: TLB {
     /// that level.
     public let honoursLevelHints: Bool
 
-    @usableFromInline let state: Mutex<TLBStorage>
+    @usableFromInline let state: PThreadLocked<TLBStorage>
     let grantCheck: GrantCheck
 
     init(vcpu: Int, context: UInt64, sizes: [UInt64], capacity: Int, log: SimulationLog,
@@ -43,7 +43,7 @@ public final class SimulatedTLB: TLB {
         self.reportsConflicts = reportsConflicts
         self.honoursLevelHints = honoursLevelHints
         self.grantCheck = grantCheck
-        self.state = Mutex(TLBStorage(sizes: sizes, capacity: capacity))
+        self.state = PThreadLocked(TLBStorage(sizes: sizes, capacity: capacity))
     }
 
     // MARK: Inspection

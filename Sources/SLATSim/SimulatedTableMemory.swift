@@ -12,7 +12,7 @@ import Synchronization
 public final class SimulatedTableMemory<Base: TableMemory>: TableMemory {
     /// The memory the pages come from.
     public let base: Base
-    private let watched = Mutex<[SimulatedContextTLB]>([])
+    private let watched = PThreadLocked<[SimulatedContextTLB]>([])
 
     /// Wraps `base`; `watching` lists contexts to check on every free.
     public init(wrapping base: Base, watching contexts: [SimulatedContextTLB] = []) {

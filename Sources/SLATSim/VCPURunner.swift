@@ -197,10 +197,10 @@ final class RunShared: Sendable {
     @usableFromInline let arrived = Atomic<Int>(0)
     @usableFromInline let stop = Atomic<Bool>(false)
     @usableFromInline let lastVCPU = Atomic<Int>(-1)
-    @usableFromInline let results: Mutex<[VCPUCounters]>
+    @usableFromInline let results: PThreadLocked<[VCPUCounters]>
 
     @usableFromInline
     init(vcpuCount: Int) {
-        results = Mutex(Array(repeating: VCPUCounters(), count: vcpuCount))
+        results = PThreadLocked(Array(repeating: VCPUCounters(), count: vcpuCount))
     }
 }
