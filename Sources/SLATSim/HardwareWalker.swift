@@ -74,8 +74,7 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
         let needed = kind.requiredPermission
         let write = kind == .write
         return tlb.state.withLock { storage -> AccessResult in
-            if let (level, key) = storage.find(address.rawValue) {
-                let cached = storage.translation(level: level, key: key)
+            if let (level, key, cached) = storage.hit(address.rawValue) {
                 if cached.permissions.contains(needed) && (!write || cached.dirty || !profile.setsDirtyFlag) {
                     storage.statistics.hits &+= 1
                     tlb.noteUse(level: level, key: key, address: address, kind: kind, in: &storage)

@@ -12,17 +12,27 @@ import Synchronization
 public final class SimulatedTableMemory<Base: TableMemory>: TableMemory {
     /// The memory the pages come from.
     public let base: Base
-    private let watched = PThreadLocked<[SimulatedContextTLB]>([])
+    /// Weak: a context's walker holds this memory, so a strong reference
+    /// back would keep both (and the arena) alive forever.
+    private struct Watch {
+        weak var context: SimulatedContextTLB?
+    }
+    private let watched = PThreadLocked<[Watch]>([])
 
-    /// Wraps `base`; `watching` lists contexts to check on every free.
+    /// Wraps `base`; `watching` lists contexts to check on every free (held
+    /// weakly, see ``watch(_:)``).
     public init(wrapping base: Base, watching contexts: [SimulatedContextTLB] = []) {
         self.base = base
-        watched.withLock { $0 = contexts }
+        watched.withLock { $0 = contexts.map { Watch(context: $0) } }
     }
 
-    /// Also checks `context`'s TLBs on every free.
+    /// Also checks `context`'s TLBs on every free (held weakly: a context
+    /// that is gone is no longer checked).
     public func watch(_ context: SimulatedContextTLB) {
-        watched.withLock { $0.append(context) }
+        watched.withLock { list in
+            list.removeAll { $0.context == nil }
+            list.append(Watch(context: context))
+        }
     }
 
     public var pageSize: Int { base.pageSize }
@@ -33,7 +43,7 @@ public final class SimulatedTableMemory<Base: TableMemory>: TableMemory {
 
     /// Runs the detector over every watched context, then frees the page.
     public func freePage(_ page: HostPhysicalAddress) {
-        let contexts = watched.withLock { $0 }
+        let contexts = watched.withLock { $0.compactMap(\.context) }
         for context in contexts { context.checkTableFree(page) }
         base.freePage(page)
     }

@@ -15,6 +15,9 @@ struct TLBSlot {
     var condemned = false
     /// That stale use has been reported.
     var useReported = false
+
+    /// Whether a detector tracks this entry (suspect or condemned).
+    var isFlagged: Bool { suspectedBy != nil || condemned }
 }
 
 /// The contents of one vCPU TLB: one dictionary per level keyed by the
@@ -39,10 +42,49 @@ struct TLBStorage {
     var count = 0
     var nextSerial: UInt64 = 0
     @usableFromInline var statistics = TLBStatistics()
+    /// Entries that are suspect or condemned: while zero, a hit needs no
+    /// second lookup for the stale-use detector.
+    @usableFromInline var flaggedCount = 0
 
     /// The translation cached at `(level, key)` (which must exist).
     @usableFromInline
     func translation(level: Int, key: UInt64) -> CachedTranslation { levels[level][key]!.translation }
+
+    /// The entry covering `address` and its translation, smallest level first.
+    @usableFromInline
+    func hit(_ address: UInt64) -> (level: Int, key: UInt64, translation: CachedTranslation)? {
+        var level = 0
+        while level < sizes.count {
+            if !levels[level].isEmpty {
+                let key = address & ~(sizes[level] &- 1)
+                if let slot = levels[level][key] { return (level, key, slot.translation) }
+            }
+            level &+= 1
+        }
+        return nil
+    }
+
+    /// Marks the entry suspect: `invalidation` covered it and left it.
+    mutating func markSuspect(level: Int, key: UInt64, by invalidation: TLBInvalidation) {
+        guard let slot = levels[level][key], slot.suspectedBy == nil else { return }
+        if !slot.isFlagged { flaggedCount &+= 1 }
+        levels[level][key]!.suspectedBy = invalidation
+    }
+
+    /// Clears the entry's suspicion (the tables grant it again).
+    mutating func clearSuspicion(level: Int, key: UInt64) {
+        guard let slot = levels[level][key], slot.suspectedBy != nil else { return }
+        levels[level][key]!.suspectedBy = nil
+        levels[level][key]!.firstSuspectUse = nil
+        if !levels[level][key]!.isFlagged { flaggedCount &-= 1 }
+    }
+
+    /// Condemns the entry: reported stale, its next use is a stale use.
+    mutating func condemn(level: Int, key: UInt64) {
+        guard let slot = levels[level][key], !slot.condemned else { return }
+        if !slot.isFlagged { flaggedCount &+= 1 }
+        levels[level][key]!.condemned = true
+    }
 
     init(sizes: [UInt64], capacity: Int) {
         self.sizes = sizes
@@ -94,6 +136,7 @@ struct TLBStorage {
     mutating func remove(level: Int, key: UInt64) -> TLBSlot? {
         guard let slot = levels[level].removeValue(forKey: key) else { return nil }
         count &-= 1
+        if slot.isFlagged { flaggedCount &-= 1 }
         var upper = level &+ 1
         while upper < sizes.count {
             let coverKey = self.key(key, level: upper)
@@ -122,6 +165,7 @@ struct TLBStorage {
         order.removeAll(keepingCapacity: true)
         orderHead = 0
         count = 0
+        flaggedCount = 0
         return removed
     }
 
