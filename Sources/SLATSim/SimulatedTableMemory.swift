@@ -35,8 +35,13 @@ public final class SimulatedTableMemory<Base: TableMemory>: TableMemory {
         }
     }
 
+    // Forwarded to `base` unchanged (see TableMemory for each contract).
+
+    /// The wrapped memory's page size.
     public var pageSize: Int { base.pageSize }
+    /// A page from the wrapped memory.
     public func allocatePage() throws(SLATError) -> HostPhysicalAddress { try base.allocatePage() }
+    /// Contiguous pages from the wrapped memory.
     public func allocateContiguousPages(_ count: Int) throws(SLATError) -> HostPhysicalAddress {
         try base.allocateContiguousPages(count)
     }
@@ -48,17 +53,27 @@ public final class SimulatedTableMemory<Base: TableMemory>: TableMemory {
         base.freePage(page)
     }
 
+    /// The wrapped memory's entries of `page`.
     public func entries(at page: HostPhysicalAddress) -> EntryPointer { base.entries(at: page) }
+    /// The wrapped memory's page holding `entry`.
     public func page(containing entry: EntryPointer) -> HostPhysicalAddress { base.page(containing: entry) }
+    /// The wrapped memory's live-entry count of `page`.
     public func liveEntryCount(of page: HostPhysicalAddress) -> Int { base.liveEntryCount(of: page) }
+    /// Adjusts the wrapped memory's live-entry count.
     @discardableResult
     public func adjustLiveEntryCount(containing entry: EntryPointer, by delta: Int) -> Int {
         base.adjustLiveEntryCount(containing: entry, by: delta)
     }
+    /// Sets the wrapped memory's live-entry count.
     public func setLiveEntryCount(of page: HostPhysicalAddress, to count: Int) { base.setLiveEntryCount(of: page, to: count) }
+    /// The wrapped memory's free pages.
     public var freePageCount: Int { base.freePageCount }
+    /// The wrapped memory's allocated pages.
     public var allocatedPageCount: Int { base.allocatedPageCount }
+    /// The wrapped memory's allocations so far.
     public var totalAllocations: Int { base.totalAllocations }
+    /// The wrapped memory's frees so far.
     public var totalFrees: Int { base.totalFrees }
+    /// The wrapped memory's linear map (walks through the wrapper cost the same).
     public var linearMap: LinearTableMap? { base.linearMap }
 }
