@@ -61,7 +61,7 @@ public final class PfnCache: @unchecked Sendable {
     private let refreshMutex = Mutex<Void>(())
     private var state = State()
     /// `validBit | page offset` while the mapping is valid, else 0.
-    private let checkWord = Atomic<UInt64>(0)
+    @usableFromInline let checkWord = Atomic<UInt64>(0)
     private let attempts = Atomic<UInt64>(0)
     private let waits = Atomic<UInt64>(0)
     private let refreshes = Atomic<UInt64>(0)
@@ -69,8 +69,8 @@ public final class PfnCache: @unchecked Sendable {
     /// resolution, before the write lock is re-taken (no lock held).
     let afterResolution: (@Sendable (UInt64) -> Void)?
 
-    private static let validBit: UInt64 = 1 << 63
-    private static let pageBytes = UInt64(HostFrameMemory.frameBytes)
+    @usableFromInline static var validBit: UInt64 { 1 << 63 }
+    @usableFromInline static var pageBytes: UInt64 { 1 << frameShift }
 
     /// The mapping state, guarded by `lock`.
     private struct State {
@@ -167,7 +167,7 @@ public final class PfnCache: @unchecked Sendable {
     /// mapping right now: active, valid, and inside the page. Lock-free (one
     /// atomic load); the answer can change at once, so users that go on to
     /// touch the bytes use an accessor, which checks again under the lock.
-    @inline(__always)
+    @inlinable
     public func check(length: Int) -> Bool {
         let word = checkWord.load(ordering: .acquiring)
         return word != 0 && length > 0 && (word & ~Self.validBit) &+ UInt64(truncatingIfNeeded: length) <= Self.pageBytes
