@@ -20,8 +20,8 @@ struct PfnCacheReport: Sendable {
         /// Host-frame resolutions made inside the window (retries included).
         let stormResolutions: UInt64
         let stormInvalidationsPerSecond: Double
-        /// How long a refresh still running at the window's end had run when
-        /// the storm stopped, nanoseconds.
+        /// The latency of a refresh still running at the window's end that
+        /// finished only once the storm was stopped, nanoseconds.
         let stuckRefresh: UInt64?
 
         var idlePerSecond: Double { idleSeconds > 0 ? Double(idle.count) / idleSeconds : 0 }
@@ -123,7 +123,7 @@ struct PfnCacheReport: Sendable {
                 Self.duration(Self.percentile(figures.storm, 0.99)),
                 DecimalText.scaled(figures.stormPerSecond),
                 DecimalText.scaled(Double(figures.stormResolutions) / figures.stormWindowSeconds),
-                figures.stuckRefresh.map { ">= " + Self.duration($0) } ?? "-",
+                figures.stuckRefresh.map { Self.duration($0) } ?? "-",
             ])
         }
         var widths = Array(repeating: 0, count: header.count)
@@ -135,7 +135,7 @@ struct PfnCacheReport: Sendable {
             lines.append(cells.joined(separator: "  "))
             if index == 0 { lines.append(String(repeating: "-", count: lines[lines.count - 1].count)) }
         }
-        lines.append("(stuck for: a refresh still running when the window closed, and how long it had run when the storm stopped)")
+        lines.append("(stuck for: latency of a refresh that was running when the window closed and finished only when the storm was stopped)")
         lines.append("")
         lines.append("targets:")
         for verdict in verdicts {

@@ -134,8 +134,8 @@ enum PfnCacheWorkload {
         var resolutions: UInt64
         var invalidations: UInt64
         var stormSeconds: Double
-        /// For a refresh in progress when the window closed: how long it had
-        /// been running when the storm stopped (nanoseconds).
+        /// The latency of a refresh in progress when the window closed that
+        /// finished only once the storm was being stopped (nanoseconds).
         var stuck: UInt64?
     }
 
@@ -168,6 +168,7 @@ enum PfnCacheWorkload {
         while MonotonicClock.now() < windowEnd { usleep(5_000) }
         let resolutionsInWindow = cache.resolutionCount - resolutionsBefore
         let inWindow = shared.samples.withLock { $0.filter { $0.end <= windowEnd } }
+        let stopRequested = MonotonicClock.now()
         let invalidations = storm.stop()
         let stormEnd = MonotonicClock.now()
         shared.stop.store(true, ordering: .relaxed)
@@ -175,13 +176,12 @@ enum PfnCacheWorkload {
         if shared.failed.load(ordering: .relaxed) {
             throw .verification("pfncache: a refresh under the storm failed")
         }
-        // A refresh still running when the storm stopped (the last sample
-        // started before the window closed and ended after it).
-        var stuck: UInt64?
-        if let last = shared.samples.withLock({ $0.last }), last.end > windowEnd, last.start < windowEnd,
-           inWindow.isEmpty || last.start >= inWindow[inWindow.count - 1].end {
-            stuck = stormEnd - last.start
+        // A refresh that was running when the window closed and only
+        // finished once the storm was being stopped: its whole latency.
+        let straddling = shared.samples.withLock { samples in
+            samples.first { $0.start < windowEnd && $0.end >= stopRequested }
         }
+        let stuck = straddling.map { $0.end - $0.start }
         return StormFigures(
             latencies: inWindow.map { $0.end - $0.start }, completedInWindow: inWindow.count,
             resolutions: resolutionsInWindow, invalidations: invalidations,
