@@ -1,5 +1,4 @@
 import SLATCore
-import Synchronization
 
 /// The bytes behind host frames: a model of host physical memory, 4 KiB per
 /// ``HostFrameNumber``, allocated (zeroed) on first use and kept until the
@@ -12,8 +11,8 @@ import Synchronization
 /// cache user may only dereference it inside ``PfnCache``'s accessor, while
 /// the mapping is valid.
 ///
-/// Locking contract: internally locked (a short mutex around the frame
-/// table); every method may be called from any thread. The bytes themselves
+/// Locking contract: internally locked (a reader-writer spin lock around the
+/// frame table, held briefly; lookups of allocated frames share it); every method may be called from any thread. The bytes themselves
 /// are not synchronised: writers and readers of the same frame must order
 /// their accesses themselves (pfn cache users do so through the cache's lock
 /// and the host map's notifier).
@@ -23,13 +22,13 @@ public final class HostFrameMemory: Sendable {
 
     /// Host frame number → address of its bytes (a bit pattern, so that the
     /// table is `Sendable`; the memory is owned by this object).
-    private let frames = Mutex<[UInt64: UInt]>([:])
+    private let frames = ReaderWriterLocked<[UInt64: UInt]>([:])
 
     /// Memory with no frame allocated yet.
     public init() {}
 
     deinit {
-        frames.withLock { table in
+        frames.write { table in
             for address in table.values {
                 UnsafeMutableRawPointer(bitPattern: address)?.deallocate()
             }
@@ -40,7 +39,8 @@ public final class HostFrameMemory: Sendable {
     /// The first byte of `frame` (4 KiB, 4 KiB-aligned), allocated zeroed on
     /// first use. Stable for the life of this object.
     public func bytes(of frame: HostFrameNumber) -> UnsafeMutableRawPointer {
-        let address = frames.withLock { table -> UInt in
+        let known = frames.read { table in table[frame.rawValue] }
+        let address = known ?? frames.write { table -> UInt in
             if let address = table[frame.rawValue] { return address }
             let bytes = UnsafeMutableRawPointer.allocate(byteCount: Self.frameBytes, alignment: Self.frameBytes)
             bytes.initializeMemory(as: UInt8.self, repeating: 0, count: Self.frameBytes)
@@ -55,5 +55,5 @@ public final class HostFrameMemory: Sendable {
     }
 
     /// How many frames have bytes so far.
-    public var allocatedFrameCount: Int { frames.withLock { $0.count } }
+    public var allocatedFrameCount: Int { frames.read { $0.count } }
 }

@@ -58,7 +58,9 @@ public final class PfnCache: @unchecked Sendable {
     public let strategy: PfnCacheRefreshStrategy
 
     private let lock = PThreadReaderWriterLock()
-    private let refreshMutex = Mutex<Void>(())
+    /// Serialises activate/refresh/deactivate; a sleeping lock (only its
+    /// exclusive mode is used) because a refresh may sleep holding it.
+    private let refreshMutex = PThreadReaderWriterLock()
     private var state = State()
     /// `validBit | page offset` while the mapping is valid, else 0.
     @usableFromInline let checkWord = Atomic<UInt64>(0)
@@ -128,7 +130,7 @@ public final class PfnCache: @unchecked Sendable {
     /// Binds the cache to `target` and refreshes it; see the two forms above.
     public func activate(_ target: PfnCacheTarget, length: Int) throws(SLATError) {
         try Self.validate(length: length, offset: target.pageOffset)
-        try refreshMutex.withLock { _ throws(SLATError) in
+        try refreshMutex.withExclusive { () throws(SLATError) in
             lock.withExclusive {
                 if state.target != target { state.hostAddress = nil }
                 state.target = target
@@ -150,7 +152,7 @@ public final class PfnCache: @unchecked Sendable {
     /// Unbinds the cache: invalid and inactive, removed from the registry.
     /// Waits for running accessors and for a refresh in progress.
     public func deactivate() {
-        refreshMutex.withLock { _ in deactivateLocked() }
+        refreshMutex.withExclusive { deactivateLocked() }
     }
 
     private func deactivateLocked() {
@@ -204,7 +206,7 @@ public final class PfnCache: @unchecked Sendable {
     /// length, and the resolution errors listed at
     /// ``activate(guestAddress:length:)``; the cache is then left invalid.
     public func refresh(length: Int) throws(SLATError) {
-        try refreshMutex.withLock { _ throws(SLATError) in try refreshLocked(length: length) }
+        try refreshMutex.withExclusive { () throws(SLATError) in try refreshLocked(length: length) }
     }
 
     /// The refresh loop; called with `refreshMutex` held.

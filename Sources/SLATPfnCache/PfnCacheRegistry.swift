@@ -1,5 +1,4 @@
 import SLATCore
-import Synchronization
 
 /// The pfn caches of one VM and the notifier plumbing that invalidates them
 /// (KVM's per-VM cache list, in-flight invalidation count and range, and
@@ -25,7 +24,7 @@ import Synchronization
 ///
 /// Locking contract: every method may be called from any thread. The
 /// notifier callbacks run on the changing thread; they take the cache list's
-/// mutex briefly, the in-flight mutex briefly and each covered cache's lock
+/// lock briefly, the in-flight mutex briefly and each covered cache's lock
 /// exclusively (so they wait for running accessors of that cache to return).
 /// Therefore an accessor's closure must not change the host map or the
 /// memslots.
@@ -38,20 +37,20 @@ public final class PfnCacheRegistry: Sendable {
     /// The in-flight invalidations in host-virtual space.
     let invalidations = InFlightInvalidations()
     /// The active caches.
-    private let caches = Mutex<[PfnCache]>([])
+    private let caches = ReaderWriterLocked<[PfnCache]>([])
     /// Host events whose `start` this registry saw (it may have been
     /// registered in the middle of a change and must ignore that `end`), and
     /// the host ranges of in-flight memslot invalidations by guest event id
     /// and memslot.
-    private let pending = Mutex<Pending>(Pending())
-    private let tokens = Mutex<(host: ListenerToken?, guest: ListenerToken?)>((nil, nil))
+    private let pending = ReaderWriterLocked<Pending>(Pending())
+    private let tokens = ReaderWriterLocked<(host: ListenerToken?, guest: ListenerToken?)>((nil, nil))
 
-    private struct Pending {
+    private struct Pending: Sendable {
         var hostEvents: Set<UInt64> = []
         var memslotEvents: [MemslotEventKey: HostVirtualRange] = [:]
     }
 
-    private struct MemslotEventKey: Hashable {
+    private struct MemslotEventKey: Hashable, Sendable {
         var id: UInt64
         var memslot: UInt32
     }
@@ -64,11 +63,11 @@ public final class PfnCacheRegistry: Sendable {
         // Weak: the host map and the guest memory must not keep the registry alive.
         let host = guestMemory.hostPages.addListener { [weak self] event in self?.handleHost(event) }
         let guest = guestMemory.addListener { [weak self] event in self?.handleGuest(event) }
-        tokens.withLock { $0 = (host, guest) }
+        tokens.write { $0 = (host, guest) }
     }
 
     deinit {
-        let (host, guest) = tokens.withLock { $0 }
+        let (host, guest) = tokens.read { $0 }
         if let host { guestMemory.hostPages.removeListener(host) }
         if let guest { guestMemory.removeListener(guest) }
     }
@@ -82,7 +81,7 @@ public final class PfnCacheRegistry: Sendable {
     /// ``invalidateRangeEnd(_:)``. Takes each covered cache's lock exclusively.
     public func invalidateRangeStart(_ range: HostVirtualRange) {
         invalidations.begin(range)
-        for cache in caches.withLock({ $0 }) {
+        for cache in caches.read({ $0 }) {
             cache.invalidate(ifCovering: range)
         }
     }
@@ -100,18 +99,18 @@ public final class PfnCacheRegistry: Sendable {
     public var invalidationsInFlight: UInt64 { invalidations.inFlightCount }
 
     /// How many caches are active.
-    public var activeCacheCount: Int { caches.withLock { $0.count } }
+    public var activeCacheCount: Int { caches.read { $0.count } }
 
     // MARK: Cache list
 
     func register(_ cache: PfnCache) {
-        caches.withLock { list in
+        caches.write { list in
             if !list.contains(where: { $0 === cache }) { list.append(cache) }
         }
     }
 
     func unregister(_ cache: PfnCache) {
-        caches.withLock { list in list.removeAll { $0 === cache } }
+        caches.write { list in list.removeAll { $0 === cache } }
     }
 
     // MARK: Listeners
@@ -119,10 +118,10 @@ public final class PfnCacheRegistry: Sendable {
     private func handleHost(_ event: HostInvalidation) {
         switch event.phase {
         case .start:
-            pending.withLock { _ = $0.hostEvents.insert(event.id) }
+            pending.write { _ = $0.hostEvents.insert(event.id) }
             invalidateRangeStart(event.range)
         case .end:
-            guard pending.withLock({ $0.hostEvents.remove(event.id) }) != nil else { return }
+            guard pending.write({ $0.hostEvents.remove(event.id) }) != nil else { return }
             invalidateRangeEnd(event.range)
         }
     }
@@ -143,10 +142,10 @@ public final class PfnCacheRegistry: Sendable {
                   let first = slot.hostAddress(of: event.range.start)
             else { return }
             let range = HostVirtualRange(start: first, size: event.range.count << frameShift)
-            pending.withLock { $0.memslotEvents[key] = range }
+            pending.write { $0.memslotEvents[key] = range }
             invalidateRangeStart(range)
         case .end:
-            guard let range = pending.withLock({ $0.memslotEvents.removeValue(forKey: key) }) else { return }
+            guard let range = pending.write({ $0.memslotEvents.removeValue(forKey: key) }) else { return }
             invalidateRangeEnd(range)
         }
     }

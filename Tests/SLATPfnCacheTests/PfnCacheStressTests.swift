@@ -32,8 +32,8 @@ struct PfnCacheStressTests {
         let caches = made
         // Per page: the generation the migrator is installing, and the
         // generation every accessor starting from now on must see at least.
-        let installing = Mutex<[UInt64]>(Array(repeating: 1, count: pages))
-        let minimum = Mutex<[UInt64]>(Array(repeating: 1, count: pages))
+        let installing = ReaderWriterLocked<[UInt64]>(Array(repeating: 1, count: pages))
+        let minimum = ReaderWriterLocked<[UInt64]>(Array(repeating: 1, count: pages))
         let poisoned = Atomic<Int>(0)
         _ = fixture.memory.hostPages.addListener { event in
             // Runs after the registry's start: the old frames are no longer
@@ -44,8 +44,8 @@ struct PfnCacheStressTests {
                     fixture.stamp(old.frame, generation: 0, backing: HostVirtualAddress(0))
                     poisoned.wrappingAdd(1, ordering: .relaxed)
                 }
-                let generation = installing.withLock { $0[page] }
-                minimum.withLock { $0[page] = generation }
+                let generation = installing.read { $0[page] }
+                minimum.write { $0[page] = generation }
             }
         }
         let stale = Atomic<Int>(0)
@@ -64,7 +64,7 @@ struct PfnCacheStressTests {
                 // Stops early so starved legacy refreshes can finish.
                 while nanoseconds() < migratorDeadline {
                     let page = Int.random(in: 0..<pages, using: &random)
-                    let generation = installing.withLock { generations in
+                    let generation = installing.write { generations in
                         generations[page] += 1
                         return generations[page]
                     }
@@ -110,7 +110,7 @@ struct PfnCacheStressTests {
                 // Accessors.
                 while nanoseconds() < deadline {
                     let entry = caches[Int.random(in: 0..<caches.count, using: &random)]
-                    let floor = minimum.withLock { $0[entry.page] }
+                    let floor = minimum.read { $0[entry.page] }
                     guard let stamp = try? entry.cache.access(length: 16, readStamp) else { continue }
                     accesses.wrappingAdd(1, ordering: .relaxed)
                     if stamp.generation < floor
@@ -131,7 +131,7 @@ struct PfnCacheStressTests {
         for entry in caches {
             try entry.cache.refresh(length: 16)
             let stamp = try entry.cache.withMappedBytes(length: 16, readStamp)
-            #expect(stamp?.generation == installing.withLock { $0[entry.page] })
+            #expect(stamp?.generation == installing.read { $0[entry.page] })
         }
     }
 }

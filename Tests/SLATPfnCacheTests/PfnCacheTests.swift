@@ -116,15 +116,15 @@ struct PfnCacheTests {
         let fixture = try PfnCacheFixture()
         let cache = fixture.cache(strategy)
         try cache.activate(hostAddress: fixture.hostAddress(page: 4), length: 8)
-        let seenAtStart = Mutex<[Bool]>([])
+        let seenAtStart = ReaderWriterLocked<[Bool]>([])
         // Registered after the registry, so it runs after the registry's start.
         _ = fixture.memory.hostPages.addListener { event in
             guard event.phase == .start else { return }
             let ran = (try? cache.withMappedBytes(length: 8) { _ in true }) ?? nil
-            seenAtStart.withLock { $0 += [cache.check(length: 8), ran ?? false] }
+            seenAtStart.write { $0 += [cache.check(length: 8), ran ?? false] }
         }
         try fixture.memory.hostPages.unmap(fixture.hostRange(page: 4))
-        #expect(seenAtStart.withLock { $0 } == [false, false])
+        #expect(seenAtStart.read { $0 } == [false, false])
         #expect(throws: SLATError.hostAddressNotMapped(fixture.hostAddress(page: 4))) { try cache.refresh(length: 8) }
     }
 
@@ -177,12 +177,12 @@ struct PfnCacheTests {
     func racingInvalidationRetriesOnce(strategy: PfnCacheRefreshStrategy) throws {
         let fixture = try PfnCacheFixture()
         let racing = Atomic<Bool>(false)
-        let migrated = Mutex<HostFrameNumber?>(nil)
+        let migrated = ReaderWriterLocked<HostFrameNumber?>(nil)
         let cache = fixture.cache(strategy) { _ in
             // On the refreshing thread, between resolution and publication.
             guard racing.exchange(false, ordering: .relaxed) else { return }
             let frame = try? fixture.migrate(page: 3, generation: 7)
-            migrated.withLock { $0 = frame }
+            migrated.write { $0 = frame }
         }
         try cache.activate(hostAddress: fixture.hostAddress(page: 3), length: 16)
         try fixture.migrate(page: 3, generation: 5)
@@ -190,7 +190,7 @@ struct PfnCacheTests {
         racing.store(true, ordering: .relaxed)
         try cache.refresh(length: 16)
         #expect(cache.resolutionCount - before == 2)
-        #expect(cache.hostFrame == migrated.withLock { $0 })
+        #expect(cache.hostFrame == migrated.read { $0 })
         #expect(try cache.withMappedBytes(length: 16, readStamp)?.generation == 7)
     }
 
