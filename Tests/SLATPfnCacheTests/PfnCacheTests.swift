@@ -153,6 +153,17 @@ struct PfnCacheTests {
         #expect(caches.map { $0.check(length: 8) } == [true, false, true])
     }
 
+    @Test("a cache on a host address no memslot covers is invalidated by the host notifier")
+    func hostOnlyAddressIsInvalidated() throws {
+        let fixture = try PfnCacheFixture()
+        let cache = fixture.cache(.rangeTracked)
+        let range = fixture.stormRange(3)
+        try cache.activate(hostAddress: range.start, length: 8)
+        #expect(fixture.memory.memslots(overlapping: range).isEmpty)
+        try fixture.memory.hostPages.unmap(range)
+        #expect(!cache.check(length: 8))
+    }
+
     @Test("removing the memslot invalidates a guest-address cache and a refresh then finds no memslot")
     func memslotRemovalInvalidates() throws {
         let fixture = try PfnCacheFixture()
