@@ -174,6 +174,30 @@ struct PfnCacheTests {
         #expect(throws: SLATError.noMemslot(fixture.guestAddress(page: 2).frame)) { try cache.refresh(length: 8) }
     }
 
+    @Test("a memslot moved to other host memory during a refresh makes it resolve through the new slot", arguments: PfnCacheRefreshStrategy.allCases)
+    func memslotMovedDuringRefresh(strategy: PfnCacheRefreshStrategy) throws {
+        let fixture = try PfnCacheFixture()
+        let movedHost = HostVirtualAddress(0xA000_0000)
+        let movedFrame = HostFrameNumber(0x2000)
+        try fixture.memory.hostPages.map(movedHost, to: movedFrame, count: UInt64(fixture.pages))
+        fixture.stamp(HostFrameNumber(movedFrame.rawValue + 2), generation: 9, backing: movedHost.advanced(by: 2 * PfnCacheFixture.page))
+        let moving = Atomic<Bool>(false)
+        let cache = fixture.cache(strategy) { _ in
+            guard moving.exchange(false, ordering: .relaxed) else { return }
+            var slot = fixture.slot
+            _ = try? fixture.memory.removeMemslot(id: slot.id)
+            slot.hostAddress = movedHost
+            try? fixture.memory.addMemslot(slot)
+        }
+        try cache.activate(guestAddress: fixture.guestAddress(page: 2), length: 16)
+        try fixture.migrate(page: 2, generation: 2)
+        moving.store(true, ordering: .relaxed)
+        try cache.refresh(length: 16)
+        #expect(cache.hostAddress == movedHost.advanced(by: 2 * PfnCacheFixture.page))
+        #expect(cache.hostFrame == HostFrameNumber(movedFrame.rawValue + 2))
+        #expect(try cache.withMappedBytes(length: 16, readStamp)?.generation == 9)
+    }
+
     @Test("a refresh of a valid cache resolves nothing")
     func refreshOfValidCacheIsFree() throws {
         let fixture = try PfnCacheFixture()
