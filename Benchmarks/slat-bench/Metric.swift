@@ -17,6 +17,9 @@ enum Metric: String, CaseIterable, Sendable {
     case wrprotect = "wrprotect"
     /// `unmap` + settle, per page.
     case unmap = "unmap"
+    /// The pfn cache figures (one report of several figures; see
+    /// ``PfnCacheWorkload``).
+    case pfncache = "pfncache"
 
     /// The workload that produces this metric.
     var workload: Workload {
@@ -25,6 +28,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .translateRandom, .translateSequential, .outputAddressRandom, .outputAddressSequential: .translate
         case .wrprotect: .wrprotect
         case .unmap: .unmap
+        case .pfncache: .pfncache
         }
     }
 
@@ -33,6 +37,7 @@ enum Metric: String, CaseIterable, Sendable {
         switch workload {
         case .translate: "lookup"
         case .mapPages, .wrprotect, .unmap: "page"
+        case .pfncache: "refresh"
         }
     }
 
@@ -44,6 +49,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .outputAddressRandom, .outputAddressSequential: "outputAddress"
         case .wrprotect: "changePermissions"
         case .unmap: "unmap"
+        case .pfncache: "PfnCache.refresh"
         }
     }
 
@@ -52,7 +58,7 @@ enum Metric: String, CaseIterable, Sendable {
     var decodesAttributes: Bool {
         switch self {
         case .translateRandom, .translateSequential: true
-        case .mapPages, .outputAddressRandom, .outputAddressSequential, .wrprotect, .unmap: false
+        case .mapPages, .outputAddressRandom, .outputAddressSequential, .wrprotect, .unmap, .pfncache: false
         }
     }
 
@@ -61,7 +67,7 @@ enum Metric: String, CaseIterable, Sendable {
         switch self {
         case .translateRandom, .outputAddressRandom: .random
         case .translateSequential, .outputAddressSequential: .sequential
-        case .mapPages, .wrprotect, .unmap: nil
+        case .mapPages, .wrprotect, .unmap, .pfncache: nil
         }
     }
 

@@ -10,6 +10,9 @@ enum Workload: String, CaseIterable, Sendable {
     case wrprotect = "wrprotect"
     /// Unmap the whole mapping in one call and settle the flush.
     case unmap = "unmap"
+    /// The pfn cache: `check`, and refresh latency and rate, idle and under
+    /// an unrelated invalidation storm, for both refresh strategies.
+    case pfncache = "pfncache"
 
     /// The metrics the workload reports, in report order.
     var metrics: [Metric] {
@@ -18,6 +21,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .translate: [.outputAddressRandom, .outputAddressSequential, .translateRandom, .translateSequential]
         case .wrprotect: [.wrprotect]
         case .unmap: [.unmap]
+        case .pfncache: [.pfncache]
         }
     }
 
@@ -32,6 +36,8 @@ enum Workload: String, CaseIterable, Sendable {
             "changePermissions(range, revoke: .write) + settle, exclusive, over a mapping of smallest pages; ns per page"
         case .unmap:
             "unmap(range) + settle, exclusive, of a mapping of smallest pages; ns per page"
+        case .pfncache:
+            "PfnCache check (ns) and refresh latency p50/p99 + refreshes/s, idle and under an unrelated invalidation storm, legacy vs range-tracked (format-independent)"
         }
     }
 }

@@ -65,4 +65,11 @@ public enum SLATError: Error, Hashable, Sendable {
     case hostPageReadOnly(HostVirtualAddress)
     /// A host mapping that overlaps an existing one, or is misaligned for its page size.
     case invalidHostMapping(HostVirtualAddress)
+
+    // Pfn cache
+    /// A pfn cache was used (refreshed or accessed) while not activated.
+    case pfnCacheInactive
+    /// A pfn cache length that is zero or runs past the end of the 4 KiB page
+    /// holding the cached address (`offset` is the address's offset in it).
+    case pfnCacheLengthOutOfPage(offset: UInt64, length: UInt64)
 }
