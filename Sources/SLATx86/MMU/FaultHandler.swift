@@ -5,8 +5,8 @@ import Synchronization
 // the *shared* MMU lock with compare-and-exchange only.
 extension ExtendedPageTableMMU {
     /// Handles an EPT violation of a vCPU: the lockless fast page fault
-    /// first when the entry was present (``GuestPageFault/isPermissionFault``),
-    /// else (or when that cannot fix it) the full fault path.
+    /// first when the entry was present (``GuestPageFault/isPermissionFault``)
+    /// or A/D flags are off (access tracking), else (or when that cannot fix it) the full fault path.
     ///
     /// Full path: top up `vcpu`'s page cache (outside the lock); snapshot
     /// the invalidation sequence and resolve the memslot and host frame;
@@ -23,8 +23,10 @@ extension ExtendedPageTableMMU {
     /// Locking contract: the caller holds no MMU lock. `vcpu` belongs to the
     /// calling thread (its reader slot is used).
     /// TLB contract: a replaced translation (a table merged into a huge
-    /// leaf, a leaf moved or reduced) is invalidated before the lock is
-    /// released; pure additions need no flush.
+    /// leaf, a leaf moved or reduced) and a huge leaf split on the way
+    /// (invalidated at its size, so no later small invalidation can miss a
+    /// cached huge entry) are invalidated before the lock is released; pure
+    /// additions need no flush.
     ///
     /// - Throws: ``SLATError/noMemslot(_:)`` (MMIO: the VMM emulates it),
     ///   ``SLATError/readOnlyMemslot(slot:frame:)`` for a write to a
@@ -34,7 +36,9 @@ extension ExtendedPageTableMMU {
     ///   cannot be topped up. Nothing is changed when it throws.
     @inlinable
     public func handleFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
-        if fault.isPermissionFault {
+        // Without A/D flags an access-tracked leaf faults as not present,
+        // so every fault may be one the fast path fixes (as KVM decides).
+        if fault.isPermissionFault || !format.accessedDirtyEnabled {
             switch fastPageFault(fault, vcpu: vcpu) {
             case .fixed(let level): return .fixed(level: level)
             case .spurious: return .spurious
@@ -51,24 +55,48 @@ extension ExtendedPageTableMMU {
         try topUp(vcpu)
         let write = fault.access == .write
         let page = try guestMemory.resolve(frame: fault.address.frame, write: write)
-        var plan = FaultPlan(page: page, access: fault.access, mmu: self)
+        let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
+        var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
         let slot = vcpu.readerSlot
-        lock.lockShared()
+        let exclusive = configuration.faultsTakeLockExclusively
+        if exclusive { lock.lockExclusive() } else { lock.lockShared() }
         reclaimer.enterReadSection(slot: slot)
-        var batch = TLBFlushBatch()
+        var cleanup = FaultCleanup()
         let outcome: FaultOutcome
         if guestMemory.invalidations.needsRetry(range: plan.block, since: page.sequence) {
             outcome = .retry
         } else {
-            outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, batch: &batch)
+            outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)
         }
-        if batch.isEmpty { _ = batch.discard() } else { settle(batch) }
+        if cleanup.isNeeded { flushAfterFault(cleanup) }
         reclaimer.leaveReadSection(slot: slot)
-        lock.unlockShared()
+        if exclusive { lock.unlockExclusive() } else { lock.unlockShared() }
         if plan.marksDirty, case .fixed = outcome {
             dirtyLogs.bitmap(forMemslot: page.memslot.id)?.mark(page.frame)
         }
         return outcome
+    }
+
+    /// Detaches what the fault replaced (its subtree is ours, rule 2) and
+    /// flushes the replaced and split translations; lock still held.
+    @usableFromInline
+    func flushAfterFault(_ cleanup: FaultCleanup) {
+        var batch = TLBFlushBatch()
+        if cleanup.splitLevel >= 0 {
+            batch.invalidate(address: GuestPhysicalAddress(cleanup.splitAddress), level: cleanup.splitLevel,
+                             size: format.entrySize(atLevel: cleanup.splitLevel))
+        }
+        if cleanup.level >= 0 {
+            let size = format.entrySize(atLevel: cleanup.level)
+            let start = GuestPhysicalAddress(cleanup.address)
+            if cleanup.replacedTable != 0 {
+                helpers.detachSubtree(ofTableEntry: cleanup.replacedTable, level: cleanup.level, mode: .shared, into: &batch)
+                batch.invalidate(range: GuestPhysicalRange(start: start, size: size))
+            } else {
+                batch.invalidate(address: start, level: cleanup.level, size: size)
+            }
+        }
+        settle(batch)
     }
 
     /// The walk and installs of the fault path. Lock held shared, inside a
@@ -76,7 +104,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     func install(
         _ plan: inout FaultPlan, at address: GuestPhysicalAddress, addressSpace: Int,
-        vcpu: PageTableContext, batch: inout TLBFlushBatch
+        vcpu: PageTableContext, cleanup: inout FaultCleanup
     ) -> FaultOutcome {
         let format = self.format
         let frozen = format.frozenEntry
@@ -107,14 +135,12 @@ extension ExtendedPageTableMMU {
                         entry = original
                         continue entryLoop
                     }
-                    if isTable {
-                        // Table → huge leaf: we own the subtree (rule 2).
-                        helpers.detachSubtree(ofTableEntry: entry, level: level, mode: .shared, into: &batch)
-                        batch.invalidate(range: GuestPhysicalRange(
-                            start: address.alignedDown(to: format.entrySize(atLevel: level)), size: format.entrySize(atLevel: level)))
-                    } else if present && leafChangeNeedsFlush(old: entry, new: new, level: level) {
-                        batch.invalidate(address: address.alignedDown(to: format.entrySize(atLevel: level)),
-                                         level: level, size: format.entrySize(atLevel: level))
+                    if isTable || (present && leafChangeNeedsFlush(old: entry, new: new, level: level)) {
+                        // Table → huge leaf (we own the subtree, rule 2) or
+                        // a leaf moved or reduced: flush before unlocking.
+                        cleanup.replaced(
+                            address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level,
+                            table: isTable ? entry : 0)
                     }
                     return .fixed(level: level)
                 }
@@ -140,6 +166,7 @@ extension ExtendedPageTableMMU {
                 switch helpers.splitLeaf(pointer, expected: &entry, level: level, mode: .shared, context: vcpu,
                                          tableEntryBits: marker) {
                 case .split(let child):
+                    cleanup.split(address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level)
                     if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
                     table = memory.entries(at: child)
                     level -= 1
@@ -168,5 +195,39 @@ extension ExtendedPageTableMMU {
         let split = NXHugePageSplit(
             addressSpace: addressSpace, address: address.alignedDown(to: format.entrySize(atLevel: level)), level: level)
         listLock.withLock { nxSplits.append(split) }
+    }
+}
+
+/// What a fault replaced and must flush before it unlocks: a huge leaf it
+/// split on the way (its translation may be cached at its size, which the
+/// smaller invalidations owed later would not reach), and a table or leaf it
+/// replaced at its level.
+@frozen @usableFromInline
+struct FaultCleanup {
+    @usableFromInline var address: UInt64 = 0
+    @usableFromInline var level = -1
+    /// The table entry replaced by a huge leaf, or 0.
+    @usableFromInline var replacedTable: UInt64 = 0
+    @usableFromInline var splitAddress: UInt64 = 0
+    @usableFromInline var splitLevel = -1
+
+    @inlinable init() {}
+
+    @inlinable var isNeeded: Bool { level >= 0 || splitLevel >= 0 }
+
+    @inlinable
+    mutating func replaced(address: UInt64, level: Int, table: UInt64) {
+        self.address = address
+        self.level = level
+        replacedTable = table
+    }
+
+    @inlinable
+    mutating func split(address: UInt64, level: Int) {
+        // The first split is the largest; it covers any below it.
+        if splitLevel < 0 {
+            splitAddress = address
+            splitLevel = level
+        }
     }
 }

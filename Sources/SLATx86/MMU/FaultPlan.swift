@@ -37,15 +37,11 @@ struct FaultPlan {
     @usableFromInline let block: GuestFrameRange
 
     @inlinable
-    init<Memory: TableMemory, T: TLB>(page: ResolvedGuestPage, access: GuestAccess, mmu: ExtendedPageTableMMU<Memory, T>) {
-        let configuration = mmu.configuration
+    init(page: ResolvedGuestPage, access: GuestAccess, format: ExtendedPageTableFormat,
+         configuration: MMUConfiguration, logMode: DirtyLogMode) {
         var level = min(Int(page.maximumMappingSize.rawValue), configuration.maximumLeafLevel)
         let write = access == .write
-        var logMode = DirtyLogMode.writeProtect
-        if page.dirtyLogging {
-            level = 0
-            logMode = mmu.dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect
-        }
+        if page.dirtyLogging { level = 0 }
         let natural = level
         let forced = configuration.nxHugePages && access == .execute && level > 0
         if forced { level = 0 }
@@ -56,7 +52,6 @@ struct FaultPlan {
         output = page.hostFrame.address.rawValue
         block = page.block(HostMappingSize(rawValue: UInt8(truncatingIfNeeded: natural)) ?? .size4K)
 
-        let format = mmu.format
         let execute = ExtendedPageTableBits.execute | (format.modeBasedExecute ? ExtendedPageTableBits.userExecute : 0)
         let grantsWrite = page.writable && !(page.dirtyLogging && logMode == .writeProtect && !write)
         var bits = ExtendedPageTableBits.mmuPresent | ExtendedPageTableBits.read | execute

@@ -18,6 +18,10 @@ public struct MMUConfiguration: Sendable, Hashable {
     /// Compare-and-exchange attempts of one fast page fault before it gives
     /// up and takes the slow path.
     public var fastFaultAttempts: Int
+    /// Whether faults take the MMU lock exclusively instead of shared: a
+    /// baseline for measuring what the shared design buys (the walk still
+    /// exchanges every entry). Off by default.
+    public var faultsTakeLockExclusively: Bool
 
     /// A configuration; defaults: one address space, 64 reader slots, NX
     /// huge pages off, 1 GiB leaves allowed, yield every 4096 leaves,
@@ -25,8 +29,10 @@ public struct MMUConfiguration: Sendable, Hashable {
     @inlinable
     public init(
         addressSpaceCount: Int = 1, readerSlots: Int = 64, nxHugePages: Bool = false,
-        maximumLeafLevel: Int = 2, yieldInterval: Int = 4096, fastFaultAttempts: Int = 4
+        maximumLeafLevel: Int = 2, yieldInterval: Int = 4096, fastFaultAttempts: Int = 4,
+        faultsTakeLockExclusively: Bool = false
     ) {
+        self.faultsTakeLockExclusively = faultsTakeLockExclusively
         self.addressSpaceCount = addressSpaceCount
         self.readerSlots = readerSlots
         self.nxHugePages = nxHugePages
