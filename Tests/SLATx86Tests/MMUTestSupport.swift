@@ -61,7 +61,9 @@ final class SimulatedVM: @unchecked Sendable {
     @discardableResult
     func access(_ index: UInt64, _ kind: AccessKind, vcpu: Int, offset: UInt64 = 0) throws -> HostPhysicalAddress {
         let address = address(index).advanced(by: offset)
-        for _ in 0..<1000 {
+        for attempt in 0..<100_000 {
+            // A storm of invalidations makes faults retry; let them end.
+            if attempt > 0 && attempt % 64 == 0 { sched_yield() }
             switch walker.access(address, kind, through: tlb.vcpu(vcpu)) {
             case .translated(let output, _):
                 return output

@@ -70,6 +70,7 @@ struct TDPMMUConcurrencyTests {
                     let range = HostVirtualRange(start: SimulatedVM.hostBase.advanced(by: start << 12), size: 16 << 12)
                     try vm.guestMemory.hostPages.remap(range, to: HostFrameNumber(0x100_0000 * (generation % 4 + 1) + start))
                     generation += 1
+                    usleep(20)
                 }
                 return
             }
@@ -139,10 +140,13 @@ struct TDPMMUConcurrencyTests {
             var random = SimulationRandom(seed: SimulationRandom.derivedSeed(11, stream: thread))
             if thread == vcpus {
                 let ager = vm.contexts[vcpus]
-                while !finished.isSet {
+                // At least one pass after the vCPUs are done, so it sees young leaves.
+                var last = false
+                repeat {
+                    last = finished.isSet
                     if vm.mmu.clearYoung(everything, context: ager) { youngSeen.wrappingAdd(1, ordering: .relaxed) }
                     _ = vm.mmu.testYoung(everything, context: ager)
-                }
+                } while !last
                 return
             }
             defer { if finished.arrive() == vcpus { finished.set() } }
