@@ -67,7 +67,7 @@ enum TDPFaultWorkload {
             if repeatIndex > 0 { samples.append(time) }
         }
         fixture.mmu.teardown()
-        return TDPResult(name: "of which GuestMemory.resolve (memslot + host page + snapshot) thread CPU time",
+        return TDPResult(name: "for comparison: GuestMemory.resolve alone (what the per-vCPU memo skips), thread CPU time",
                          operations: Int(fixture.frameCount), unit: "fault", samples: samples)
     }
 }
