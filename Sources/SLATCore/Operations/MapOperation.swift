@@ -244,11 +244,9 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                     }
                     let onlyGains = format.changingPermissions(
                         ofLeaf: old, grant: format.permissions(ofLeaf: new), revoke: []) == new
-                    // Break-before-make invalidates the old leaf itself.
-                    let breaks = format.requiresBreakBeforeMake && !table.differsOnlyInPermissions(old, new, level: level)
                     if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),
                                      level: level, shared: shared, tlb: tlb) {
-                        if !onlyGains && !breaks {
+                        if !onlyGains {
                             requests.invalidate(address: GuestPhysicalAddress(address), level: level,
                                                 size: format.entrySize(atLevel: level))
                         }
