@@ -1,5 +1,6 @@
 import SLATArm64
 import SLATCore
+import SLATSim
 import Testing
 
 @Suite("Stage-2 fault handler")
@@ -7,7 +8,7 @@ struct StageTwoFaultHandlerTests {
     static let guestBase: UInt64 = 0x1_0000_0000
     static let hostBase: UInt64 = 0x20_0000_0000
 
-    func makeVM(granule: TranslationGranule = .size4KiB, host: HostMappingSize = .size2M, size: UInt64 = 4 << 20) throws -> StageTwoTestVM<SimulatedStageTwoTLB> {
+    func makeVM(granule: TranslationGranule = .size4KiB, host: HostMappingSize = .size2M, size: UInt64 = 4 << 20) throws -> StageTwoTestVM<SimulatedContextTLB> {
         try StageTwoTestVM(granule: granule, guestBase: Self.guestBase, size: size, hostBase: Self.hostBase,
                            hostMappingSize: host, tablePages: 64)
     }
@@ -107,7 +108,7 @@ struct StageTwoFaultHandlerTests {
     func largeGranuleOverScatteredHostPages() throws {
         let vm = try makeVM(granule: .size16KiB, host: .size4K, size: 0x4000)
         // Move the second 4 KiB page of the granule elsewhere.
-        let hva = HostVirtualAddress(StageTwoTestVM<SimulatedStageTwoTLB>.hostVirtualBase + 0x1000)
+        let hva = HostVirtualAddress(StageTwoTestVM<SimulatedContextTLB>.hostVirtualBase + 0x1000)
         try vm.guestMemory.hostPages.remap(HostVirtualRange(start: hva, size: 0x1000),
                                            to: HostPhysicalAddress(0x30_0000_0000).frame)
         #expect(throws: SLATError.invalidHostMapping(hva)) {
@@ -130,7 +131,7 @@ struct StageTwoFaultHandlerTests {
 
 @Suite("Stage-2 mmu-notifier binding")
 struct StageTwoNotifierTests {
-    func makeVM() throws -> StageTwoTestVM<SimulatedStageTwoTLB> {
+    func makeVM() throws -> StageTwoTestVM<SimulatedContextTLB> {
         try StageTwoTestVM(granule: .size4KiB, vcpus: 2, guestBase: 0x1_0000_0000, size: 4 << 20,
                            hostBase: 0x20_0000_0000, hostMappingSize: .size2M, tablePages: 64)
     }
@@ -140,26 +141,24 @@ struct StageTwoNotifierTests {
         let vm = try makeVM()
         try vm.access(vm.guestRange.start, .read, vcpu: 0)
         try vm.access(vm.guestRange.start.advanced(by: 0x20_0000), .read, vcpu: 1)
-        let hva = HostVirtualAddress(StageTwoTestVM<SimulatedStageTwoTLB>.hostVirtualBase + 0x3000)
+        let hva = HostVirtualAddress(StageTwoTestVM<SimulatedContextTLB>.hostVirtualBase + 0x3000)
         try vm.guestMemory.hostPages.unmap(HostVirtualRange(start: hva, size: 0x1000))
         #expect(vm.leaves.map(\.guestAddress) == [vm.guestRange.start.advanced(by: 0x20_0000)])
-        #expect(vm.simulatedTLB.cachedEntries(vcpu: 0).isEmpty)
-        #expect(vm.simulatedTLB.cachedEntries(vcpu: 1).count == 1)
-        vm.simulatedTLB.checkCoherence(with: vm.mmu.table)
-        #expect(vm.simulatedTLB.breakBeforeMakeViolations == [])
+        #expect(vm.simulatedTLB.vcpu(0).entries.isEmpty)
+        #expect(vm.simulatedTLB.vcpu(1).entries.count == 1)
+        #expect(vm.reportsAfterCoherenceCheck() == [])
     }
 
     @Test("After the host moves a page, the next fault maps the new frame")
     func faultAfterRemapMapsNewFrame() throws {
         let vm = try makeVM()
         try vm.access(vm.guestRange.start, .read)
-        let hva = HostVirtualAddress(StageTwoTestVM<SimulatedStageTwoTLB>.hostVirtualBase)
+        let hva = HostVirtualAddress(StageTwoTestVM<SimulatedContextTLB>.hostVirtualBase)
         let moved = HostPhysicalAddress(0x30_0000_0000)
         try vm.guestMemory.hostPages.remap(HostVirtualRange(start: hva, size: 0x1000), to: moved.frame)
         #expect(try vm.access(vm.guestRange.start, .read) == [.mapped(level: 0)])
         #expect(vm.mmu.table.translate(vm.guestRange.start).translation?.output == moved)
-        vm.simulatedTLB.checkCoherence(with: vm.mmu.table)
-        #expect(vm.simulatedTLB.breakBeforeMakeViolations == [])
+        #expect(vm.reportsAfterCoherenceCheck() == [])
     }
 
     @Test("Removing the memslot zaps everything it mapped")
@@ -169,6 +168,6 @@ struct StageTwoNotifierTests {
         try vm.access(vm.guestRange.start.advanced(by: 0x20_0000), .write)
         _ = try vm.guestMemory.removeMemslot(id: 1)
         #expect(vm.leaves.isEmpty)
-        #expect(vm.simulatedTLB.cachedEntries(vcpu: 0).isEmpty)
+        #expect(vm.simulatedTLB.vcpu(0).entries.isEmpty)
     }
 }

@@ -1,24 +1,31 @@
 import SLATArm64
 import SLATCore
+import SLATSim
 
-/// A small VM for the stage-2 MMU tests: a table arena, the simulated
-/// per-vCPU TLBs, counting cache hooks, guest memory with one memslot backed
-/// by host memory, the MMU lock, the fault handler and the notifier binding.
+/// A small VM for the stage-2 MMU tests on SLATSim: a table arena watched
+/// by the freed-table detector, the simulated per-vCPU TLBs (conflict and
+/// stale detectors) with the hardware walker attached, counting cache
+/// hooks, guest memory with one memslot backed by host memory, the MMU
+/// lock, the fault handler and the notifier binding.
 ///
-/// The MMU gets `T`, made from the simulated TLB (itself, or a wrapper that
-/// breaks it on purpose).
+/// The MMU gets `T`, made from the simulated TLBs (themselves, or a wrapper
+/// that breaks them on purpose).
 final class StageTwoTestVM<T: TLB> {
-    typealias MMU = StageTwoPageTable<TableArena, T, CountingCacheMaintenance>
+    typealias Memory = SimulatedTableMemory<TableArena>
+    typealias MMU = StageTwoPageTable<Memory, T, CountingCacheMaintenance>
 
     let format: StageTwoFormat
     let arena: TableArena
-    let simulatedTLB: SimulatedStageTwoTLB
+    let memory: Memory
+    let log = SimulationLog()
+    let simulatedTLB: SimulatedContextTLB
     let caches: CountingCacheMaintenance
     let mmu: MMU
+    let walker: HardwareWalker<StageTwoFormat, Memory>
     let guestMemory: GuestMemory
     let lock = PThreadReaderWriterLock()
-    let handler: StageTwoFaultHandler<TableArena, T, CountingCacheMaintenance, PThreadReaderWriterLock>
-    let binding: StageTwoNotifierBinding<TableArena, T, CountingCacheMaintenance, PThreadReaderWriterLock>
+    let handler: StageTwoFaultHandler<Memory, T, CountingCacheMaintenance, PThreadReaderWriterLock>
+    let binding: StageTwoNotifierBinding<Memory, T, CountingCacheMaintenance, PThreadReaderWriterLock>
     let contexts: [PageTableContext]
     /// The memslot's guest range and host-physical start.
     let guestRange: GuestPhysicalRange
@@ -30,14 +37,17 @@ final class StageTwoTestVM<T: TLB> {
     init(
         granule: TranslationGranule, inputAddressBits: Int = 40, vcpus: Int = 1,
         guestBase: UInt64, size: UInt64, hostBase: UInt64, hostMappingSize: HostMappingSize,
-        tablePages: Int = 4096, makeTLB: (SimulatedStageTwoTLB) -> T
+        tablePages: Int = 4096, makeTLB: (SimulatedContextTLB) -> T
     ) throws {
         format = try StageTwoFormat(granule: granule, inputAddressBits: inputAddressBits)
         arena = try TableArena(pageSize: granule.byteCount, pageCount: tablePages, prefault: false)
-        simulatedTLB = SimulatedStageTwoTLB(format: format, vcpus: vcpus)
+        simulatedTLB = SimulatedContextTLB(format: format, vcpuCount: vcpus, context: 5, log: log)
+        memory = SimulatedTableMemory(wrapping: arena, watching: [simulatedTLB])
         caches = CountingCacheMaintenance()
-        mmu = try StageTwoPageTable(format: format, memory: arena, tlb: makeTLB(simulatedTLB), caches: caches,
+        mmu = try StageTwoPageTable(format: format, memory: memory, tlb: makeTLB(simulatedTLB), caches: caches,
                                     vmid: 5, readerSlots: vcpus + 1)
+        walker = HardwareWalker(table: mmu.table)
+        simulatedTLB.attach(walker)
         guestMemory = GuestMemory()
         let hva = HostVirtualAddress(Self.hostVirtualBase)
         try guestMemory.hostPages.map(hva, to: HostPhysicalAddress(hostBase).frame, size: hostMappingSize,
@@ -56,22 +66,35 @@ final class StageTwoTestVM<T: TLB> {
         hostBase.advanced(by: address.rawValue - guestRange.start.rawValue)
     }
 
-    /// Runs one guest access of `vcpu` to completion: through its TLB, and
-    /// on a fault through the fault handler, until it completes. Returns the
-    /// faults taken. Throws if the handler throws or the access never completes.
+    /// The fault a simulated access violation raises.
+    static func fault(for violation: Violation) -> StageTwoFault {
+        let access: StageTwoAccess = switch violation.access {
+        case .read: .read
+        case .write: .write
+        case .executePrivileged, .executeUser: .execute
+        }
+        return StageTwoFault(address: violation.address, access: access)
+    }
+
+    /// Runs one guest access of `vcpu` to completion through the hardware
+    /// walker and its TLB, calling the fault handler on each violation.
+    /// Returns the fault outcomes. Throws if the handler throws or the
+    /// access never completes.
     @discardableResult
     func access(_ address: GuestPhysicalAddress, _ kind: StageTwoAccess, vcpu: Int = 0) throws -> [StageTwoFaultOutcome] {
-        let needs: Permissions = switch kind {
+        let accessKind: AccessKind = switch kind {
         case .read: .read
-        case .write: .readWrite
-        case .execute: [.read, .executePrivileged, .executeUser]
+        case .write: .write
+        case .execute: .executePrivileged
         }
         var outcomes: [StageTwoFaultOutcome] = []
-        for _ in 0..<10_000 {
-            let result = simulatedTLB.access(vcpu: vcpu, address: address, needs: needs, table: mmu.table,
-                                             context: contexts[vcpu])
-            if case .completed = result { return outcomes }
-            outcomes.append(try handler.handle(StageTwoFault(address: address, access: kind), context: contexts[vcpu]))
+        for _ in 0..<1000 {
+            switch walker.access(address, accessKind, through: simulatedTLB.vcpu(vcpu)) {
+            case .translated:
+                return outcomes
+            case .violation(let violation):
+                outcomes.append(try handler.handle(Self.fault(for: violation), context: contexts[vcpu]))
+            }
         }
         throw AccessNeverCompleted(address: address, outcomes: Array(outcomes.suffix(8)))
     }
@@ -99,6 +122,12 @@ final class StageTwoTestVM<T: TLB> {
 
     /// Leaves overlapping the memslot.
     var leaves: [LeafMapping] { mmu.table.leaves(in: guestRange) }
+
+    /// Declares a quiescent point and returns every report so far.
+    func reportsAfterCoherenceCheck() -> [SimulationReport] {
+        simulatedTLB.verifyCoherence()
+        return log.reports
+    }
 }
 
 struct AccessNeverCompleted: Error {
@@ -106,8 +135,8 @@ struct AccessNeverCompleted: Error {
     var outcomes: [StageTwoFaultOutcome]
 }
 
-extension StageTwoTestVM where T == SimulatedStageTwoTLB {
-    /// A VM whose MMU uses the simulated TLB directly.
+extension StageTwoTestVM where T == SimulatedContextTLB {
+    /// A VM whose MMU uses the simulated TLBs directly.
     convenience init(
         granule: TranslationGranule, inputAddressBits: Int = 40, vcpus: Int = 1,
         guestBase: UInt64, size: UInt64, hostBase: UInt64, hostMappingSize: HostMappingSize,
