@@ -37,6 +37,7 @@ struct StageTwoPageTableStressTests {
     static func run(
         _ vm: StageTwoTestVM<SimulatedContextTLB>, _ stream: AccessStream, seed: UInt64
     ) -> (VCPURunResult, [String]) {
+        vm.refreshGrantCheck()
         let runner = VCPURunner(walker: vm.walker, tlb: vm.simulatedTLB)
         let contexts = VCPUContexts(vm.contexts)
         let handler = vm.handler
@@ -120,15 +121,23 @@ struct StageTwoFaultConcurrencyTests {
         let handler = vm.handler
         let pages = 512
         let errors = Mutex<[String]>([])
+        // Both vCPUs meet before each page, so their faults on it overlap.
+        let arrived = Atomic<Int>(0)
         let done = DispatchGroup()
         for vcpu in 0..<2 {
             done.enter()
             Thread {
                 let access: StageTwoAccess = vcpu == 0 ? .write : .read
                 for page in 0..<pages {
+                    arrived.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                    while arrived.load(ordering: .acquiring) < 2 * (page + 1) {}
                     let fault = StageTwoFault(address: GuestPhysicalAddress(0x1_0000_0000 + UInt64(page) * 0x1000), access: access)
                     do {
-                        _ = try handler.handle(fault, context: contexts.contexts[vcpu])
+                        // A refused or raced fault is re-run, as the guest would.
+                        for _ in 0..<100 {
+                            if case .retry = try handler.handle(fault, context: contexts.contexts[vcpu]) { continue }
+                            break
+                        }
                     } catch {
                         errors.withLock { $0.append("\(error)") }
                     }
