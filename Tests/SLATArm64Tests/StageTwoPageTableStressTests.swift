@@ -112,10 +112,15 @@ struct StageTwoPageTableStressTests {
 
 @Suite("Stage-2 parallel fault concurrency")
 struct StageTwoFaultConcurrencyTests {
+    // The next two tests drive the fault handler directly with a counting
+    // TLB (atomics only), so ThreadSanitizer sees only SLAT's own
+    // synchronisation.
+
     @Test("Racing read and write faults on the same pages never downgrade a writable page")
     func racingFaultsNeverDowngrade() throws {
         let vm = try StageTwoTestVM(granule: .size4KiB, vcpus: 2, guestBase: 0x1_0000_0000, size: 2 << 20,
-                                    hostBase: 0x20_0000_0000, hostMappingSize: .size2M, tablePages: 64)
+                                    hostBase: 0x20_0000_0000, hostMappingSize: .size2M, tablePages: 64,
+                                    makeTLB: { _ in CountingTLB() })
         try vm.setDirtyLogging(true)
         let contexts = VCPUContexts(vm.contexts)
         let handler = vm.handler
@@ -150,6 +155,68 @@ struct StageTwoFaultConcurrencyTests {
         let leaves = vm.leaves
         #expect(leaves.count == pages)
         #expect(leaves.allSatisfy { $0.attributes.permissions == .readWrite })
+        vm.mmu.table.reclaimer.synchronize()
+    }
+
+    @Test("Write faults of four threads split every block under dirty logging and merge each back with one VMID-wide flush",
+          arguments: [TranslationGranule.size4KiB, .size16KiB])
+    func threadsSplitAndMergeBlocks(_ granule: TranslationGranule) throws {
+        let blocks = 2
+        let tlb = CountingTLB()
+        let blockSize: UInt64 = granule == .size4KiB ? 2 << 20 : 32 << 20
+        // Host pages as large as the granule's block, no larger (4 KiB: 2 MiB; 16 KiB: 32 MiB blocks need 1 GiB).
+        let host: HostMappingSize = granule == .size4KiB ? .size2M : .size1G
+        let vm = try StageTwoTestVM(granule: granule, vcpus: 4, guestBase: 0x40_0000_0000,
+                                    size: granule == .size4KiB ? blockSize * UInt64(blocks) : 1 << 30,
+                                    hostBase: 0x80_0000_0000, hostMappingSize: host, tablePages: 64,
+                                    makeTLB: { _ in tlb })
+        let page = vm.format.pageSize
+        let pagesPerBlock = Int(blockSize / page)
+        let contexts = VCPUContexts(vm.contexts)
+        let handler = vm.handler
+        let errors = Mutex<[String]>([])
+        /// Every thread write-faults pages `thread, thread + 4, ...` of every block until each fault maps.
+        func writeAll(stride: Int) {
+            let done = DispatchGroup()
+            for thread in 0..<4 {
+                done.enter()
+                Thread {
+                    for block in 0..<blocks {
+                        for index in Swift.stride(from: thread, to: pagesPerBlock, by: stride) {
+                            let address = GuestPhysicalAddress(0x40_0000_0000 + UInt64(block) * blockSize + UInt64(index) * page)
+                            do {
+                                for _ in 0..<100 {
+                                    if case .retry = try handler.handle(StageTwoFault(address: address, access: .write),
+                                                                        context: contexts.contexts[thread]) { continue }
+                                    break
+                                }
+                            } catch {
+                                errors.withLock { $0.append("\(address): \(error)") }
+                            }
+                        }
+                    }
+                    done.leave()
+                }.start()
+            }
+            done.wait()
+        }
+        let range = GuestPhysicalRange(start: vm.guestRange.start, size: blockSize * UInt64(blocks))
+        writeAll(stride: pagesPerBlock)  // one fault per thread per block: blocks mapped
+        #expect(vm.mmu.table.leaves(in: range).map(\.level) == Array(repeating: 1, count: blocks))
+        try vm.setDirtyLogging(true)
+        writeAll(stride: 4)  // every page: blocks split, pages made writable
+        #expect(vm.mmu.table.leaves(in: range).count == blocks * pagesPerBlock)
+        try vm.writeProtectMemslot()
+        try vm.setDirtyLogging(false)
+        let before = tlb.counts.contexts
+        writeAll(stride: 4)  // every page again: merged back
+        #expect(errors.withLock { $0 } == [])
+        #expect(vm.mmu.table.leaves(in: range).map(\.level) == Array(repeating: 1, count: blocks))
+        #expect(tlb.counts.contexts - before == blocks)
+        for offset in Swift.stride(from: UInt64(0), to: range.size, by: Int(blockSize / 4)) {
+            #expect(vm.mmu.table.translate(range.start.advanced(by: offset)).translation?.output
+                    == vm.hostBase.advanced(by: offset))
+        }
         vm.mmu.table.reclaimer.synchronize()
     }
 
