@@ -13,7 +13,8 @@ import SLATCore
 /// the MMU lock **shared**:
 ///
 /// - if an invalidation of the range is in flight or ended since the
-///   resolve, it returns ``StageTwoFaultOutcome/retry(_:)``;
+///   resolve, or the memslots changed (dirty logging switched on or off,
+///   a slot added or removed), it returns ``StageTwoFaultOutcome/retry(_:)``;
 /// - if the page is already mapped by a leaf of that size to that output,
 ///   the fault was an access-flag or permission fault: it sets the access
 ///   flag and relaxes (only adds) permissions in place;
@@ -65,6 +66,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             throw .guestRangeOutOfBounds(GuestPhysicalRange(start: fault.address, size: 1), limit: limit)
         }
         let write = fault.access == .write
+        // Before the resolve: a memslot change (dirty logging switched, slot
+        // moved) after it is seen under the lock, as KVM's SRCU guarantees.
+        let generation = guestMemory.memslotGeneration
         let resolved = try guestMemory.resolve(frame: fault.address.frame, write: write)
         let level = mappingLevel(for: resolved)
         let size = format.entrySize(atLevel: level)
@@ -81,6 +85,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
                 return .retry(.invalidationInProgress)
             }
+            if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
             if let current = pageTable.table.translate(fault.address, context: context).translation,
                current.size == size, current.leafOutput == output {
                 return try fixInPlace(fault, current: current, permissions: permissions, context: context)
