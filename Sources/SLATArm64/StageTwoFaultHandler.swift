@@ -41,6 +41,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     public let lock: Lock
 
     /// A handler for the VM whose tables, guest memory and MMU lock these are.
+    @inlinable
     public init(pageTable: StageTwoPageTable<Memory, T, Caches>, guestMemory: GuestMemory, lock: Lock) {
         self.pageTable = pageTable
         self.guestMemory = guestMemory
@@ -59,6 +60,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for an IPA past the
     ///   configured size, table-memory and reader-slot errors. Nothing
     ///   changes when it throws.
+    @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
         let format = pageTable.format
         let limit = format.inputAddressSpaceSize
@@ -120,6 +122,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// pages) must be one aligned, contiguous run of host frames in the
     /// memslot, writable when a write needs it. Also returns whether the
     /// whole mapping may be writable.
+    @inlinable
     func backing(
         of range: GuestPhysicalRange, resolved: ResolvedGuestPage, write: Bool
     ) throws(SLATError) -> (HostPhysicalAddress, Bool) {
@@ -151,6 +154,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
 
     /// An access-flag or permission fault on a leaf that already maps the
     /// page as wanted: set the access flag, add the missing permissions.
+    @inlinable
     func fixInPlace(
         _ fault: StageTwoFault, current: Translation, permissions: Permissions, context: PageTableContext
     ) throws(SLATError) -> StageTwoFaultOutcome {
