@@ -13,6 +13,7 @@ public struct OperationGenerator<Format: PageTableFormat>: Sendable {
     /// Relative frequencies of each kind of operation.
     @frozen
     public struct Weights: Hashable, Sendable {
+        /// Relative weight of each operation kind.
         public var map = 25, unmap = 12, protect = 15, split = 10, merge = 8, invalidate = 5, access = 25
         /// The default mix.
         public init() {}

@@ -38,7 +38,7 @@ public enum OperationShrinker {
         var generator = generator
         let operations = generator.operations(count)
         guard let message = property(operations) else { return nil }
-        let (shrunk, finalMessage) = shrink(operations, message: message, property: property)
+        let (shrunk, finalMessage) = shrink(operations, message: message, pageSize: generator.format.pageSize, property: property)
         let failure = SequenceFailure(seed: seed, originalCount: count, operations: shrunk, message: finalMessage)
         print(failure)
         return failure
@@ -47,10 +47,13 @@ public enum OperationShrinker {
     /// Removes chunks (halves, quarters, ... single operations) and
     /// simplifies single operations while `property` still fails.
     ///
-    /// - Parameter message: what the property said about `operations`.
+    /// - Parameters:
+    ///   - message: what the property said about `operations`.
+    ///   - pageSize: the granule ranges are narrowed to (at least one page).
     /// - Returns: the minimal failing sequence and the property's message for it.
     public static func shrink(
-        _ operations: [TableOperation], message: String, property: ([TableOperation]) -> String?
+        _ operations: [TableOperation], message: String, pageSize: UInt64 = 4096,
+        property: ([TableOperation]) -> String?
     ) -> ([TableOperation], String) {
         var current = operations
         var currentMessage = message
@@ -80,7 +83,7 @@ public enum OperationShrinker {
                 chunk /= 2
             }
             for index in current.indices {
-                for simpler in simplifications(of: current[index]) {
+                for simpler in simplifications(of: current[index], pageSize: pageSize) {
                     var candidate = current
                     candidate[index] = simpler
                     if let failing = property(candidate) {
@@ -114,9 +117,9 @@ public enum OperationShrinker {
 
     /// Smaller variants of one operation: ranges cut to their first page or
     /// first half, context invalidations to nothing simpler.
-    static func simplifications(of operation: TableOperation) -> [TableOperation] {
+    static func simplifications(of operation: TableOperation, pageSize: UInt64) -> [TableOperation] {
         func smaller(_ range: GuestPhysicalRange) -> [GuestPhysicalRange] {
-            let page: UInt64 = range.size >= 0x1000 && range.size % 0x1000 == 0 ? 0x1000 : range.size
+            let page: UInt64 = range.size >= pageSize && range.size % pageSize == 0 ? pageSize : range.size
             var result: [GuestPhysicalRange] = []
             let half = (range.size / 2) & ~(page - 1)
             if half >= page && half < range.size { result.append(GuestPhysicalRange(start: range.start, size: half)) }
