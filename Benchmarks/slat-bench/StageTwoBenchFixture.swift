@@ -89,7 +89,7 @@ final class StageTwoBenchFixture {
         let ready = DispatchGroup()
         let done = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
-        let failures = FailureBox()
+        let failures = FirstFailure<String>()
         for thread in 0..<threads {
             ready.enter()
             done.enter()
@@ -108,12 +108,6 @@ final class StageTwoBenchFixture {
     }
 }
 
-/// The first failure of a threaded section.
-final class FailureBox: Sendable {
-    private let value = Mutex<String?>(nil)
-    func record(_ failure: String) { value.withLock { if $0 == nil { $0 = failure } } }
-    var first: String? { value.withLock { $0 } }
-}
 
 /// The per-thread contexts of a threaded section.
 // @unchecked Sendable: thread i only touches contexts[i]; the section joins
