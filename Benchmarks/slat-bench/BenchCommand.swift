@@ -2,8 +2,6 @@
 enum BenchCommand: Sendable {
     /// Measure (the default suite, or `run <workload>`).
     case run(RunOptions)
-    /// `slat-bench tdp <workload>`: the x86 TDP MMU workloads.
-    case tdp(TDPOptions)
     /// Name the workloads, metrics and formats (`list`).
     case list
     /// Print usage (`help`, `-h`, `--help`).
@@ -13,16 +11,18 @@ enum BenchCommand: Sendable {
     static let usage = """
         usage: slat-bench [options]                  run the default suite (every workload x every format)
                slat-bench run <workload> [options]   run one workload (or one metric, e.g. translate-random)
-               slat-bench tdp <workload> [options]   x86 TDP MMU workloads: fault, dirty-log, zap, age (tdp help)
                slat-bench list                       name the workloads, metrics and formats
                slat-bench help
 
         options:
-          --format <f>[,<f>...]  formats to run (repeatable; default: all): ept4 ept5 s2-4k s2-16k s2-64k
+          --format <f>[,<f>...]  formats to run (repeatable; default: all): ept4 ept5 ept4-ad s2-4k s2-16k s2-64k
           --size <bytes>         guest-physical bytes to map, e.g. 1G, 512M, 64K (default 1G)
           --repeat <n>           timed repeats per metric (after one warm-up); reports median and min-max
                                  (default 5 on 4 KiB formats, 3 on 16/64 KiB)
-          --threads <n>          only 1 (multi-threaded workloads arrive with SLATSim)
+          --threads <n>          vCPU threads of the multi-threaded metrics (fault-threads, ...; default 2);
+                                 their one-thread figure is always measured too
+          --dirty-mode wp|dbit   EPT dirty logging by write protection or dirty bits (default: dbit on
+                                 ept4-ad, wp otherwise)
           --json                 one JSON object per result line instead of the table
           --quiet                no progress lines on stderr
 

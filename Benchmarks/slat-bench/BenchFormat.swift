@@ -37,6 +37,14 @@ enum BenchFormat: String, CaseIterable, Sendable {
     /// targets are set for.
     var hasSmallPages: Bool { pageSize == 4096 }
 
+    /// Whether the format is Arm stage 2 (else Intel EPT).
+    var isStageTwo: Bool {
+        switch self {
+        case .stageTwo4K, .stageTwo16K, .stageTwo64K: true
+        case .ept4, .ept5, .ept4AccessedDirty: false
+        }
+    }
+
     /// Repeats when the command line gives none: more for the headline
     /// 4 KiB formats.
     var defaultRepeats: Int { hasSmallPages ? 5 : 3 }

@@ -40,8 +40,8 @@ enum BenchRunner {
         }
         guard !options.json else { return }
         let loadAfter = SystemLoad.current().oneMinute.map { DecimalText.fixed($0, 2) } ?? "unknown"
-        results.sort { ($0.metric.order, $0.format.order) < ($1.metric.order, $1.format.order) }
-        print("slat-bench \(options.selectionName): \(isDebugBuild ? "DEBUG build (figures meaningless)" : "release build"), 1 thread, CLOCK_MONOTONIC")
+        results.sort { ($0.metric.order, $0.format.order, $0.threads) < ($1.metric.order, $1.format.order, $1.threads) }
+        print("slat-bench \(options.selectionName): \(isDebugBuild ? "DEBUG build (figures meaningless)" : "release build"), CLOCK_MONOTONIC")
         print("host: \(loadBefore.description) at start, \(loadAfter) at end")
         print("ns/op: median over the timed repeats of the operation alone (setup, one warm-up repeat and")
         print("verification untimed); spread: fastest-slowest repeat; counters: per repeat; every repeat verified.")

@@ -20,12 +20,6 @@ struct CommandLineParser {
         switch first {
         case "help", "-h", "--help":
             return .help
-        case "tdp":
-            if arguments.count >= 2 && (arguments[1] == "help" || arguments[1] == "--help") {
-                print(TDPOptions.usage)
-                return .help
-            }
-            return .tdp(try TDPOptions.parse(Array(arguments.dropFirst())))
         case "list":
             guard arguments.count == 1 else { throw .usage("list takes no arguments") }
             return .list
@@ -93,15 +87,26 @@ struct CommandLineParser {
                 guard let threads = Int(text), threads >= 1 else {
                     throw .usage("bad --threads '\(text)': give a positive whole number")
                 }
-                guard threads == 1 else {
-                    throw .usage("--threads \(threads): only single-threaded workloads exist so far; multi-threaded workloads arrive with SLATSim")
-                }
+                guard threads <= 64 else { throw .usage("bad --threads '\(text)': at most 64") }
                 options.threads = threads
+            case "--dirty-mode":
+                switch try value(of: name, inline: inlineValue) {
+                case "wp": options.dirtyMode = .writeProtect
+                case "dbit": options.dirtyMode = .dirtyBit
+                case let other: throw .usage("bad --dirty-mode '\(other)': give wp or dbit")
+                }
             default:
                 throw .usage("unknown option '\(argument)' (see slat-bench help)")
             }
         }
-        if !formats.isEmpty { options.formats = formats }
+        if !formats.isEmpty {
+            options.formats = formats
+            let workloads = Set(options.metrics.map(\.workload))
+            if !workloads.contains(where: { workload in formats.contains { workload.applies(to: $0) } }) {
+                let names = workloads.map(\.rawValue).sorted().joined(separator: ", ")
+                throw .usage("\(names) measures nothing on \(formats.map(\.rawValue).joined(separator: ", ")) (EPT-only: dirty-log, zap, age; stage-2-only: merge, split, kvm-page-table-test)")
+            }
+        }
         for format in options.formats {
             try MappingGeometry.check(size: options.size, for: format)
         }

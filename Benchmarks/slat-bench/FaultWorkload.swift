@@ -3,13 +3,13 @@ import SLATArm64
 
 /// `fault`: every page of the range faulted in by a write through
 /// ``StageTwoFaultHandler`` (memslot lookup, host page, invalidation check,
-/// MMU lock shared, map), on 1 or 2 threads each faulting its half. The
+/// MMU lock shared, map), on 1 or `--threads` threads each faulting its share. The
 /// memslot is backed by 4 KiB host pages for `s2-4k` and 2 MiB host pages
 /// for the 16/64 KiB granules (whose blocks are larger), so every fault maps
 /// one smallest page. Timed: all the faults, page-cache top-ups included.
 enum FaultWorkload {
     static func run(_ format: StageTwoFormat, plan: FormatPlan, threads: Int) throws(BenchFailure) -> BenchResult {
-        let metric: Metric = threads == 1 ? .fault : .faultTwoThreads
+        let metric: Metric = threads == 1 ? .fault : .faultThreads
         plan.progress.starting(metric.rawValue, on: plan.format, repeats: plan.repeats, size: plan.geometry.size)
         let samples = try RepeatLoop.samples(count: plan.repeats) { () throws(BenchFailure) in
             try once(format, plan: plan, threads: threads)

@@ -1,3 +1,5 @@
+import SLAT
+
 /// What to run on one format: the mapping, how many repeats, and how many
 /// lookups the translate workload makes per repeat.
 struct FormatPlan: Sendable {
@@ -14,4 +16,9 @@ struct FormatPlan: Sendable {
     let lookups: Int
     /// Where progress lines go.
     let progress: Progress
+    /// vCPU threads of the multi-threaded metrics (`--threads`, default 2).
+    var threads = 2
+    /// EPT dirty-log mode (`--dirty-mode`); `nil` for the format's default
+    /// (dirty bits with A/D flags on, write protection otherwise).
+    var dirtyMode: DirtyLogMode? = nil
 }

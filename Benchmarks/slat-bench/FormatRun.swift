@@ -1,5 +1,6 @@
 import SLAT
 import SLATArm64
+import SLATx86
 
 /// Runs the selected metrics on one format, as a ``FormatVisitor`` so that
 /// every workload is specialised for the concrete format type.
@@ -24,7 +25,10 @@ struct FormatRun: FormatVisitor {
         if metrics.contains(.unmap) {
             results.append(try UnmapWorkload.run(format, plan: plan))
         }
-        // Stage-2 MMU workloads: only for the stage-2 formats.
+        // Backend workloads: the TDP MMU on EPT, the stage-2 MMU on stage 2.
+        if let ept = format as? ExtendedPageTableFormat {
+            results += try TDPWorkloads.run(ept, plan: plan, metrics: metrics)
+        }
         if let stageTwo = format as? StageTwoFormat {
             results += try StageTwoWorkloads.run(stageTwo, plan: plan, metrics: metrics)
         }

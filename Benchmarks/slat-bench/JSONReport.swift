@@ -10,7 +10,7 @@ enum JSONReport {
             ("size", "\(result.size)"),
             ("ops", "\(result.ops)"),
             ("unit", string(result.metric.unit)),
-            ("api", string(result.metric.entryPoint)),
+            ("api", string(result.metric.entryPoint(on: result.format))),
             ("seconds", number(result.medianSeconds)),
             ("nsPerOp", number(result.nsPerOp)),
             ("opsPerSecond", number(result.opsPerSecond)),

@@ -13,11 +13,16 @@ enum ListReport {
             lines.append("  \(DecimalText.padRight(format.rawValue, 11)) \(format.summary)")
         }
         lines.append("")
-        lines.append("targets (single thread, 4 KiB formats ept4, ept5, s2-4k):")
+        lines.append("targets (one thread unless said):")
         for metric in Metric.allCases {
-            if let target = PerformanceTarget.target(for: metric, format: .ept4, threads: 1) {
-                lines.append("  \(DecimalText.padRight(metric.rawValue, 17)) <= \(DecimalText.fixed(target.limitNsPerOp, 1)) ns/\(metric.unit) (\(target.derivation))")
+            for format in BenchFormat.allCases {
+                if let target = PerformanceTarget.target(for: metric, format: format, threads: 1) {
+                    lines.append("  \(DecimalText.padRight(metric.rawValue, 17)) \(DecimalText.padRight(format.rawValue, 7)) <= \(DecimalText.fixed(target.limitNsPerOp, 1)) ns/\(metric.unit) (\(target.derivation))")
+                }
             }
+        }
+        for target in RelativeTarget.all {
+            lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) EPT     >= \(DecimalText.fixed(target.minimumSpeedup, 1))x \(target.baseline.rawValue) (\(target.derivation))")
         }
         return lines.joined(separator: "\n")
     }

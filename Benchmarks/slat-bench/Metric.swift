@@ -20,10 +20,18 @@ enum Metric: String, CaseIterable, Sendable {
     /// The pfn cache figures (one report of several figures; see
     /// ``PfnCacheWorkload``).
     case pfncache = "pfncache"
-    /// Stage 2: a write fault handled (one page mapped), one thread, per fault.
+    /// A write fault handled through the backend's fault handler (one
+    /// smallest page mapped), one thread, MMU lock shared; per fault.
     case fault = "fault"
-    /// Stage 2: the same with two vCPU threads faulting halves, per fault.
-    case faultTwoThreads = "fault-2-threads"
+    /// The same with `--threads` vCPU threads (default 2) faulting their
+    /// parts of the range at once; wall time per fault.
+    case faultThreads = "fault-threads"
+    /// EPT: the same threads with faults taking the MMU lock exclusively,
+    /// the baseline that shows what the shared lock buys.
+    case faultThreadsExclusive = "fault-threads-exclusive-lock"
+    /// EPT: thread CPU time per fault of the one-thread run (less sensitive
+    /// to other load than wall time).
+    case faultCPUTime = "fault-cpu-time"
     /// Stage 2: merge of smallest pages into blocks, exclusive, per block.
     case merge = "merge"
     /// Stage 2: the same merge in a shared walk (subtree locked entry by entry, retired), per block.
@@ -38,6 +46,24 @@ enum Metric: String, CaseIterable, Sendable {
     case kvmPageTableTestSplit = "kvm-page-table-test-split"
     /// Stage 2: stage 3 (log cancelled: faults merge back into blocks), per page.
     case kvmPageTableTestMerge = "kvm-page-table-test-merge"
+    /// EPT dirty logging, phase 1: populate the 2 MiB-backed range with 2 MiB write faults; per fault.
+    case dirtyLogPopulate = "dirty-log-populate"
+    /// Phase 2: enable dirty logging (write-protect, or clear D bits); per 4 KiB page.
+    case dirtyLogEnable = "dirty-log-enable"
+    /// Phase 3: one write to every 4 KiB page (faults that split the huge leaves); per fault.
+    case dirtyLogWrite = "dirty-log-write"
+    /// Phase 4: get and clear the dirty log (re-protects what it reports); per page.
+    case dirtyLogGetClear = "dirty-log-get-clear"
+    /// Phase 5: a second write pass over the re-protected pages (fast page faults); per fault.
+    case dirtyLogRewrite = "dirty-log-rewrite"
+    /// Phase 6: disable dirty logging, recovering huge leaves in place; per page.
+    case dirtyLogDisable = "dirty-log-disable"
+    /// EPT: notifier-style zap of a populated 4 KiB mapping, flush included; per page.
+    case zap = "zap"
+    /// EPT: clear-young over a populated mapping (A bits or access tracking); per page.
+    case ageClearYoung = "age-clear-young"
+    /// EPT: test-young over the same mapping, none young (a full scan); per page.
+    case ageTestYoung = "age-test-young"
 
     /// The workload that produces this metric.
     var workload: Workload {
@@ -47,7 +73,10 @@ enum Metric: String, CaseIterable, Sendable {
         case .wrprotect: .wrprotect
         case .unmap: .unmap
         case .pfncache: .pfncache
-        case .fault, .faultTwoThreads: .fault
+        case .fault, .faultThreads, .faultThreadsExclusive, .faultCPUTime: .fault
+        case .dirtyLogPopulate, .dirtyLogEnable, .dirtyLogWrite, .dirtyLogGetClear, .dirtyLogRewrite, .dirtyLogDisable: .dirtyLog
+        case .zap: .zap
+        case .ageClearYoung, .ageTestYoung: .age
         case .merge, .mergeShared: .merge
         case .split, .splitEager: .split
         case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: .kvmPageTableTest
@@ -58,15 +87,20 @@ enum Metric: String, CaseIterable, Sendable {
     var unit: String {
         switch workload {
         case .translate: "lookup"
-        case .mapPages, .wrprotect, .unmap, .kvmPageTableTest: "page"
+        case .mapPages, .wrprotect, .unmap, .kvmPageTableTest, .zap, .age: "page"
         case .pfncache: "refresh"
         case .fault: "fault"
         case .merge, .split: "block"
+        case .dirtyLog:
+            switch self {
+            case .dirtyLogPopulate, .dirtyLogWrite, .dirtyLogRewrite: "fault"
+            default: "page"
+            }
         }
     }
 
-    /// The library entry point timed.
-    var entryPoint: String {
+    /// The library entry point timed on `format`.
+    func entryPoint(on format: BenchFormat) -> String {
         switch self {
         case .mapPages: "map"
         case .translateRandom, .translateSequential: "translate"
@@ -74,10 +108,18 @@ enum Metric: String, CaseIterable, Sendable {
         case .wrprotect: "changePermissions"
         case .unmap: "unmap"
         case .pfncache: "PfnCache.refresh"
-        case .fault, .faultTwoThreads: "StageTwoFaultHandler.handle"
+        case .fault, .faultThreads, .faultThreadsExclusive, .faultCPUTime, .kvmPageTableTestCreate,
+             .kvmPageTableTestSplit, .kvmPageTableTestMerge:
+            format.isStageTwo ? "StageTwoFaultHandler.handle" : "ExtendedPageTableMMU.handleFault"
         case .merge, .mergeShared, .split: "StageTwoPageTable.map"
         case .splitEager: "StageTwoPageTable.splitBlocks"
-        case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: "StageTwoFaultHandler.handle"
+        case .dirtyLogPopulate, .dirtyLogWrite, .dirtyLogRewrite: "ExtendedPageTableMMU.handleFault"
+        case .dirtyLogEnable: "ExtendedPageTableMMU.enableDirtyLogging"
+        case .dirtyLogGetClear: "ExtendedPageTableMMU.getAndClearDirtyLog"
+        case .dirtyLogDisable: "ExtendedPageTableMMU.disableDirtyLogging"
+        case .zap: "ExtendedPageTableMMU.zap"
+        case .ageClearYoung: "ExtendedPageTableMMU.clearYoung"
+        case .ageTestYoung: "ExtendedPageTableMMU.testYoung"
         }
     }
 

@@ -1,3 +1,5 @@
+import SLAT
+
 /// What a benchmark run measures and how it reports; the default value is
 /// the default suite.
 struct RunOptions: Sendable {
@@ -9,8 +11,11 @@ struct RunOptions: Sendable {
     var size: UInt64 = 1 << 30
     /// Repeats per metric (`--repeat`); `nil` for each format's default.
     var repeats: Int?
-    /// Threads (`--threads`); only 1 is supported until SLATSim.
-    var threads = 1
+    /// vCPU threads of the multi-threaded metrics (`--threads`); each of
+    /// them also runs with one thread as its own metric.
+    var threads = 2
+    /// EPT dirty-log mode (`--dirty-mode wp|dbit`); `nil` for the format's default.
+    var dirtyMode: DirtyLogMode? = nil
     /// Print one JSON object per result instead of the table (`--json`).
     var json = false
     /// Suppress progress lines on standard error (`--quiet`).
@@ -26,6 +31,8 @@ struct RunOptions: Sendable {
             geometry: MappingGeometry(size: size, pageSize: format.pageSize),
             repeats: repeats ?? format.defaultRepeats,
             lookups: FormatPlan.defaultLookups,
-            progress: Progress(enabled: !quiet))
+            progress: Progress(enabled: !quiet),
+            threads: threads,
+            dirtyMode: dirtyMode)
     }
 }

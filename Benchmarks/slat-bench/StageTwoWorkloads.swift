@@ -16,7 +16,8 @@ enum StageTwoWorkloads {
             }
             switch metric {
             case .fault: results.append(try FaultWorkload.run(format, plan: plan, threads: 1))
-            case .faultTwoThreads: results.append(try FaultWorkload.run(format, plan: plan, threads: 2))
+            case .faultThreads where plan.threads > 1:
+                results.append(try FaultWorkload.run(format, plan: plan, threads: plan.threads))
             case .merge: results.append(try MergeWorkload.run(format, plan: plan, mode: .exclusive))
             case .mergeShared: results.append(try MergeWorkload.run(format, plan: plan, mode: .shared))
             case .split: results.append(try SplitWorkload.run(format, plan: plan, eager: false))

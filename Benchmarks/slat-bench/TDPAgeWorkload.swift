@@ -8,7 +8,7 @@ enum TDPAgeWorkload {
         var clear: [UInt64] = []
         var test: [UInt64] = []
         for repeatIndex in 0...options.repeats {
-            let fixture = try TDPFixture(size: options.size, hostSize: .size4K, threads: 1)
+            let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size4K, threads: 1)
             try fixture.fault(0..<fixture.frameCount, access: .read, vcpu: fixture.contexts[0])
             let range = HostVirtualRange(start: TDPFixture.hostBase, size: options.size)
             let context = fixture.contexts[1]

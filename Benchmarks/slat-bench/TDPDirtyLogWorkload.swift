@@ -11,7 +11,7 @@ enum TDPDirtyLogWorkload {
         var phases: [[UInt64]] = Array(repeating: [], count: 6)
         var pages = 0
         for repeatIndex in 0...options.repeats {
-            let fixture = try TDPFixture(size: options.size, hostSize: .size2M, threads: 1)
+            let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size2M, threads: 1)
             let vcpu = fixture.contexts[0]
             let mmu = fixture.mmu
             let frames = fixture.frameCount

@@ -8,7 +8,7 @@ enum TDPFaultWorkload {
         var samples: [UInt64] = []
         var cpuSamples: [UInt64] = []
         for repeatIndex in 0...options.repeats {
-            let fixture = try TDPFixture(size: options.size, hostSize: .size4K, threads: options.threads,
+            let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size4K, threads: options.threads,
                                          exclusiveFaults: options.exclusiveLock)
             let threads = options.threads
             let perThread = fixture.frameCount / UInt64(threads)
@@ -43,7 +43,7 @@ enum TDPFaultWorkload {
             TDPResult(name: name + " wall", operations: faults, unit: "fault", samples: samples),
             TDPResult(name: name + " thread CPU time, all threads", operations: faults, unit: "fault", samples: cpuSamples),
         ]
-        if options.threads == 1 { results.append(try resolveOnly(options)) }
+        if options.threads == 1 && options.comparesResolve { results.append(try resolveOnly(options)) }
         return results
     }
 
@@ -51,7 +51,7 @@ enum TDPFaultWorkload {
     /// lookup, host page lookup, invalidation snapshot), single thread, CPU time.
     static func resolveOnly(_ options: TDPOptions) throws(BenchFailure) -> TDPResult {
         var samples: [UInt64] = []
-        let fixture = try TDPFixture(size: options.size, hostSize: .size4K, threads: 1)
+        let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size4K, threads: 1)
         for repeatIndex in 0...options.repeats {
             let start = TDPFixture.threadCPUTime()
             var sum: UInt64 = 0

@@ -3,7 +3,7 @@ import SLAT
 import SLATx86
 import Synchronization
 
-/// A VM for the TDP workloads: one memslot of the bench size at guest
+/// A VM for the TDP workloads on `format`: one memslot of the bench size at guest
 /// 4 GiB backed by host pages of `hostSize`, an arena, a counting TLB and
 /// an EPT MMU with one vCPU context per thread.
 // @unchecked Sendable: immutable after init; each thread uses only its own
@@ -20,9 +20,10 @@ final class TDPFixture: @unchecked Sendable {
     static let memslotID: UInt32 = 1
     static let hostBase = HostVirtualAddress(0x7f00_0000_0000)
 
-    init(size: UInt64, hostSize: HostMappingSize, threads: Int, exclusiveFaults: Bool = false) throws(BenchFailure) {
+    init(format: ExtendedPageTableFormat, size: UInt64, hostSize: HostMappingSize, threads: Int,
+         exclusiveFaults: Bool = false) throws(BenchFailure) {
+        self.format = format
         do throws(SLATError) {
-            format = try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: true)
             frameCount = size >> 12
             guestMemory = GuestMemory()
             try guestMemory.hostPages.map(Self.hostBase, to: HostFrameNumber(0x20_0000), size: hostSize,

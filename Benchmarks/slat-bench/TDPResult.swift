@@ -20,23 +20,3 @@ struct TDPResult: Sendable {
             + "\(DecimalText.fixed(ms, 3)) ms for \(operations) \(unit)s, \(samples.count) timed repeats"
     }
 }
-
-/// Runs `slat-bench tdp <workload>` and prints its results.
-enum TDPRunner {
-    static func run(_ options: TDPOptions) throws(BenchFailure) {
-        if BenchRunner.isDebugBuild {
-            StandardError.writeLine("slat-bench: warning: this is a debug build; its figures are meaningless (use swift build -c release)")
-        }
-        let load = SystemLoad.current()
-        let results: [TDPResult]
-        switch options.workload {
-        case .fault: results = try TDPFaultWorkload.run(options)
-        case .dirtyLog: results = try TDPDirtyLogWorkload.run(options)
-        case .zap: results = try TDPZapWorkload.run(options)
-        case .age: results = try TDPAgeWorkload.run(options)
-        }
-        print("slat-bench tdp \(options.workload.rawValue): \(BenchRunner.isDebugBuild ? "DEBUG build" : "release build"), EPT 4-level A/D on, "
-            + "\(ByteSize.format(options.size)), host: \(load.description) at start")
-        for result in results { print(result.line) }
-    }
-}

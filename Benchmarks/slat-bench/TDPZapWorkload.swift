@@ -7,7 +7,7 @@ enum TDPZapWorkload {
     static func run(_ options: TDPOptions) throws(BenchFailure) -> [TDPResult] {
         var samples: [UInt64] = []
         for repeatIndex in 0...options.repeats {
-            let fixture = try TDPFixture(size: options.size, hostSize: .size4K, threads: 1)
+            let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size4K, threads: 1)
             try fixture.fault(0..<fixture.frameCount, access: .write, vcpu: fixture.contexts[0])
             let start = MonotonicClock.now()
             let removed = fixture.mmu.zap(fixture.frames)

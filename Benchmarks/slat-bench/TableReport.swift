@@ -36,10 +36,10 @@ enum TableReport {
             lines.append(cells.joined(separator: "  "))
             if index == 0 { lines.append(String(repeating: "-", count: lines[0].count)) }
         }
-        let verdicts = results.compactMap(verdictLine)
+        let verdicts = results.compactMap(verdictLine) + RelativeTarget.verdictLines(results)
         if !verdicts.isEmpty {
             lines.append("")
-            lines.append("targets (single thread, 4 KiB formats):")
+            lines.append("targets:")
             lines += verdicts
         }
         return lines.map { line in

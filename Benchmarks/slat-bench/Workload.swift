@@ -13,7 +13,8 @@ enum Workload: String, CaseIterable, Sendable {
     /// The pfn cache: `check`, and refresh latency and rate, idle and under
     /// an unrelated invalidation storm, for both refresh strategies.
     case pfncache = "pfncache"
-    /// Stage 2: fault every page in through the fault handler (1 and 2 threads).
+    /// Fault every page in through the backend's fault handler (1 and
+    /// `--threads` threads; EPT also the exclusive-lock baseline).
     case fault = "fault"
     /// Stage 2: merge a mapping of smallest pages into blocks (anchored merge).
     case merge = "merge"
@@ -21,6 +22,22 @@ enum Workload: String, CaseIterable, Sendable {
     case split = "split"
     /// Stage 2: kvm_page_table_test's three stages with vCPU threads.
     case kvmPageTableTest = "kvm-page-table-test"
+    /// EPT: KVM's dirty_log_perf_test phases, timed one by one.
+    case dirtyLog = "dirty-log"
+    /// EPT: zap a populated mapping as a notifier invalidation does.
+    case zap = "zap"
+    /// EPT: clear-young and test-young over a populated mapping.
+    case age = "age"
+
+    /// Whether the workload measures anything on `format`: the backends'
+    /// workloads run on their own formats only.
+    func applies(to format: BenchFormat) -> Bool {
+        switch self {
+        case .dirtyLog, .zap, .age: !format.isStageTwo
+        case .merge, .split, .kvmPageTableTest: format.isStageTwo
+        default: true
+        }
+    }
 
     /// The metrics the workload reports, in report order.
     var metrics: [Metric] {
@@ -30,10 +47,13 @@ enum Workload: String, CaseIterable, Sendable {
         case .wrprotect: [.wrprotect]
         case .unmap: [.unmap]
         case .pfncache: [.pfncache]
-        case .fault: [.fault, .faultTwoThreads]
+        case .fault: [.fault, .faultThreads, .faultThreadsExclusive, .faultCPUTime]
         case .merge: [.merge, .mergeShared]
         case .split: [.split, .splitEager]
         case .kvmPageTableTest: [.kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge]
+        case .dirtyLog: [.dirtyLogPopulate, .dirtyLogEnable, .dirtyLogWrite, .dirtyLogGetClear, .dirtyLogRewrite, .dirtyLogDisable]
+        case .zap: [.zap]
+        case .age: [.ageClearYoung, .ageTestYoung]
         }
     }
 
@@ -51,13 +71,19 @@ enum Workload: String, CaseIterable, Sendable {
         case .pfncache:
             "PfnCache check (ns) and refresh latency p50/p99 + refreshes/s, idle and under an unrelated invalidation storm, legacy vs range-tracked (format-independent)"
         case .fault:
-            "s2 only: StageTwoFaultHandler.handle (MMU lock shared) for every page, write faults; ns per fault"
+            "write faults for every page through the fault handler, MMU lock shared, 1 and --threads threads (EPT: TDP MMU, + exclusive-lock baseline and CPU time; s2: stage-2 MMU); ns per fault"
         case .merge:
             "s2 only: map(range, blocks) over smallest pages: anchored merge, one VMID-wide flush per block; ns per block"
         case .split:
             "s2 only: map(range, pages) over blocks (break-before-make split), and splitBlocks (eager); ns per block"
         case .kvmPageTableTest:
             "s2 only: 2 vCPU threads fault in blocks, split them under dirty logging, merge them back; ns per page per stage"
+        case .dirtyLog:
+            "EPT only: populate with 2M faults, enable dirty logging, write every 4K page, get+clear, write again, disable; time per phase"
+        case .zap:
+            "EPT only: zap(range) of a populated 4 KiB mapping under the exclusive lock, flush included; ns per page"
+        case .age:
+            "EPT only: clearYoung then testYoung over a populated 4 KiB mapping, no MMU lock; ns per page"
         }
     }
 }
