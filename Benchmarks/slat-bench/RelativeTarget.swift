@@ -31,7 +31,7 @@ struct RelativeTarget: Sendable {
                 let speedup = base.nsPerOp / result.nsPerOp
                 let verdict = speedup >= target.minimumSpeedup ? "PASS" : "MISS"
                 lines.append("  \(verdict)  " + DecimalText.padRight(result.metric.rawValue, 17)
-                    + DecimalText.padRight(result.format.rawValue, 7)
+                    + DecimalText.padRight(result.format.rawValue, 8)
                     + "\(DecimalText.fixed(speedup, 2))x \(target.baseline.rawValue) "
                     + "(target >= \(DecimalText.fixed(target.minimumSpeedup, 1))x, \(target.derivation))")
             }
