@@ -5,8 +5,22 @@ import Synchronization
 /// ``SimulatedContextTLB``, shared by its vCPU TLBs.
 final class GrantCheck: Sendable {
     typealias Check = @Sendable (CachedTranslation) -> Bool
-    private let check = PThreadLocked<Check?>(nil)
 
-    func set(_ newCheck: @escaping Check) { check.withLock { $0 = newCheck } }
-    var current: Check? { check.withLock { $0 } }
+    /// The check in a class: a closure kept directly in the generic locked
+    /// storage is re-abstracted through the lock's `inout` access on every
+    /// read and written back wrapped in new thunks, so after many reads a
+    /// call overflows the stack. A reference is stored and read as is.
+    private final class Box: Sendable {
+        let check: Check
+        init(_ check: @escaping Check) { self.check = check }
+    }
+
+    private let box = PThreadLocked<Box?>(nil)
+
+    func set(_ newCheck: @escaping Check) {
+        let fresh = Box(newCheck)
+        box.withLock { $0 = fresh }
+    }
+
+    var current: Check? { box.withLock { $0 }?.check }
 }

@@ -37,7 +37,6 @@ struct StageTwoPageTableStressTests {
     static func run(
         _ vm: StageTwoTestVM<SimulatedContextTLB>, _ stream: AccessStream, seed: UInt64
     ) -> (VCPURunResult, [String]) {
-        vm.refreshGrantCheck()
         let runner = VCPURunner(walker: vm.walker, tlb: vm.simulatedTLB)
         let contexts = VCPUContexts(vm.contexts)
         let handler = vm.handler

@@ -35,6 +35,19 @@ import Testing
         return machine
     }
 
+    @Test("Coherence checks can run any number of times: the stored grant check does not grow with reads")
+    func repeatedCoherenceChecksStayShallow() throws {
+        let machine = try SimMachine(Self.ept)
+        try machine.map(0x10_0000, size: 0x1000, to: 0x4000_0000)
+        machine.access(0x10_0000, .read)
+        // Each check reads the stored closure and calls it on the cached
+        // entry; a closure re-wrapped on every read overflowed the stack
+        // after some tens of thousands of reads.
+        for _ in 0..<200_000 { machine.tlb.verifyCoherence() }
+        #expect(machine.log.isEmpty, "\(machine.log.summary)")
+        #expect(machine.tlb.vcpu(0).count == 1)
+    }
+
     @Test("A table replaced by a block with only a page-level invalidation: freed table still cached, stale use, conflict")
     func blockWithPageLevelInvalidationIsReported() throws {
         let machine = try mergeByHand { $0.tlb.invalidate(address: GuestPhysicalAddress(0x20_0000), level: 1) }
