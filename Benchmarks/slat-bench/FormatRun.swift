@@ -25,6 +25,12 @@ struct FormatRun: FormatVisitor {
         if metrics.contains(.unmap) {
             results.append(try UnmapWorkload.run(format, plan: plan))
         }
+        if metrics.contains(.simAccess) {
+            results.append(try SimAccessWorkload.run(format, plan: plan, threads: 1))
+        }
+        if metrics.contains(.simAccessThreads) && plan.threads > 1 {
+            results.append(try SimAccessWorkload.run(format, plan: plan, threads: plan.threads))
+        }
         // Backend workloads: the TDP MMU on EPT, the stage-2 MMU on stage 2.
         if let ept = format as? ExtendedPageTableFormat {
             results += try TDPWorkloads.run(ept, plan: plan, metrics: metrics)

@@ -64,6 +64,11 @@ enum Metric: String, CaseIterable, Sendable {
     case ageClearYoung = "age-clear-young"
     /// EPT: test-young over the same mapping, none young (a full scan); per page.
     case ageTestYoung = "age-test-young"
+    /// SLATSim: random accesses by one simulated vCPU through its TLB and
+    /// the hardware walker, detectors on; per access.
+    case simAccess = "sim-access"
+    /// The same with `--threads` vCPU threads at once; wall time per access.
+    case simAccessThreads = "sim-access-threads"
 
     /// The workload that produces this metric.
     var workload: Workload {
@@ -77,6 +82,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .dirtyLogPopulate, .dirtyLogEnable, .dirtyLogWrite, .dirtyLogGetClear, .dirtyLogRewrite, .dirtyLogDisable: .dirtyLog
         case .zap: .zap
         case .ageClearYoung, .ageTestYoung: .age
+        case .simAccess, .simAccessThreads: .simAccess
         case .merge, .mergeShared: .merge
         case .split, .splitEager: .split
         case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: .kvmPageTableTest
@@ -89,6 +95,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .translate: "lookup"
         case .mapPages, .wrprotect, .unmap, .kvmPageTableTest, .zap, .age: "page"
         case .pfncache: "refresh"
+        case .simAccess: "access"
         case .fault: "fault"
         case .merge, .split: "block"
         case .dirtyLog:
@@ -120,6 +127,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .zap: "ExtendedPageTableMMU.zap"
         case .ageClearYoung: "ExtendedPageTableMMU.clearYoung"
         case .ageTestYoung: "ExtendedPageTableMMU.testYoung"
+        case .simAccess, .simAccessThreads: "VCPURunner.run"
         }
     }
 

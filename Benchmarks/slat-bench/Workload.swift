@@ -28,6 +28,8 @@ enum Workload: String, CaseIterable, Sendable {
     case zap = "zap"
     /// EPT: clear-young and test-young over a populated mapping.
     case age = "age"
+    /// SLATSim: simulated vCPUs accessing a mapping through their TLBs.
+    case simAccess = "sim-access"
 
     /// Whether the workload measures anything on `format`: the backends'
     /// workloads run on their own formats only.
@@ -54,6 +56,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .dirtyLog: [.dirtyLogPopulate, .dirtyLogEnable, .dirtyLogWrite, .dirtyLogGetClear, .dirtyLogRewrite, .dirtyLogDisable]
         case .zap: [.zap]
         case .age: [.ageClearYoung, .ageTestYoung]
+        case .simAccess: [.simAccess, .simAccessThreads]
         }
     }
 
@@ -84,6 +87,8 @@ enum Workload: String, CaseIterable, Sendable {
             "EPT only: zap(range) of a populated 4 KiB mapping under the exclusive lock, flush included; ns per page"
         case .age:
             "EPT only: clearYoung then testYoung over a populated 4 KiB mapping, no MMU lock; ns per page"
+        case .simAccess:
+            "SLATSim VCPURunner: random reads/writes through simulated TLBs + hardware walker, detectors on, 1 and --threads vCPUs; ns per access"
         }
     }
 }
