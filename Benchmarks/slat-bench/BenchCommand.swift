@@ -10,7 +10,7 @@ enum BenchCommand: Sendable {
     /// The usage text.
     static let usage = """
         usage: slat-bench [options]                  run the default suite (every workload x every format)
-               slat-bench run <workload> [options]   run one workload (or one metric, e.g. translate-random)
+               slat-bench run <workload>[,...] [options]  run workloads or metrics (e.g. translate-random,zap)
                slat-bench list                       name the workloads, metrics and formats
                slat-bench help
 

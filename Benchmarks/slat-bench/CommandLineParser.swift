@@ -45,6 +45,13 @@ struct CommandLineParser {
 
     /// The metrics a workload or metric name selects.
     static func metrics(named name: String) throws(BenchFailure) -> [Metric] {
+        if name.contains(",") {
+            var metrics: [Metric] = []
+            for part in name.split(separator: ",") {
+                for metric in try Self.metrics(named: String(part)) where !metrics.contains(metric) { metrics.append(metric) }
+            }
+            return metrics
+        }
         if let workload = Workload(rawValue: name) { return workload.metrics }
         if let metric = Metric(rawValue: name) { return [metric] }
         throw .usage("unknown workload '\(name)' (workloads: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")); metrics: \(Metric.allCases.map(\.rawValue).joined(separator: ", ")))")

@@ -9,6 +9,7 @@ import SLATx86
 enum TDPDirtyLogWorkload {
     static func run(_ options: TDPOptions) throws(BenchFailure) -> [TDPResult] {
         var phases: [[UInt64]] = Array(repeating: [], count: 6)
+        var phaseCounters = Array(repeating: OperationCounters(), count: 6)
         var pages = 0
         for repeatIndex in 0...options.repeats {
             let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size2M, threads: 1)
@@ -17,19 +18,29 @@ enum TDPDirtyLogWorkload {
             let frames = fixture.frameCount
             pages = Int(frames)
             var times: [UInt64] = []
+            var counters: [OperationCounters] = []
+            var before = fixture.snapshot()
             var start = MonotonicClock.now()
             try fixture.fault(0..<frames, access: .write, step: 512, vcpu: vcpu)
             times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+                before = fixture.snapshot()
             do {
                 start = MonotonicClock.now()
                 try mmu.enableDirtyLogging(memslot: TDPFixture.memslotID, mode: options.dirtyMode)
                 times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+                before = fixture.snapshot()
                 start = MonotonicClock.now()
                 try fixture.fault(0..<frames, access: .write, permission: true, vcpu: vcpu)
                 times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+                before = fixture.snapshot()
                 start = MonotonicClock.now()
                 let words = try mmu.getAndClearDirtyLog(memslot: TDPFixture.memslotID)
                 times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+                before = fixture.snapshot()
                 let marked = words.reduce(0) { $0 + $1.nonzeroBitCount }
                 guard marked == pages else {
                     throw BenchFailure.verification("tdp dirty-log: \(marked) of \(pages) written pages in the log")
@@ -39,9 +50,13 @@ enum TDPDirtyLogWorkload {
                 start = MonotonicClock.now()
                 try fixture.fault(0..<frames, access: .write, permission: true, vcpu: vcpu)
                 times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+                before = fixture.snapshot()
                 start = MonotonicClock.now()
                 try mmu.disableDirtyLogging(memslot: TDPFixture.memslotID)
                 times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+                before = fixture.snapshot()
             } catch let error as SLATError {
                 throw .library("tdp dirty-log", error)
             } catch let error as BenchFailure {
@@ -54,17 +69,18 @@ enum TDPDirtyLogWorkload {
                 throw .verification("tdp dirty-log: huge pages not recovered after disable")
             }
             if repeatIndex > 0 { for (index, time) in times.enumerated() { phases[index].append(time) } }
+            phaseCounters = counters
             mmu.teardown()
         }
         let hugeCount = pages / 512
         let mode = options.dirtyMode == .writeProtect ? "wp" : "dbit"
         return [
-            TDPResult(name: "dirty-log populate (2M write faults)", operations: hugeCount, unit: "fault", samples: phases[0]),
-            TDPResult(name: "dirty-log enable (\(mode))", operations: pages, unit: "page", samples: phases[1]),
-            TDPResult(name: "dirty-log first write pass (splitting faults)", operations: pages, unit: "fault", samples: phases[2]),
-            TDPResult(name: "dirty-log get+clear", operations: pages, unit: "page", samples: phases[3]),
-            TDPResult(name: "dirty-log second write pass (\(mode == "wp" ? "fast faults" : "spurious"))", operations: pages, unit: "fault", samples: phases[4]),
-            TDPResult(name: "dirty-log disable + huge-page recovery", operations: pages, unit: "page", samples: phases[5]),
+            TDPResult(name: "dirty-log populate (2M write faults)", operations: hugeCount, unit: "fault", samples: phases[0], counters: phaseCounters[0]),
+            TDPResult(name: "dirty-log enable (\(mode))", operations: pages, unit: "page", samples: phases[1], counters: phaseCounters[1]),
+            TDPResult(name: "dirty-log first write pass (splitting faults)", operations: pages, unit: "fault", samples: phases[2], counters: phaseCounters[2]),
+            TDPResult(name: "dirty-log get+clear", operations: pages, unit: "page", samples: phases[3], counters: phaseCounters[3]),
+            TDPResult(name: "dirty-log second write pass (\(mode == "wp" ? "fast faults" : "spurious"))", operations: pages, unit: "fault", samples: phases[4], counters: phaseCounters[4]),
+            TDPResult(name: "dirty-log disable + huge-page recovery", operations: pages, unit: "page", samples: phases[5], counters: phaseCounters[5]),
         ]
     }
 }

@@ -7,12 +7,14 @@ enum TDPFaultWorkload {
     static func run(_ options: TDPOptions) throws(BenchFailure) -> [TDPResult] {
         var samples: [UInt64] = []
         var cpuSamples: [UInt64] = []
+        var counters = OperationCounters()
         for repeatIndex in 0...options.repeats {
             let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size4K, threads: options.threads,
                                          exclusiveFaults: options.exclusiveLock)
             let threads = options.threads
             let perThread = fixture.frameCount / UInt64(threads)
             let failures = FirstFailure<BenchFailure>()
+            let before = fixture.snapshot()
             let (nanoseconds, cpu) = TDPFixture.parallel(threads) { thread in
                 let first = UInt64(thread) * perThread
                 do throws(BenchFailure) {
@@ -22,6 +24,7 @@ enum TDPFaultWorkload {
                 }
             }
             if let failure = failures.first { throw failure }
+            counters = OperationCounters(from: before, to: fixture.snapshot())
             // Verify: every page maps to its host frame, writable.
             let table = fixture.mmu.table()
             for index in stride(from: 0, to: perThread * UInt64(threads), by: 4099) {
@@ -40,8 +43,9 @@ enum TDPFaultWorkload {
         let lock = options.exclusiveLock ? "exclusive" : "shared"
         let name = "fault (\(options.threads) thread\(options.threads == 1 ? "" : "s"), \(lock) lock)"
         var results = [
-            TDPResult(name: name + " wall", operations: faults, unit: "fault", samples: samples),
-            TDPResult(name: name + " thread CPU time, all threads", operations: faults, unit: "fault", samples: cpuSamples),
+            TDPResult(name: name + " wall", operations: faults, unit: "fault", samples: samples, counters: counters),
+            TDPResult(name: name + " thread CPU time, all threads", operations: faults, unit: "fault", samples: cpuSamples,
+                      counters: counters),
         ]
         if options.threads == 1 && options.comparesResolve { results.append(try resolveOnly(options)) }
         return results

@@ -41,6 +41,9 @@ final class TDPFixture: @unchecked Sendable {
         }
     }
 
+    /// The TLB's and arena's running totals, for ``OperationCounters``.
+    func snapshot() -> CounterSnapshot { CounterSnapshot(tlb: tlb, arena: arena) }
+
     /// The guest address of frame `index` of the memslot.
     @inline(__always)
     func address(ofFrame index: UInt64) -> GuestPhysicalAddress {

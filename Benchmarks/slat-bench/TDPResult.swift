@@ -7,6 +7,8 @@ struct TDPResult: Sendable {
     let operations: Int
     let unit: String
     let samples: [UInt64]
+    /// TLB invalidations and table pages of the last timed repeat.
+    var counters = OperationCounters()
 
     var sorted: [UInt64] { samples.sorted() }
     var median: UInt64 { sorted[sorted.count / 2] }

@@ -25,7 +25,7 @@ enum TDPWorkloads {
         func report(_ metric: Metric, _ result: TDPResult, threads: Int = 1) {
             results.append(BenchResult(
                 metric: metric, format: plan.format, size: size, ops: result.operations,
-                samples: result.samples.map { Sample(nanoseconds: $0, counters: OperationCounters()) }, threads: threads))
+                samples: result.samples.map { Sample(nanoseconds: $0, counters: result.counters) }, threads: threads))
         }
         if wanted.contains(.fault) || wanted.contains(.faultCPUTime) {
             plan.progress.starting(Metric.fault.rawValue, on: plan.format, repeats: plan.repeats, size: size)
