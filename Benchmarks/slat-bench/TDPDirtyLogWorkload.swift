@@ -21,42 +21,40 @@ enum TDPDirtyLogWorkload {
             var counters: [OperationCounters] = []
             var before = fixture.snapshot()
             var start = MonotonicClock.now()
+            // One phase: its time and what it asked of the TLB and the arena.
+            func begin() {
+                before = fixture.snapshot()
+                start = MonotonicClock.now()
+            }
+            func end() {
+                times.append(MonotonicClock.now() &- start)
+                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
+            }
+            begin()
             try fixture.fault(0..<frames, access: .write, step: 512, vcpu: vcpu)
-            times.append(MonotonicClock.now() &- start)
-                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
-                before = fixture.snapshot()
+            end()
             do {
-                start = MonotonicClock.now()
+                begin()
                 try mmu.enableDirtyLogging(memslot: TDPFixture.memslotID, mode: options.dirtyMode)
-                times.append(MonotonicClock.now() &- start)
-                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
-                before = fixture.snapshot()
-                start = MonotonicClock.now()
+                end()
+                begin()
                 try fixture.fault(0..<frames, access: .write, permission: true, vcpu: vcpu)
-                times.append(MonotonicClock.now() &- start)
-                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
-                before = fixture.snapshot()
-                start = MonotonicClock.now()
+                end()
+                begin()
                 let words = try mmu.getAndClearDirtyLog(memslot: TDPFixture.memslotID)
-                times.append(MonotonicClock.now() &- start)
-                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
-                before = fixture.snapshot()
+                end()
                 let marked = words.reduce(0) { $0 + $1.nonzeroBitCount }
                 guard marked == pages else {
                     throw BenchFailure.verification("tdp dirty-log: \(marked) of \(pages) written pages in the log")
                 }
                 // A second pass: every page is write-protected again, so the
                 // writes take the fast path (the steady state of migration).
-                start = MonotonicClock.now()
+                begin()
                 try fixture.fault(0..<frames, access: .write, permission: true, vcpu: vcpu)
-                times.append(MonotonicClock.now() &- start)
-                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
-                before = fixture.snapshot()
-                start = MonotonicClock.now()
+                end()
+                begin()
                 try mmu.disableDirtyLogging(memslot: TDPFixture.memslotID)
-                times.append(MonotonicClock.now() &- start)
-                counters.append(OperationCounters(from: before, to: fixture.snapshot()))
-                before = fixture.snapshot()
+                end()
             } catch let error as SLATError {
                 throw .library("tdp dirty-log", error)
             } catch let error as BenchFailure {
