@@ -43,7 +43,8 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// ``guestMemory``'s invalidation tracker, held directly for the fault path.
     public let tracker: InvalidationTracker
     /// The MMU lock: shared for faults (each vCPU through its own reader
-    /// slot, ``PageTableContext/readerSlot``), exclusive for zaps and passes.
+    /// slot, ``PageTableContext/readerSlot``, whose word also announces the
+    /// fault's ``reclaimer`` read section), exclusive for zaps and passes.
     public let lock: PerSlotReaderWriterLock
     /// Options.
     public let configuration: MMUConfiguration
@@ -99,7 +100,8 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         self.tlb = tlb
         self.guestMemory = guestMemory
         self.tracker = guestMemory.invalidations
-        self.lock = PerSlotReaderWriterLock(slotCount: configuration.readerSlots)
+        // One word per vCPU stands for both its shared hold and its read section.
+        self.lock = PerSlotReaderWriterLock(readerSlotWords: first.reclaimer.readerSlotWords)
         self.configuration = configuration
         self.reclaimer = first.reclaimer
         self.helpers = first

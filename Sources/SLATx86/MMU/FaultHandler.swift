@@ -62,8 +62,13 @@ extension ExtendedPageTableMMU {
         let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
         var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
         let exclusive = configuration.faultsTakeLockExclusively
-        if exclusive { lock.lockExclusive() } else { lock.lockShared(slot: slot) }
-        reclaimer.enterReadSection(slot: slot)
+        if exclusive {
+            lock.lockExclusive()
+            reclaimer.enterReadSection(slot: slot)
+        } else {
+            // One store announces the shared hold and the read section.
+            lock.lockSharedEnteringReadSection(slot: slot)
+        }
         var cleanup = FaultCleanup()
         let outcome: FaultOutcome
         if tracker.needsRetry(range: plan.block, since: page.sequence) {
@@ -72,8 +77,12 @@ extension ExtendedPageTableMMU {
             outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)
         }
         if cleanup.isNeeded { flushAfterFault(cleanup) }
-        reclaimer.leaveReadSection(slot: slot)
-        if exclusive { lock.unlockExclusive() } else { lock.unlockShared(slot: slot) }
+        if exclusive {
+            reclaimer.leaveReadSection(slot: slot)
+            lock.unlockExclusive()
+        } else {
+            lock.unlockSharedLeavingReadSection(slot: slot)
+        }
         if plan.marksDirty, case .fixed = outcome {
             dirtyLogs.bitmap(forMemslot: page.memslot.id)?.mark(page.frame)
         }
