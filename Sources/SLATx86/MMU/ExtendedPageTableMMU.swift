@@ -60,6 +60,9 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     @usableFromInline let resolveCaches: UnsafeMutableRawPointer
     /// Per-memslot dirty logs.
     @usableFromInline let dirtyLogs: DirtyLogRegistry
+    /// Bumped before any table page is retired or freed; vCPUs' leaf-table
+    /// memos (``LeafTableMemo``) are valid only while it has not moved.
+    @usableFromInline let tableUnlinks = Atomic<UInt64>(0)
     /// Number of memslots with dirty logging on (a fast check for zaps).
     @usableFromInline let dirtyLoggingSlots = Atomic<Int>(0)
     @usableFromInline let listLock = SpinLock()
@@ -164,9 +167,19 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
 
     /// Settles `batch`: issues the invalidations, then retires its pages
     /// through the reclaimer (lockless walkers may still read them).
+    /// Pages in the batch were unlinked: bumps ``tableUnlinks`` before they
+    /// are retired.
     @inlinable
     func settle(_ batch: consuming TLBFlushBatch) {
+        if batch.pendingPageCount > 0 { noteTablesUnlinked() }
         helpers.settle(batch, tlb: tlb, mode: .shared)
+    }
+
+    /// Invalidates every vCPU's ``LeafTableMemo``; call it after unlinking
+    /// table pages and before retiring or freeing them.
+    @inlinable
+    func noteTablesUnlinked() {
+        tableUnlinks.wrappingAdd(1, ordering: .sequentiallyConsistent)
     }
 }
 
