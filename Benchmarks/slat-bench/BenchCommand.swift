@@ -2,6 +2,8 @@
 enum BenchCommand: Sendable {
     /// Measure (the default suite, or `run <workload>`).
     case run(RunOptions)
+    /// `slat-bench tdp <workload>`: the x86 TDP MMU workloads.
+    case tdp(TDPOptions)
     /// Name the workloads, metrics and formats (`list`).
     case list
     /// Print usage (`help`, `-h`, `--help`).
@@ -11,6 +13,7 @@ enum BenchCommand: Sendable {
     static let usage = """
         usage: slat-bench [options]                  run the default suite (every workload x every format)
                slat-bench run <workload> [options]   run one workload (or one metric, e.g. translate-random)
+               slat-bench tdp <workload> [options]   x86 TDP MMU workloads: fault, dirty-log, zap, age (tdp help)
                slat-bench list                       name the workloads, metrics and formats
                slat-bench help
 

@@ -20,6 +20,12 @@ struct CommandLineParser {
         switch first {
         case "help", "-h", "--help":
             return .help
+        case "tdp":
+            if arguments.count >= 2 && (arguments[1] == "help" || arguments[1] == "--help") {
+                print(TDPOptions.usage)
+                return .help
+            }
+            return .tdp(try TDPOptions.parse(Array(arguments.dropFirst())))
         case "list":
             guard arguments.count == 1 else { throw .usage("list takes no arguments") }
             return .list

@@ -11,6 +11,8 @@ enum SlatBench {
                 print(BenchCommand.usage)
             case .list:
                 print(ListReport.render())
+            case .tdp(let options):
+                try TDPRunner.run(options)
             case .run(let options):
                 try BenchRunner.run(options)
             }

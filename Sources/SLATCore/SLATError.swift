@@ -65,4 +65,6 @@ public enum SLATError: Error, Hashable, Sendable {
     case hostPageReadOnly(HostVirtualAddress)
     /// A host mapping that overlaps an existing one, or is misaligned for its page size.
     case invalidHostMapping(HostVirtualAddress)
+    /// A dirty-log request for a memslot that does not log dirty pages.
+    case dirtyLoggingNotEnabled(slot: UInt32)
 }

@@ -45,6 +45,20 @@ public enum ExtendedPageTableBits {
     /// Bit 58 (software bit 6): KVM's MMU-writable bit — the MMU allows the
     /// entry to be made writable (it is not write-tracked).
     @inlinable public static var mmuWritable: UInt64 { 1 << 58 }
+    /// Bit 54 (software bit 2): the read bit of an access-tracked leaf, saved
+    /// while bits 2:0 are cleared (KVM's saved access-track bits, read part).
+    @inlinable public static var savedRead: UInt64 { 1 << 54 }
+    /// Bit 55 (software bit 3): the leaf is *access-tracked*: its access bits
+    /// were cleared by aging (A/D flags off) so that the next access faults
+    /// and the fast page fault restores them from the saved bits.
+    @inlinable public static var accessTracked: UInt64 { 1 << 55 }
+    /// Bit 56 (software bit 4): the execute bit of an access-tracked leaf, saved.
+    @inlinable public static var savedExecute: UInt64 { 1 << 56 }
+    /// Bit 59 (software bit 7), table entries only: the table replaced (or
+    /// stands for) a huge leaf that an instruction fetch forced down to small
+    /// pages under the NX-huge-page policy; faults must not put a huge leaf
+    /// back over it, only the recovery pass may.
+    @inlinable public static var nxHugePageSplit: UInt64 { 1 << 59 }
     /// Bit 63: suppress #VE — an EPT violation on this entry is not turned
     /// into a virtualization exception.
     @inlinable public static var suppressVE: UInt64 { 1 << 63 }

@@ -119,11 +119,18 @@ extension ExtendedPageTableFormat {
     /// Whether hardware sets the accessed and dirty flags (the EPTP enables them).
     @inlinable public var hardwareUpdatesAccessFlags: Bool { accessedDirtyEnabled }
 
-    /// A leaf hardware may still change: with accessed/dirty flags enabled,
-    /// one not yet accessed, or writable and not yet dirty (the dirty bit of
-    /// such a leaf must never be lost — dirty logging depends on it).
+    /// A leaf that may change behind the MMU lock (DESIGN.md rule 5): with
+    /// accessed/dirty flags enabled, one hardware may still update — not yet
+    /// accessed, or writable and not yet dirty (the dirty bit of such a leaf
+    /// must never be lost: dirty logging depends on it) — and, whatever the
+    /// flags, one the lockless fast page fault may restore: write-protected
+    /// with the MMU-writable bit set, or access-tracked.
     @inlinable
     public func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool {
+        if entry & (ExtendedPageTableBits.mmuWritable | ExtendedPageTableBits.write) == ExtendedPageTableBits.mmuWritable
+            || entry & ExtendedPageTableBits.accessTracked != 0 {
+            return true
+        }
         guard accessedDirtyEnabled else { return false }
         let accessed = entry & ExtendedPageTableBits.accessed != 0
         let writableClean = entry & (ExtendedPageTableBits.write | ExtendedPageTableBits.dirty) == ExtendedPageTableBits.write

@@ -51,3 +51,33 @@ func exercise<Format: PageTableFormat>(format: Format, arena: TableArena) throws
     context.pageCache.release(to: arena)
     return output
 }
+
+/// The x86 TDP MMU instantiated bare-metal: a fault, a fast fault, dirty
+/// logging, aging, a zap, recovery and teardown.
+public func runExtendedPageTableMMU(region: UnsafeMutableRawPointer, physicalBase: UInt64) -> UInt64 {
+    do throws(SLATError) {
+        let format = try ExtendedPageTableFormat(levelCount: 4)
+        let arena = try TableArena(region: region, pageSize: 4096, pageCount: 64,
+                                   physicalBase: HostPhysicalAddress(physicalBase), isZeroed: false)
+        let guestMemory = GuestMemory()
+        try guestMemory.hostPages.map(HostVirtualAddress(0x1000_0000), to: HostFrameNumber(0x8_0000), count: 16)
+        try guestMemory.addMemslot(Memslot(id: 1, baseFrame: GuestFrameNumber(0x4_0000), pageCount: 16,
+                                           hostAddress: HostVirtualAddress(0x1000_0000)))
+        let mmu = try ExtendedPageTableMMU(format: format, memory: arena, tlb: CountingTLB(), guestMemory: guestMemory)
+        let vcpu = PageTableContext(readerSlot: 0)
+        let address = GuestPhysicalAddress(0x4000_0000)
+        _ = try mmu.handleFault(GuestPageFault(address: address, access: .write), vcpu: vcpu)
+        try mmu.enableDirtyLogging(memslot: 1, mode: .writeProtect)
+        _ = mmu.fastPageFault(GuestPageFault(address: address, access: .write, isPermissionFault: true), vcpu: vcpu)
+        let log = try mmu.getAndClearDirtyLog(memslot: 1)
+        try mmu.disableDirtyLogging(memslot: 1)
+        _ = mmu.clearYoung(HostVirtualRange(start: HostVirtualAddress(0x1000_0000), size: 0x1_0000), context: vcpu)
+        _ = mmu.zap(GuestFrameRange(start: GuestFrameNumber(0x4_0000), count: 16))
+        mmu.recoverNXHugePages()
+        let pointer = mmu.pointer().rawValue
+        mmu.teardown()
+        return pointer &+ (log.first ?? 0)
+    } catch {
+        return 0
+    }
+}

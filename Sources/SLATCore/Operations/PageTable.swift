@@ -61,6 +61,15 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
         self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
     }
 
+    /// Adopts an existing root whose unlinked pages go through an existing
+    /// reclaimer (a backend with several roots sharing one grace period).
+    public init(format: Format, memory: Memory, root: HostPhysicalAddress, reclaimer: EpochReclaimer<Memory>) {
+        self.format = format
+        self.memory = memory
+        self.root = root
+        self.reclaimer = reclaimer
+    }
+
     /// A walker over these tables.
     @inlinable
     public var walker: PageTableWalker<Format, Memory> {

@@ -1,0 +1,101 @@
+import Foundation
+import SLAT
+import SLATx86
+import Synchronization
+
+/// A VM for the TDP workloads: one memslot of the bench size at guest
+/// 4 GiB backed by host pages of `hostSize`, an arena, a counting TLB and
+/// an EPT MMU with one vCPU context per thread.
+// @unchecked Sendable: immutable after init; each thread uses only its own
+// context (`contexts[thread]`), everything else is Sendable.
+final class TDPFixture: @unchecked Sendable {
+    let format: ExtendedPageTableFormat
+    let guestMemory: GuestMemory
+    let arena: TableArena
+    let tlb = CountingTLB()
+    let mmu: ExtendedPageTableMMU<TableArena, CountingTLB>
+    let contexts: [PageTableContext]
+    let baseFrame = GuestFrameNumber(0x10_0000)
+    let frameCount: UInt64
+    static let memslotID: UInt32 = 1
+    static let hostBase = HostVirtualAddress(0x7f00_0000_0000)
+
+    init(size: UInt64, hostSize: HostMappingSize, threads: Int, exclusiveFaults: Bool = false) throws(BenchFailure) {
+        do throws(SLATError) {
+            format = try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: true)
+            frameCount = size >> 12
+            guestMemory = GuestMemory()
+            try guestMemory.hostPages.map(Self.hostBase, to: HostFrameNumber(0x20_0000), size: hostSize,
+                                          count: size >> hostSize.shift)
+            try guestMemory.addMemslot(Memslot(id: Self.memslotID, baseFrame: baseFrame, pageCount: frameCount,
+                                               hostAddress: Self.hostBase))
+            // Tables for 4 KiB leaves plus splits, caches and slack.
+            arena = try TableArena(pageCount: Int(size >> 21) * 2 + 64 * threads + 64)
+            mmu = try ExtendedPageTableMMU(
+                format: format, memory: arena, tlb: tlb, guestMemory: guestMemory,
+                configuration: MMUConfiguration(readerSlots: max(threads, 2), faultsTakeLockExclusively: exclusiveFaults))
+            contexts = (0..<max(threads, 2)).map { PageTableContext(readerSlot: $0) }
+        } catch {
+            throw .library("tdp fixture", error)
+        }
+    }
+
+    /// The guest address of frame `index` of the memslot.
+    @inline(__always)
+    func address(ofFrame index: UInt64) -> GuestPhysicalAddress {
+        GuestPhysicalAddress((baseFrame.rawValue &+ index) << 12)
+    }
+
+    /// The whole memslot's frames.
+    var frames: GuestFrameRange { GuestFrameRange(start: baseFrame, count: frameCount) }
+
+    /// Faults frames `range` (indices) in with `access`, retrying; returns
+    /// the number of faults handled.
+    @inline(__always)
+    func fault(_ range: Range<UInt64>, access: GuestAccess, permission: Bool = false, step: UInt64 = 1,
+               vcpu: PageTableContext) throws(BenchFailure) {
+        var index = range.lowerBound
+        while index < range.upperBound {
+            let fault = GuestPageFault(address: address(ofFrame: index), access: access, isPermissionFault: permission)
+            do throws(SLATError) {
+                while case .retry = try mmu.handleFault(fault, vcpu: vcpu) {}
+            } catch {
+                throw .library("tdp fault", error)
+            }
+            index &+= step
+        }
+    }
+
+    /// Runs `body(thread)` on `count` threads started together; returns the
+    /// wall-clock nanoseconds from the common start to the last finish.
+    static func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> UInt64 {
+        if count == 1 {
+            let start = MonotonicClock.now()
+            body(0)
+            return MonotonicClock.now() &- start
+        }
+        let gate = StartGate()
+        let done = DispatchGroup()
+        for thread in 0..<count {
+            done.enter()
+            let worker = Thread {
+                gate.arrived.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                while !gate.open.load(ordering: .acquiring) {}
+                body(thread)
+                done.leave()
+            }
+            worker.start()
+        }
+        while gate.arrived.load(ordering: .acquiring) < count {}
+        let start = MonotonicClock.now()
+        gate.open.store(true, ordering: .releasing)
+        done.wait()
+        return MonotonicClock.now() &- start
+    }
+}
+
+/// The start line of ``TDPFixture/parallel(_:_:)``.
+final class StartGate: Sendable {
+    let arrived = Atomic<Int>(0)
+    let open = Atomic<Bool>(false)
+}

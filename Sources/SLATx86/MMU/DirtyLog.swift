@@ -1,0 +1,175 @@
+import SLATCore
+import Synchronization
+
+// Dirty logging per memslot: enable (protect), get-and-clear, disable.
+extension ExtendedPageTableMMU {
+    /// Starts logging the writes to memslot `id` into a new bitmap.
+    ///
+    /// `mode` defaults to ``DirtyLogMode/dirtyBit`` when the EPTP enables
+    /// accessed/dirty flags, else ``DirtyLogMode/writeProtect``. The memslot
+    /// gets ``SLATCore/MemslotFlags/dirtyLogging`` (faults then map 4 KiB),
+    /// then, inside an invalidation of the slot's frames (so that a fault
+    /// that resolved before the flag changed retries instead of installing a
+    /// writable huge leaf after the pass), every leaf of the slot is
+    /// protected under the exclusive lock: write-protect mode clears write
+    /// access on small leaves (keeping MMU-writable, so the fast page fault
+    /// restores it); dirty-bit mode clears the dirty bit of small leaves;
+    /// both write-protect huge leaves and clear their MMU-writable bit so
+    /// that a write splits them on the full path. Calling it for a slot
+    /// that already logs does nothing.
+    ///
+    /// TLB contract: every leaf that lost write access or a set dirty bit is
+    /// invalidated before this returns (decided on the exchange's old value).
+    /// - Throws: ``SLATError/unknownMemslot(slot:)``;
+    ///   ``SLATError/unsupportedDirtyFlag`` for dirty-bit mode without A/D flags.
+    public func enableDirtyLogging(memslot id: UInt32, mode: DirtyLogMode? = nil) throws(SLATError) {
+        guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
+        let mode = mode ?? (format.accessedDirtyEnabled ? .dirtyBit : .writeProtect)
+        if mode == .dirtyBit && !format.accessedDirtyEnabled { throw .unsupportedDirtyFlag }
+        let entry = DirtyLogRegistry.Entry(memslot: id, mode: mode, bitmap: DirtyBitmap(frames: slot.frames))
+        guard dirtyLogs.add(entry) else { return }
+        dirtyLoggingSlots.wrappingAdd(1, ordering: .acquiringAndReleasing)
+        do {
+            try guestMemory.updateMemslotFlags(id: id, to: slot.flags.union(.dirtyLogging))
+        } catch {
+            _ = dirtyLogs.remove(memslot: id)
+            dirtyLoggingSlots.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            throw error
+        }
+        let tracker = guestMemory.invalidations
+        tracker.beginInvalidation(slot.frames)
+        lock.lockExclusive()
+        protectForDirtyLogging(slot.frames, mode: mode)
+        lock.unlockExclusive()
+        tracker.endInvalidation(slot.frames)
+    }
+
+    /// The protection pass of ``enableDirtyLogging(memslot:mode:)``; lock
+    /// held exclusively.
+    func protectForDirtyLogging(_ frames: GuestFrameRange, mode: DirtyLogMode) {
+        var batch = TLBFlushBatch()
+        for space in 0..<configuration.addressSpaceCount {
+            forEachLeaf(in: frames.physicalRange, addressSpace: space, batch: &batch) { iterator, batch in
+                let level = iterator.level
+                let old = updateLeaf(iterator.pointer, expected: iterator.snapshot) { entry in
+                    if level > 0 {
+                        return entry & ~(ExtendedPageTableBits.write | ExtendedPageTableBits.mmuWritable)
+                    }
+                    switch mode {
+                    case .writeProtect: return entry & ~ExtendedPageTableBits.write
+                    case .dirtyBit: return entry & ~ExtendedPageTableBits.dirty
+                    }
+                }
+                guard let old else { return false }
+                let lost = level > 0 || mode == .writeProtect ? ExtendedPageTableBits.write : ExtendedPageTableBits.dirty
+                if old & lost != 0 {
+                    batch.invalidate(address: iterator.address, level: level, size: format.entrySize(atLevel: level))
+                }
+                return true
+            }
+        }
+        settle(batch)
+    }
+
+    /// Returns the dirty bitmap of memslot `id` and clears it, re-protecting
+    /// what it reports (KVM_GET_DIRTY_LOG): in dirty-bit mode the dirty bits
+    /// of the slot's small leaves are first harvested into the bitmap and
+    /// cleared; in write-protect mode the reported pages lose write access
+    /// again. Bit `i` of word `w` is frame `memslot.baseFrame + 64w + i`.
+    ///
+    /// Every write made before this call is in this or an earlier result;
+    /// every write made after it returns will be in a later one.
+    /// Locking contract: takes the MMU lock exclusively.
+    /// TLB contract: leaves re-protected (or whose set dirty bit was
+    /// cleared) are invalidated before the lock is released.
+    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``.
+    public func getAndClearDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
+        guard let log = dirtyLogs.entry(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        let frames = log.bitmap.frames
+        lock.lockExclusive()
+        defer { lock.unlockExclusive() }
+        var batch = TLBFlushBatch()
+        if log.mode == .dirtyBit {
+            for space in 0..<configuration.addressSpaceCount {
+                forEachLeaf(in: frames.physicalRange, addressSpace: space, batch: &batch) { iterator, batch in
+                    let level = iterator.level
+                    let old = updateLeaf(iterator.pointer, expected: iterator.snapshot) { entry in
+                        entry & ExtendedPageTableBits.dirty != 0 ? entry & ~ExtendedPageTableBits.dirty : nil
+                    }
+                    guard let old, old & ExtendedPageTableBits.dirty != 0 else { return false }
+                    let size = format.entrySize(atLevel: level)
+                    log.bitmap.mark(GuestFrameRange(covering: GuestPhysicalRange(start: iterator.address, size: size)))
+                    batch.invalidate(address: iterator.address, level: level, size: size)
+                    return true
+                }
+            }
+        }
+        let words = log.bitmap.takeAll()
+        if log.mode == .writeProtect {
+            for (index, word) in words.enumerated() where word != 0 {
+                var bits = word
+                while bits != 0 {
+                    let frame = GuestFrameNumber(frames.start.rawValue &+ UInt64(index) &* 64 &+ UInt64(bits.trailingZeroBitCount))
+                    bits &= bits &- 1
+                    for space in 0..<configuration.addressSpaceCount {
+                        writeProtectLeaf(holding: frame.address, addressSpace: space, batch: &batch)
+                    }
+                }
+            }
+        }
+        settle(batch)
+        return words
+    }
+
+    /// Clears write access on the leaf mapping `address` (keeping
+    /// MMU-writable on small leaves); owes its flush if it was writable.
+    func writeProtectLeaf(holding address: GuestPhysicalAddress, addressSpace: Int, batch: inout TLBFlushBatch) {
+        guard let (pointer, entry, level) = leafPointer(for: address, addressSpace: addressSpace) else { return }
+        let old = updateLeaf(pointer, expected: entry) { entry in
+            level > 0 ? entry & ~(ExtendedPageTableBits.write | ExtendedPageTableBits.mmuWritable)
+                : entry & ~ExtendedPageTableBits.write
+        }
+        if let old, old & ExtendedPageTableBits.write != 0 {
+            let size = format.entrySize(atLevel: level)
+            batch.invalidate(address: address.alignedDown(to: size), level: level, size: size)
+        }
+    }
+
+    /// The leaf mapping `address`, its value and level, or `nil`. Caller
+    /// holds the lock or is inside a read section.
+    func leafPointer(for address: GuestPhysicalAddress, addressSpace: Int) -> (EntryPointer, UInt64, Int)? {
+        var level = format.rootLevel
+        var pointer = memory.entries(at: root(addressSpace: addressSpace)) + format.index(of: address, atLevel: level)
+        var entry = pointer.pointee.load(ordering: .acquiring)
+        while format.isPresent(entry, atLevel: level) {
+            if !format.isTable(entry, atLevel: level) { return (pointer, entry, level) }
+            level -= 1
+            pointer = memory.entries(at: format.childTable(of: entry)) + format.index(of: address, atLevel: level)
+            entry = pointer.pointee.load(ordering: .acquiring)
+        }
+        return nil
+    }
+
+    /// Stops logging memslot `id`: clears its flag and drops its bitmap
+    /// (harvest it first), then, if `recoverHugePages`, collapses its page
+    /// tables back into huge leaves where the host mapping allows
+    /// (``recoverHugePages(in:)``).
+    ///
+    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
+    ///   ``SLATError/unknownMemslot(slot:)``.
+    public func disableDirtyLogging(memslot id: UInt32, recoverHugePages recover: Bool = true) throws(SLATError) {
+        guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
+        guard dirtyLogs.entry(forMemslot: id) != nil else { throw .dirtyLoggingNotEnabled(slot: id) }
+        try guestMemory.updateMemslotFlags(id: id, to: slot.flags.subtracting(.dirtyLogging))
+        _ = dirtyLogs.remove(memslot: id)
+        dirtyLoggingSlots.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        if recover { recoverHugePages(in: slot.frames) }
+    }
+
+    /// The dirty bitmap of memslot `id` (not cleared), or `nil` when it does
+    /// not log.
+    public func dirtyBitmap(memslot id: UInt32) -> DirtyBitmap? { dirtyLogs.bitmap(forMemslot: id) }
+
+    /// The dirty-log mode of memslot `id`, or `nil` when it does not log.
+    public func dirtyLogMode(memslot id: UInt32) -> DirtyLogMode? { dirtyLogs.mode(forMemslot: id) }
+}

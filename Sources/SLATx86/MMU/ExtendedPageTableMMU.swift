@@ -1,0 +1,171 @@
+import SLATCore
+import Synchronization
+
+/// The x86 TDP MMU on EPT: one object per VM owning a root per address
+/// space (each with its EPTP), the MMU lock, the TLB of the VM's EPT
+/// contexts, the per-memslot dirty logs and the NX-huge-page split list.
+///
+/// ## Paths
+/// - ``handleFault(_:vcpu:)``: the page fault under the **shared** lock;
+///   every entry change a compare-and-exchange (DESIGN.md rules 1–2).
+/// - ``fastPageFault(_:vcpu:)``: no lock; one exchange restores write or
+///   access on a leaf that lost it only for dirty logging or access tracking.
+/// - zaps (``zap(_:addressSpace:)``, ``invalidateAllRoots()``,
+///   ``teardown()``), the mmu-notifier listener, dirty logging, aging and
+///   huge-page recovery: see their files.
+///
+/// ## Locking contract
+/// ``lock`` is the MMU lock. Faults take it shared; zaps, protection passes
+/// and recovery take it exclusively and yield it on long ranges. Fast page
+/// faults and aging take no lock and walk inside a reclaimer read section;
+/// because they exist, every table page this MMU unlinks is retired through
+/// the reclaimer after its flush, even under the exclusive lock.
+///
+/// ## TLB contract
+/// ``tlb`` stands for every EPT context of the VM. Every operation that
+/// removes or reduces a translation has invalidated it before it returns and
+/// before it drops the exclusive lock (rule 3); a notifier `start` returns
+/// only after its flush.
+///
+/// Tables built here do not keep the core's live-entry counts; use this
+/// object's operations, not `PageTable.unmap`, on them.
+// @unchecked Sendable: immutable configuration plus Atomics (roots), the
+// lock-protected lists (`listLock`), and classes that are Sendable.
+public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked Sendable {
+    /// The EPT format (levels, A/D flags, MBEC).
+    public let format: ExtendedPageTableFormat
+    /// Where table pages come from.
+    public let memory: Memory
+    /// The translation caches of the VM's EPT contexts.
+    public let tlb: T
+    /// The memslots and host pages faults resolve through.
+    public let guestMemory: GuestMemory
+    /// The MMU lock: shared for faults, exclusive for zaps and passes.
+    public let lock: SpinningReaderWriterLock
+    /// Options.
+    public let configuration: MMUConfiguration
+    /// Grace-period reclamation shared by every root.
+    public let reclaimer: EpochReclaimer<Memory>
+    /// Entry-level helpers (split, link, detach); its root is the first
+    /// root ever allocated and is not used by this object's walks.
+    @usableFromInline let helpers: PageTable<ExtendedPageTableFormat, Memory>
+    /// The current root of each address space (physical address).
+    @usableFromInline let roots: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Per-memslot dirty logs.
+    @usableFromInline let dirtyLogs: DirtyLogRegistry
+    /// Number of memslots with dirty logging on (a fast check for zaps).
+    @usableFromInline let dirtyLoggingSlots = Atomic<Int>(0)
+    @usableFromInline let listLock = SpinLock()
+    /// NX-huge-page splits to recover: (address space, block address, level).
+    @usableFromInline var nxSplits: [NXHugePageSplit] = []
+    /// Roots replaced by ``invalidateAllRoots()`` and not yet torn down.
+    var invalidatedRoots: [HostPhysicalAddress] = []
+    var notifierToken: ListenerToken?
+
+    /// An MMU with an empty root per address space, registered on
+    /// `guestMemory`'s notifier (until ``teardown()``).
+    ///
+    /// - Throws: ``SLATError/unsupportedGranule(_:)``,
+    ///   ``SLATError/readerSlotOutOfRange(_:slots:)`` for no reader slot,
+    ///   ``SLATError/unsupportedLevel(_:)`` for an address-space count other
+    ///   than 1 or 2 or a maximum leaf level above 2,
+    ///   ``SLATError/outOfTableMemory(needed:available:)``.
+    public init(
+        format: ExtendedPageTableFormat, memory: Memory, tlb: T, guestMemory: GuestMemory,
+        configuration: MMUConfiguration = MMUConfiguration()
+    ) throws(SLATError) {
+        guard configuration.addressSpaceCount == 1 || configuration.addressSpaceCount == 2 else {
+            throw .unsupportedLevel(configuration.addressSpaceCount)
+        }
+        guard (0...2).contains(configuration.maximumLeafLevel) else { throw .unsupportedLevel(configuration.maximumLeafLevel) }
+        let first = try PageTable(format: format, memory: memory, readerSlots: configuration.readerSlots)
+        var allocated = [first.root]
+        while allocated.count < configuration.addressSpaceCount {
+            do {
+                allocated.append(try memory.allocatePage())
+            } catch {
+                for page in allocated { memory.freePage(page) }
+                throw error
+            }
+        }
+        self.format = format
+        self.memory = memory
+        self.tlb = tlb
+        self.guestMemory = guestMemory
+        self.lock = SpinningReaderWriterLock()
+        self.configuration = configuration
+        self.reclaimer = first.reclaimer
+        self.helpers = first
+        self.roots = .allocate(capacity: allocated.count)
+        for (index, root) in allocated.enumerated() { (roots + index).initialize(to: Atomic(root.rawValue)) }
+        self.dirtyLogs = DirtyLogRegistry()
+        self.notifierToken = guestMemory.addListener { [self] event in self.handleInvalidation(event) }
+    }
+
+    deinit {
+        roots.deinitialize(count: configuration.addressSpaceCount)
+        roots.deallocate()
+    }
+
+    /// The current root of `addressSpace`.
+    @inlinable
+    public func root(addressSpace: Int = 0) -> HostPhysicalAddress {
+        precondition(addressSpace >= 0 && addressSpace < configuration.addressSpaceCount, "no such address space")
+        return HostPhysicalAddress(roots[addressSpace].load(ordering: .acquiring))
+    }
+
+    /// The EPTP a vCPU loads for `addressSpace` (write-back tables).
+    public func pointer(addressSpace: Int = 0) -> ExtendedPageTablePointer {
+        // The root comes from this MMU's memory: aligned and in range.
+        do { return try ExtendedPageTablePointer(format: format, root: root(addressSpace: addressSpace)) } catch {
+            preconditionFailure("root table outside the format's output address range")
+        }
+    }
+
+    /// A core page-table view of `addressSpace`'s current root (for
+    /// translation, enumeration and tests). Sharing the MMU's reclaimer.
+    public func table(addressSpace: Int = 0) -> PageTable<ExtendedPageTableFormat, Memory> {
+        PageTable(format: format, memory: memory, root: root(addressSpace: addressSpace), reclaimer: reclaimer)
+    }
+
+    /// Table pages a fault may need at most: one per level below the root,
+    /// plus one for a split on the way.
+    @inlinable
+    public var faultPageBudget: Int { format.rootLevel + 1 }
+
+    /// Tops up `vcpu`'s page cache to ``faultPageBudget``, outside the lock.
+    ///
+    /// - Throws: ``SLATError/outOfTableMemory(needed:available:)``; the
+    ///   cache is then as it was.
+    @inlinable
+    public func topUp(_ vcpu: PageTableContext) throws(SLATError) {
+        if vcpu.pageCache.count < faultPageBudget {
+            try vcpu.pageCache.topUp(from: memory, toAtLeast: faultPageBudget)
+        }
+    }
+
+    /// Settles `batch`: issues the invalidations, then retires its pages
+    /// through the reclaimer (lockless walkers may still read them).
+    @inlinable
+    func settle(_ batch: consuming TLBFlushBatch) {
+        helpers.settle(batch, tlb: tlb, mode: .shared)
+    }
+}
+
+/// One NX-huge-page split waiting for recovery.
+@frozen
+public struct NXHugePageSplit: Sendable, Hashable {
+    /// Address space of the root holding it.
+    public var addressSpace: Int
+    /// First guest address of the table entry that would have been the huge leaf.
+    public var address: GuestPhysicalAddress
+    /// Height of that entry.
+    public var level: Int
+
+    @inlinable
+    public init(addressSpace: Int, address: GuestPhysicalAddress, level: Int) {
+        self.addressSpace = addressSpace
+        self.address = address
+        self.level = level
+    }
+}

@@ -1,0 +1,233 @@
+import SLATCore
+import Synchronization
+
+// The page fault (seed 000): resolve outside the lock, then install under
+// the *shared* MMU lock with compare-and-exchange only.
+extension ExtendedPageTableMMU {
+    /// Handles an EPT violation of a vCPU: the lockless fast page fault
+    /// first when the entry was present (``GuestPageFault/isPermissionFault``)
+    /// or A/D flags are off (access tracking), else (or when that cannot fix it) the full fault path.
+    ///
+    /// Full path: top up `vcpu`'s page cache (outside the lock); snapshot
+    /// the invalidation sequence and resolve the memslot and host frame;
+    /// choose the leaf level (memslot alignment and host mapping size,
+    /// ``MMUConfiguration/maximumLeafLevel``, 4 KiB in a dirty-logged slot,
+    /// 4 KiB for an instruction fetch under the NX-huge-page policy); take
+    /// the lock shared; return ``FaultOutcome/retry`` if an invalidation
+    /// covered the block meanwhile; walk from the root linking missing
+    /// tables and splitting huge leaves by compare-and-exchange with pages
+    /// from the cache (a lost exchange gives the page back and re-reads the
+    /// entry); install the leaf by compare-and-exchange. A write that gets
+    /// write access in a dirty-logged slot marks its dirty bitmap.
+    ///
+    /// Locking contract: the caller holds no MMU lock. `vcpu` belongs to the
+    /// calling thread (its reader slot is used).
+    /// TLB contract: a replaced translation (a table merged into a huge
+    /// leaf, a leaf moved or reduced) and a huge leaf split on the way
+    /// (invalidated at its size, so no later small invalidation can miss a
+    /// cached huge entry) are invalidated before the lock is released; pure
+    /// additions need no flush.
+    ///
+    /// - Throws: ``SLATError/noMemslot(_:)`` (MMIO: the VMM emulates it),
+    ///   ``SLATError/readOnlyMemslot(slot:frame:)`` for a write to a
+    ///   read-only slot, ``SLATError/hostAddressNotMapped(_:)``,
+    ///   ``SLATError/hostPageReadOnly(_:)``, and
+    ///   ``SLATError/outOfTableMemory(needed:available:)`` when the cache
+    ///   cannot be topped up. Nothing is changed when it throws.
+    @inlinable
+    public func handleFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
+        // Without A/D flags an access-tracked leaf faults as not present,
+        // so every fault may be one the fast path fixes (as KVM decides).
+        if fault.isPermissionFault || !format.accessedDirtyEnabled {
+            switch fastPageFault(fault, vcpu: vcpu) {
+            case .fixed(let level): return .fixed(level: level)
+            case .spurious: return .spurious
+            case .notFixable: break
+            }
+        }
+        return try slowPageFault(fault, vcpu: vcpu)
+    }
+
+    /// The full fault path of ``handleFault(_:vcpu:)`` without the fast
+    /// page fault attempt. Same contracts and errors.
+    @inlinable
+    public func slowPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
+        try topUp(vcpu)
+        let write = fault.access == .write
+        let page = try guestMemory.resolve(frame: fault.address.frame, write: write)
+        let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
+        var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
+        let slot = vcpu.readerSlot
+        let exclusive = configuration.faultsTakeLockExclusively
+        if exclusive { lock.lockExclusive() } else { lock.lockShared() }
+        reclaimer.enterReadSection(slot: slot)
+        var cleanup = FaultCleanup()
+        let outcome: FaultOutcome
+        if guestMemory.invalidations.needsRetry(range: plan.block, since: page.sequence) {
+            outcome = .retry
+        } else {
+            outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)
+        }
+        if cleanup.isNeeded { flushAfterFault(cleanup) }
+        reclaimer.leaveReadSection(slot: slot)
+        if exclusive { lock.unlockExclusive() } else { lock.unlockShared() }
+        if plan.marksDirty, case .fixed = outcome {
+            dirtyLogs.bitmap(forMemslot: page.memslot.id)?.mark(page.frame)
+        }
+        return outcome
+    }
+
+    /// Detaches what the fault replaced (its subtree is ours, rule 2) and
+    /// flushes the replaced and split translations; lock still held.
+    @usableFromInline
+    func flushAfterFault(_ cleanup: FaultCleanup) {
+        var batch = TLBFlushBatch()
+        if cleanup.splitLevel >= 0 {
+            batch.invalidate(address: GuestPhysicalAddress(cleanup.splitAddress), level: cleanup.splitLevel,
+                             size: format.entrySize(atLevel: cleanup.splitLevel))
+        }
+        if cleanup.level >= 0 {
+            let size = format.entrySize(atLevel: cleanup.level)
+            let start = GuestPhysicalAddress(cleanup.address)
+            if cleanup.replacedTable != 0 {
+                helpers.detachSubtree(ofTableEntry: cleanup.replacedTable, level: cleanup.level, mode: .shared, into: &batch)
+                batch.invalidate(range: GuestPhysicalRange(start: start, size: size))
+            } else {
+                batch.invalidate(address: start, level: cleanup.level, size: size)
+            }
+        }
+        settle(batch)
+    }
+
+    /// The walk and installs of the fault path. Lock held shared, inside a
+    /// read section.
+    @inlinable
+    func install(
+        _ plan: inout FaultPlan, at address: GuestPhysicalAddress, addressSpace: Int,
+        vcpu: PageTableContext, cleanup: inout FaultCleanup
+    ) -> FaultOutcome {
+        let format = self.format
+        let frozen = format.frozenEntry
+        var level = format.rootLevel
+        var table = memory.entries(at: root(addressSpace: addressSpace))
+        while true {
+            let pointer = table + format.index(of: address, atLevel: level)
+            var entry = pointer.pointee.load(ordering: .acquiring)
+            entryLoop: while true {
+                if entry == frozen { return .retry }
+                let present = format.isPresent(entry, atLevel: level)
+                let isTable = present && format.isTable(entry, atLevel: level)
+                if level == plan.level {
+                    if isTable && entry & ExtendedPageTableBits.nxHugePageSplit != 0 {
+                        // An instruction fetch split this block: never put a
+                        // huge leaf back over it; map inside it instead.
+                        plan.lowerLevel()
+                        table = memory.entries(at: format.childTable(of: entry))
+                        level -= 1
+                        break entryLoop
+                    }
+                    let new = plan.leaf(atLevel: level)
+                    if entry == new { return .spurious }
+                    if present && !isTable && plan.isSatisfied(by: entry, atLevel: level) { return .spurious }
+                    let (exchanged, original) = pointer.pointee.compareExchange(
+                        expected: entry, desired: new, ordering: .acquiringAndReleasing)
+                    if !exchanged {
+                        entry = original
+                        continue entryLoop
+                    }
+                    if isTable || (present && leafChangeNeedsFlush(old: entry, new: new, level: level)) {
+                        // Table → huge leaf (we own the subtree, rule 2) or
+                        // a leaf moved or reduced: flush before unlocking.
+                        cleanup.replaced(
+                            address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level,
+                            table: isTable ? entry : 0)
+                    }
+                    return .fixed(level: level)
+                }
+                if isTable {
+                    table = memory.entries(at: format.childTable(of: entry))
+                    level -= 1
+                    break entryLoop
+                }
+                let marker = plan.splitMarker(atLevel: level)
+                if !present {
+                    if let page = helpers.linkEmptyTable(
+                        pointer, expected: &entry, level: level, mode: .shared, context: vcpu, softwareBits: marker) {
+                        if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
+                        table = memory.entries(at: page)
+                        level -= 1
+                        break entryLoop
+                    }
+                    if vcpu.pageCache.count == 0 { return .retry }
+                    continue entryLoop
+                }
+                // A huge leaf above the level we need: split it into an
+                // equivalent table, then go on inside it.
+                switch helpers.splitLeaf(pointer, expected: &entry, level: level, mode: .shared, context: vcpu,
+                                         tableEntryBits: marker) {
+                case .split(let child):
+                    cleanup.split(address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level)
+                    if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
+                    table = memory.entries(at: child)
+                    level -= 1
+                    break entryLoop
+                case .lostRace:
+                    continue entryLoop
+                case .cacheEmpty:
+                    return .retry
+                }
+            }
+        }
+    }
+
+    /// Whether replacing the present leaf `old` by `new` takes away a
+    /// translation a TLB may hold: another output, or a permission lost.
+    @inlinable
+    func leafChangeNeedsFlush(old: UInt64, new: UInt64, level: Int) -> Bool {
+        let permissionBits = ExtendedPageTableBits.readWriteExecute | ExtendedPageTableBits.userExecute
+        if format.outputAddress(ofLeaf: old, atLevel: level) != format.outputAddress(ofLeaf: new, atLevel: level) { return true }
+        return old & permissionBits & ~new != 0
+    }
+
+    /// Remembers an NX-huge-page split for ``recoverNXHugePages(maximumCount:)``.
+    @usableFromInline
+    func recordNXSplit(addressSpace: Int, address: GuestPhysicalAddress, level: Int) {
+        let split = NXHugePageSplit(
+            addressSpace: addressSpace, address: address.alignedDown(to: format.entrySize(atLevel: level)), level: level)
+        listLock.withLock { nxSplits.append(split) }
+    }
+}
+
+/// What a fault replaced and must flush before it unlocks: a huge leaf it
+/// split on the way (its translation may be cached at its size, which the
+/// smaller invalidations owed later would not reach), and a table or leaf it
+/// replaced at its level.
+@frozen @usableFromInline
+struct FaultCleanup {
+    @usableFromInline var address: UInt64 = 0
+    @usableFromInline var level = -1
+    /// The table entry replaced by a huge leaf, or 0.
+    @usableFromInline var replacedTable: UInt64 = 0
+    @usableFromInline var splitAddress: UInt64 = 0
+    @usableFromInline var splitLevel = -1
+
+    @inlinable init() {}
+
+    @inlinable var isNeeded: Bool { level >= 0 || splitLevel >= 0 }
+
+    @inlinable
+    mutating func replaced(address: UInt64, level: Int, table: UInt64) {
+        self.address = address
+        self.level = level
+        replacedTable = table
+    }
+
+    @inlinable
+    mutating func split(address: UInt64, level: Int) {
+        // The first split is the largest; it covers any below it.
+        if splitLevel < 0 {
+            splitAddress = address
+            splitLevel = level
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import SLATCore
+import Synchronization
+
+// The one way the locked passes (zap, dirty logging, recovery) change a
+// leaf: compare-and-exchange, even under the exclusive lock, because the
+// fast page fault, aging and hardware A/D change leaves without it (rule
+// 5). The old value the exchange returns decides the TLB flush.
+extension ExtendedPageTableMMU {
+    /// Replaces the leaf `expected` by `transform(expected)` until the
+    /// exchange succeeds or `transform` returns `nil` (nothing to do).
+    /// Returns the value replaced, or `nil` if nothing was written.
+    @inlinable
+    func updateLeaf(_ pointer: EntryPointer, expected: UInt64, _ transform: (UInt64) -> UInt64?) -> UInt64? {
+        var old = expected
+        while true {
+            guard let new = transform(old), new != old else { return nil }
+            let (exchanged, original) = pointer.pointee.compareExchange(
+                expected: old, desired: new, ordering: .acquiringAndReleasing)
+            if exchanged { return old }
+            old = original
+        }
+    }
+
+    /// Runs `body` on every present leaf of `range` in `addressSpace` with
+    /// the exclusive lock held by the caller, yielding it every
+    /// ``MMUConfiguration/yieldInterval`` leaves `body` changed: the batch
+    /// is settled (flush before the lock is dropped), the lock dropped and
+    /// retaken, and the iterator restarted from the root at the address it
+    /// had not finished (forward progress: only when it moved).
+    ///
+    /// `body` returns whether it changed the leaf (it may set the
+    /// iterator's snapshot to the new value).
+    func forEachLeaf(
+        in range: GuestPhysicalRange, addressSpace: Int, batch: inout TLBFlushBatch,
+        _ body: (inout PageTableIterator<ExtendedPageTableFormat, Memory>, inout TLBFlushBatch) -> Bool
+    ) {
+        var iterator = PageTableIterator(
+            format: format, memory: memory, root: root(addressSpace: addressSpace), range: range)
+        var changed = 0
+        while iterator.isValid {
+            if changed >= configuration.yieldInterval && iterator.canYield {
+                yieldExclusiveLock(&batch)
+                iterator.restart()
+                changed = 0
+                continue
+            }
+            if format.isLeaf(iterator.snapshot, atLevel: iterator.level) {
+                if body(&iterator, &batch) { changed += 1 }
+            }
+            iterator.advance()
+        }
+    }
+
+    /// Settles `batch`, drops the exclusive lock and takes it again.
+    func yieldExclusiveLock(_ batch: inout TLBFlushBatch) {
+        let owed = batch
+        batch = TLBFlushBatch()
+        settle(owed)
+        lock.unlockExclusive()
+        lock.lockExclusive()
+    }
+}
