@@ -81,3 +81,47 @@ public func runExtendedPageTableMMU(region: UnsafeMutableRawPointer, physicalBas
         return 0
     }
 }
+
+/// The stage-2 MMU: map (split and anchored merge), access flag, relaxed
+/// permissions, eager split, unlinked subtrees, faults and the notifier
+/// binding, instantiated with the counting TLB and cache hooks.
+public func exerciseStageTwoMMU(region: UnsafeMutableRawPointer, physicalBase: UInt64) -> UInt64 {
+    do throws(SLATError) {
+        let format = try StageTwoFormat(granule: .size4KiB, inputAddressBits: 40)
+        let arena = try TableArena(region: region, pageSize: 4096, pageCount: 64,
+                                   physicalBase: HostPhysicalAddress(physicalBase), isZeroed: false)
+        let mmu = try StageTwoPageTable(format: format, memory: arena, tlb: CountingTLB(),
+                                        caches: CountingCacheMaintenance(), vmid: 1, readerSlots: 4)
+        let context = PageTableContext(readerSlot: 0)
+        let block = GuestPhysicalRange(start: GuestPhysicalAddress(0x4000_0000), size: 0x20_0000)
+        let output = HostPhysicalAddress(0x8000_0000)
+        try mmu.map(block, to: output, attributes: LeafAttributes(permissions: .read), maximumLevel: 0, context: context)
+        try mmu.map(block, to: output, attributes: LeafAttributes(permissions: .readWrite), maximumLevel: 1,
+                    mode: .shared, context: context, refusingPermissionOnlyChanges: true)
+        try context.pageCache.topUp(from: arena, toAtLeast: 1)
+        _ = try mmu.splitBlocks(in: block, mode: .shared, context: context)
+        _ = try mmu.testAndClearYoung(block, mode: .shared, context: context)
+        try mmu.makeYoung(block.start, mode: .shared, context: context)
+        try mmu.relaxPermissions(block.start, grant: .execute, mode: .shared, context: context)
+        var batch = TLBFlushBatch()
+        try mmu.writeProtect(block, context: context, batch: &batch)
+        mmu.settle(batch, mode: .exclusive)
+        try context.pageCache.topUp(from: arena, toAtLeast: 1)
+        let subtree = try mmu.createUnlinkedSubtree(output: output, attributes: LeafAttributes(permissions: .read),
+                                                    level: 1, context: context)
+        mmu.freeUnlinkedSubtree(subtree, level: 1, mode: .exclusive)
+        let memory = GuestMemory()
+        let lock = SpinningReaderWriterLock()
+        let binding = StageTwoNotifierBinding(pageTable: mmu, guestMemory: memory, lock: lock)
+        let handler = StageTwoFaultHandler(pageTable: mmu, guestMemory: memory, lock: lock)
+        _ = try? handler.handle(StageTwoFault(address: block.start, access: .write), context: context)
+        binding.cancel()
+        try mmu.unmap(block, context: context)
+        let result = mmu.table.translate(block.start).translation?.output.rawValue ?? 0
+        mmu.destroy()
+        context.pageCache.release(to: arena)
+        return result
+    } catch {
+        return 0
+    }
+}

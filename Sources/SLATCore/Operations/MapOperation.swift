@@ -19,17 +19,22 @@ extension PageTable {
     ///   - batch: receives the invalidations owed for replaced translations
     ///     and the pages to free after them.
     ///   - tlb: invalidated immediately for break-before-make.
+    ///   - refusingPermissionOnlyChanges: leave a live leaf that differs
+    ///     from the wanted one only in its permissions as it is and report
+    ///     ``MapOutcome/refusedPermissionOnlyChange`` (the stage-2 fault
+    ///     path, where such a change is a race with another vCPU's fault).
+    /// - Returns: whether a permission-only change was refused.
     /// - Throws: ``SLATError/emptyRange``, misalignment, out-of-bounds and
     ///   output-width errors, ``SLATError/unsupportedLevel(_:)``, attribute
     ///   errors from ``PageTableFormat/validate(_:)``, and
     ///   ``SLATError/outOfTableMemory(needed:available:)`` — all before any
     ///   entry changes.
-    @inlinable
+    @inlinable @discardableResult
     public func map<T: TLB>(
         _ range: GuestPhysicalRange, to output: HostPhysicalAddress, attributes: LeafAttributes,
         maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
-        batch: inout TLBFlushBatch, tlb: T
-    ) throws(SLATError) {
+        batch: inout TLBFlushBatch, tlb: T, refusingPermissionOnlyChanges: Bool = false
+    ) throws(SLATError) -> MapOutcome {
         try validate(range)
         try validateOutput(output, size: range.size)
         try format.validate(attributes)
@@ -42,9 +47,10 @@ extension PageTable {
         var visitor = MapVisitor(
             table: self, context: context, tlb: tlb, range: range, output: output,
             attributes: attributes, largestLeafLevel: best,
-            shared: mode == .shared)
+            shared: mode == .shared, refusesPermissionOnlyChanges: refusingPermissionOnlyChanges)
         try run(&visitor, over: range, mode: mode, context: context)
         batch.requests.merge(visitor.requests)
+        return visitor.refusedPermissionOnlyChange ? .refusedPermissionOnlyChange : .mapped
     }
 
     /// The largest leaf level any part of a mapping of `range` to `output`
@@ -155,13 +161,16 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @usableFromInline let attributes: LeafAttributes
     @usableFromInline let largestLeafLevel: Int
     @usableFromInline let shared: Bool
+    @usableFromInline let refusesPermissionOnlyChanges: Bool
+    @usableFromInline var refusedPermissionOnlyChange = false
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
     @usableFromInline var pagesWanted = 0
 
     @inlinable
     init(table: PageTable<Format, Memory>, context: PageTableContext, tlb: T, range: GuestPhysicalRange,
-         output: HostPhysicalAddress, attributes: LeafAttributes, largestLeafLevel: Int, shared: Bool) {
+         output: HostPhysicalAddress, attributes: LeafAttributes, largestLeafLevel: Int, shared: Bool,
+         refusesPermissionOnlyChanges: Bool = false) {
         self.table = table
         self.context = context
         self.tlb = tlb
@@ -171,6 +180,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         self.attributes = attributes
         self.largestLeafLevel = largestLeafLevel
         self.shared = shared
+        self.refusesPermissionOnlyChanges = refusesPermissionOnlyChanges
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
@@ -228,6 +238,10 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 } else if isTable {
                     if merge(pointer, expected: &old, with: new, level: level, address: address) { return .skipChildren }
                 } else {
+                    if refusesPermissionOnlyChanges && table.differsOnlyInPermissions(old, new, level: level) {
+                        refusedPermissionOnlyChange = true
+                        return .skipChildren
+                    }
                     let onlyGains = format.changingPermissions(
                         ofLeaf: old, grant: format.permissions(ofLeaf: new), revoke: []) == new
                     if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),

@@ -1,0 +1,65 @@
+import SLATCore
+
+/// The access a vCPU made when stage 2 faulted (from `ESR_EL2`).
+///
+/// A value type; it takes no lock.
+public enum StageTwoAccess: Hashable, Sendable {
+    /// A data read.
+    case read
+    /// A data write.
+    case write
+    /// An instruction fetch.
+    case execute
+}
+
+/// A stage-2 fault as the exception handler reports it: the faulting IPA
+/// (`HPFAR_EL2` with the page offset) and the access.
+///
+/// A value type; it takes no lock.
+@frozen
+public struct StageTwoFault: Hashable, Sendable {
+    /// The faulting intermediate physical address.
+    public var address: GuestPhysicalAddress
+    /// What the vCPU was doing.
+    public var access: StageTwoAccess
+
+    /// A fault at `address` on `access`.
+    @inlinable
+    public init(address: GuestPhysicalAddress, access: StageTwoAccess) {
+        self.address = address
+        self.access = access
+    }
+}
+
+/// Why a fault returned to the guest without mapping: the vCPU re-runs the
+/// access, which either succeeds or faults again.
+///
+/// A value type; it takes no lock.
+public enum StageTwoFaultRetryReason: Hashable, Sendable {
+    /// An mmu-notifier invalidation of the frame is in flight or ended
+    /// since the host page was resolved.
+    case invalidationInProgress
+    /// Another thread owned (had locked) the entry.
+    case lockedEntry
+    /// The leaf already maps the page with other permissions: a racing
+    /// vCPU's fault got there first, and a map must not change permissions
+    /// (it could downgrade the other vCPU's).
+    case permissionOnlyChangeRefused
+    /// The page is already mapped as the fault wants (another vCPU fixed it).
+    case alreadyMapped
+}
+
+/// What handling a stage-2 fault did.
+///
+/// A value type; it takes no lock.
+public enum StageTwoFaultOutcome: Hashable, Sendable {
+    /// A leaf was installed at `level` (new, or splitting a block, or
+    /// replacing tables by a block through the anchored merge).
+    case mapped(level: Int)
+    /// The existing leaf was given the permissions the access needs.
+    case permissionsRelaxed
+    /// The existing leaf's access flag was set.
+    case madeYoung
+    /// Nothing changed; the guest re-runs the access.
+    case retry(StageTwoFaultRetryReason)
+}

@@ -1,0 +1,166 @@
+import SLATCore
+
+/// The stage-2 page-fault handler of one VM: KVM/arm64's `user_mem_abort`
+/// and `handle_access_fault` over SLAT's guest memory model.
+///
+/// For a fault it resolves the frame (memslot, host frame, host mapping
+/// size, dirty logging, invalidation snapshot), chooses the mapping size —
+/// the smallest page while the memslot logs dirty pages, else the largest
+/// block the host mapping and the memslot's alignment allow — and the
+/// permissions (read; write when the host page is writable, except for a
+/// read while dirty logging, so the first write is logged; execute on an
+/// instruction fetch), tops up the vCPU's page cache, and only then takes
+/// the MMU lock **shared**:
+///
+/// - if an invalidation of the range is in flight or ended since the
+///   resolve, it returns ``StageTwoFaultOutcome/retry(_:)``;
+/// - if the page is already mapped by a leaf of that size to that output,
+///   the fault was an access-flag or permission fault: it sets the access
+///   flag and relaxes (only adds) permissions in place;
+/// - else it maps the page or block in one shared walk, which splits a
+///   block (break-before-make) or merges tables into the block (the
+///   anchored merge with one VMID-wide invalidation); a live leaf that only
+///   differs in permissions is refused and the fault retried, so racing
+///   vCPUs never downgrade each other.
+///
+/// Locking contract: `handle` takes the MMU lock shared itself; the caller
+/// holds no MMU lock. Many vCPU threads may handle faults at once, each with
+/// its own `context` (page cache and reader slot). It never allocates table
+/// memory under the lock.
+///
+/// TLB contract: whatever the change owes is invalidated before `handle`
+/// returns (break-before-make and the merge's VMID-wide flush happen
+/// during the walk, before the new entry is written).
+public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMaintenance, Lock: ReaderWriterLock>: Sendable {
+    /// The VM's stage-2 tables.
+    public let pageTable: StageTwoPageTable<Memory, T, Caches>
+    /// The VM's memslots, host pages and invalidation tracker.
+    public let guestMemory: GuestMemory
+    /// The VM's MMU lock.
+    public let lock: Lock
+
+    /// A handler for the VM whose tables, guest memory and MMU lock these are.
+    public init(pageTable: StageTwoPageTable<Memory, T, Caches>, guestMemory: GuestMemory, lock: Lock) {
+        self.pageTable = pageTable
+        self.guestMemory = guestMemory
+        self.lock = lock
+    }
+
+    /// Handles one stage-2 fault of the vCPU owning `context`.
+    ///
+    /// - Returns: what changed, or why the guest should simply retry.
+    /// - Throws: ``SLATError/noMemslot(_:)`` (MMIO: the VMM emulates),
+    ///   ``SLATError/readOnlyMemslot(slot:frame:)``,
+    ///   ``SLATError/hostAddressNotMapped(_:)``,
+    ///   ``SLATError/hostPageReadOnly(_:)``,
+    ///   ``SLATError/invalidHostMapping(_:)`` when a granule page larger
+    ///   than 4 KiB is not backed by one contiguous, aligned host run,
+    ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for an IPA past the
+    ///   configured size, table-memory and reader-slot errors. Nothing
+    ///   changes when it throws.
+    public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
+        let format = pageTable.format
+        let limit = format.inputAddressSpaceSize
+        guard fault.address.rawValue < limit else {
+            throw .guestRangeOutOfBounds(GuestPhysicalRange(start: fault.address, size: 1), limit: limit)
+        }
+        let write = fault.access == .write
+        let resolved = try guestMemory.resolve(frame: fault.address.frame, write: write)
+        let level = mappingLevel(for: resolved)
+        let size = format.entrySize(atLevel: level)
+        let guestStart = fault.address.alignedDown(to: size)
+        let (output, hostWritable) = try backing(
+            of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+        var permissions: Permissions = .read
+        if hostWritable && (write || !resolved.dirtyLogging) { permissions.insert(.write) }
+        if fault.access == .execute { permissions.formUnion(.execute) }
+        // Outside the lock: the most tables one leaf can need.
+        try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: format.rootLevel)
+        let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
+        return try lock.withShared { () throws(SLATError) -> StageTwoFaultOutcome in
+            if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+                return .retry(.invalidationInProgress)
+            }
+            if let current = pageTable.table.translate(fault.address, context: context).translation,
+               current.size == size, current.leafOutput == output {
+                return try fixInPlace(fault, current: current, permissions: permissions, context: context)
+            }
+            let result = try pageTable.map(
+                GuestPhysicalRange(start: guestStart, size: size), to: output,
+                attributes: LeafAttributes(permissions: permissions), maximumLevel: level, mode: .shared,
+                context: context, refusingPermissionOnlyChanges: true)
+            return result.outcome == .mapped ? .mapped(level: level) : .retry(.permissionOnlyChangeRefused)
+        }
+    }
+
+    /// The level to map at: the smallest page while dirty logging, else the
+    /// largest block no larger than the host mapping and memslot allow.
+    @inlinable
+    func mappingLevel(for resolved: ResolvedGuestPage) -> Int {
+        if resolved.dirtyLogging { return 0 }
+        let format = pageTable.format
+        var level = format.rootLevel
+        while level > 0 {
+            if format.canHoldLeaf(atLevel: level) && format.entrySize(atLevel: level) <= resolved.maximumMappingSize.bytes {
+                return level
+            }
+            level -= 1
+        }
+        return 0
+    }
+
+    /// The host-physical start of the mapping of `range`. Within the host
+    /// mapping size it follows from the resolved frame; a granule page
+    /// larger than the host mapping (16 and 64 KiB granules over 4 KiB host
+    /// pages) must be one aligned, contiguous run of host frames in the
+    /// memslot, writable when a write needs it. Also returns whether the
+    /// whole mapping may be writable.
+    func backing(
+        of range: GuestPhysicalRange, resolved: ResolvedGuestPage, write: Bool
+    ) throws(SLATError) -> (HostPhysicalAddress, Bool) {
+        let faultPage = resolved.frame.address.rawValue
+        if range.size <= resolved.maximumMappingSize.bytes {
+            return (HostPhysicalAddress(resolved.hostFrame.address.rawValue &- (faultPage &- range.start.rawValue)),
+                    resolved.writable)
+        }
+        let frames = GuestFrameRange(covering: range)
+        let slot = resolved.memslot
+        var first: HostFrameNumber?
+        var writable = resolved.writable
+        var frame = frames.start
+        while frame < frames.end {
+            guard slot.contains(frame), let address = slot.hostAddress(of: frame) else { throw .noMemslot(frame) }
+            guard let page = guestMemory.hostPages.lookup(address) else { throw .hostAddressNotMapped(address) }
+            if write && !page.writable { throw .hostPageReadOnly(address) }
+            writable = writable && page.writable
+            let expected = first.map { HostFrameNumber($0.rawValue &+ (frame.rawValue &- frames.start.rawValue)) }
+            if let expected, page.frame != expected { throw .invalidHostMapping(address) }
+            if first == nil {
+                guard page.frame.address.isAligned(to: range.size) else { throw .invalidHostMapping(address) }
+                first = page.frame
+            }
+            frame = GuestFrameNumber(frame.rawValue &+ 1)
+        }
+        return (first?.address ?? resolved.hostFrame.address, writable)
+    }
+
+    /// An access-flag or permission fault on a leaf that already maps the
+    /// page as wanted: set the access flag, add the missing permissions.
+    func fixInPlace(
+        _ fault: StageTwoFault, current: Translation, permissions: Permissions, context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        var outcome = StageTwoFaultOutcome.retry(.alreadyMapped)
+        if !current.attributes.accessed {
+            let result = try pageTable.makeYoung(fault.address, mode: .shared, context: context)
+            if result.metLockedEntry { return .retry(.lockedEntry) }
+            outcome = .madeYoung
+        }
+        let missing = permissions.subtracting(current.attributes.permissions)
+        if !missing.isEmpty {
+            let result = try pageTable.relaxPermissions(fault.address, grant: missing, mode: .shared, context: context)
+            if result.metLockedEntry { return .retry(.lockedEntry) }
+            if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
+        }
+        return outcome
+    }
+}

@@ -1,0 +1,187 @@
+import SLATCore
+import Synchronization
+
+/// A change made to live leaves in place, without break-before-make (the
+/// architecture allows the access flag and permissions to change in place).
+///
+/// A value type; it takes no lock.
+@frozen
+public enum StageTwoLeafUpdate: Hashable, Sendable {
+    /// Set the access flag (KVM's `mkyoung`).
+    case setAccessFlag
+    /// Clear the access flag (aging).
+    case clearAccessFlag
+    /// Add permissions (never removes any).
+    case grant(Permissions)
+
+    /// `entry` with the update applied.
+    @inlinable
+    func apply(to entry: UInt64, format: StageTwoFormat) -> UInt64 {
+        switch self {
+        case .setAccessFlag: entry | StageTwoDescriptorBits.accessFlag
+        case .clearAccessFlag: entry & ~StageTwoDescriptorBits.accessFlag
+        case .grant(let permissions): format.changingPermissions(ofLeaf: entry, grant: permissions, revoke: [])
+        }
+    }
+}
+
+/// What an in-place leaf update found and did.
+///
+/// A value type; it takes no lock.
+@frozen
+public struct StageTwoLeafUpdateResult: Sendable {
+    /// Live leaves the walk met.
+    public var leavesSeen: Int
+    /// Leaves whose value the update changed.
+    public var leavesChanged: Int
+    /// Whether some leaf had its access flag set before the update.
+    public var sawAccessFlag: Bool
+    /// Whether a locked entry (owned by another thread's break-before-make
+    /// or merge) was met; the caller retries (the guest access faults again).
+    public var metLockedEntry: Bool
+    /// The last leaf met: its first guest address, level and value after
+    /// the update. `nil` when none.
+    public var lastLeaf: (address: GuestPhysicalAddress, level: Int, entry: UInt64)?
+
+    @inlinable
+    init() {
+        leavesSeen = 0
+        leavesChanged = 0
+        sawAccessFlag = false
+        metLockedEntry = false
+        lastLeaf = nil
+    }
+}
+
+/// The walk visitor of the in-place leaf updates (KVM's stage-2 attribute
+/// walker): every live leaf in the range is exchanged for its updated value;
+/// a failed exchange re-reads and decides again; a locked entry is reported
+/// and skipped.
+@usableFromInline
+struct StageTwoLeafUpdateVisitor: PageTableVisitor {
+    @usableFromInline let format: StageTwoFormat
+    @usableFromInline let update: StageTwoLeafUpdate
+    @usableFromInline var result = StageTwoLeafUpdateResult()
+
+    @inlinable
+    init(format: StageTwoFormat, update: StageTwoLeafUpdate) {
+        self.format = format
+        self.update = update
+    }
+
+    @inlinable var visits: WalkVisits { .leaf }
+
+    @inlinable
+    mutating func visit(_ entry: inout VisitedEntry, kind: VisitKind) throws(SLATError) -> VisitOutcome {
+        let level = entry.level
+        var old = entry.snapshot
+        while true {
+            if old == format.frozenEntry {
+                result.metLockedEntry = true
+                return .skipChildren
+            }
+            guard format.isLeaf(old, atLevel: level) else { return .proceed }
+            let new = update.apply(to: old, format: format)
+            if new == old {
+                record(old, new, at: entry.address, level: level)
+                return .skipChildren
+            }
+            // Always exchanged: with hardware access-flag updates the leaf
+            // is volatile even to an exclusive writer (rule 5).
+            let (exchanged, original) = entry.pointer.pointee.compareExchange(
+                expected: old, desired: new, ordering: .acquiringAndReleasing)
+            if exchanged {
+                record(old, new, at: entry.address, level: level)
+                result.leavesChanged += 1
+                return .skipChildren
+            }
+            old = original
+        }
+    }
+
+    @inlinable
+    mutating func record(_ old: UInt64, _ new: UInt64, at address: GuestPhysicalAddress, level: Int) {
+        result.leavesSeen += 1
+        if old & StageTwoDescriptorBits.accessFlag != 0 { result.sawAccessFlag = true }
+        result.lastLeaf = (address, level, new)
+    }
+}
+
+extension StageTwoPageTable {
+    /// Applies `update` to every live leaf overlapping `range` in place.
+    ///
+    /// - Throws: range and reader-slot errors.
+    @inlinable
+    public func updateLeaves(
+        _ range: GuestPhysicalRange, _ update: StageTwoLeafUpdate, mode: WalkMode, context: PageTableContext
+    ) throws(SLATError) -> StageTwoLeafUpdateResult {
+        try table.validate(range)
+        try validateReaderSlot(of: context)
+        if case .grant(let permissions) = update { try format.validate(LeafAttributes(permissions: permissions)) }
+        var visitor = StageTwoLeafUpdateVisitor(format: format, update: update)
+        let slot = context.readerSlot
+        if mode == .shared { table.reclaimer.enterReadSection(slot: slot) }
+        defer { if mode == .shared { table.reclaimer.leaveReadSection(slot: slot) } }
+        _ = try table.walker.walk(range, mode: mode, with: &visitor)
+        return visitor.result
+    }
+
+    /// Sets the access flag of the leaf mapping `address` (an access-flag
+    /// fault). Adding access needs no invalidation.
+    ///
+    /// - Returns: the update's result: no leaf seen when nothing maps the
+    ///   address; ``StageTwoLeafUpdateResult/metLockedEntry`` when another
+    ///   thread owns the entry (retry).
+    /// - Throws: range and reader-slot errors.
+    @inlinable @discardableResult
+    public func makeYoung(_ address: GuestPhysicalAddress, mode: WalkMode, context: PageTableContext) throws(SLATError) -> StageTwoLeafUpdateResult {
+        try updateLeaves(pageRange(containing: address), .setAccessFlag, mode: mode, context: context)
+    }
+
+    /// Clears the access flag of every leaf overlapping `range` and returns
+    /// whether any had it set (page aging). No invalidation is issued: a
+    /// translation still cached keeps the page young a little longer, which
+    /// aging tolerates (as KVM does).
+    ///
+    /// - Throws: range and reader-slot errors.
+    @inlinable
+    public func testAndClearYoung(_ range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext) throws(SLATError) -> Bool {
+        try updateLeaves(range, .clearAccessFlag, mode: mode, context: context).sawAccessFlag
+    }
+
+    /// Adds `grant` to the permissions of the leaf mapping `address` (a
+    /// permission fault on a page that may be given more), never removing
+    /// any. The faulting translation may be cached as "no access" in the
+    /// faulting CPU, so the address is invalidated at the leaf's level (the
+    /// local invalidation of KVM's relax path); an execute right newly
+    /// granted first invalidates the instruction cache for the leaf's
+    /// output, unless it is coherent.
+    ///
+    /// - Returns: the update's result (see ``makeYoung(_:mode:context:)``).
+    /// - Throws: range and reader-slot errors,
+    ///   ``SLATError/unsupportedPermissions(_:)``.
+    @inlinable @discardableResult
+    public func relaxPermissions(
+        _ address: GuestPhysicalAddress, grant: Permissions, mode: WalkMode, context: PageTableContext
+    ) throws(SLATError) -> StageTwoLeafUpdateResult {
+        let range = pageRange(containing: address)
+        if !grant.intersection(.execute).isEmpty && !caches.instructionCacheIsCoherent {
+            // Before the execute right becomes visible.
+            let before = table.translate(address, context: context)
+            if let translation = before.translation, translation.attributes.permissions.intersection(.execute).isEmpty {
+                caches.invalidateInstructionCache(translation.leafOutput, size: translation.size)
+            }
+        }
+        let result = try updateLeaves(range, .grant(grant), mode: mode, context: context)
+        if result.leavesChanged > 0, let leaf = result.lastLeaf {
+            tlb.invalidate(address: leaf.address, level: leaf.level)
+        }
+        return result
+    }
+
+    /// The page-sized range holding `address`.
+    @inlinable
+    func pageRange(containing address: GuestPhysicalAddress) -> GuestPhysicalRange {
+        GuestPhysicalRange(start: address.alignedDown(to: format.pageSize), size: format.pageSize)
+    }
+}

@@ -1,0 +1,24 @@
+import SLATCore
+
+/// What ``StageTwoPageTable/map(_:to:attributes:maximumLevel:mode:context:refusingPermissionOnlyChanges:)``
+/// did.
+///
+/// A value type; it takes no lock.
+@frozen
+public struct StageTwoMapResult: Hashable, Sendable {
+    /// Whether the range was mapped, or a permission-only change of a live
+    /// leaf was refused (the caller retries the guest access).
+    public var outcome: MapOutcome
+    /// Table pages the map unlinked (the subtrees of table→block merges, and
+    /// tables that replaced leaves lost to races) and freed — at once in an
+    /// exclusive walk, through the reclaimer in a shared one — after their
+    /// invalidation.
+    public var freedTablePages: Int
+
+    /// A result.
+    @inlinable
+    public init(outcome: MapOutcome, freedTablePages: Int) {
+        self.outcome = outcome
+        self.freedTablePages = freedTablePages
+    }
+}

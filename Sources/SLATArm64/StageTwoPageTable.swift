@@ -1,0 +1,273 @@
+import SLATCore
+import Synchronization
+
+/// The stage-2 translation tables of one VM: the `kvm_pgtable` of KVM/arm64
+/// for one VMID, built on SLATCore's ``PageTable``.
+///
+/// It owns the tables (any granule and IPA size), the VM's TLB context (one
+/// VMID) and the VMM's ``CacheMaintenance`` hooks, and gives the operations
+/// of the stage-2 MMU:
+///
+/// - ``map(_:to:attributes:maximumLevel:mode:context:refusingPermissionOnlyChanges:)``
+///   installs leaves at the largest level allowed, splits a block a smaller
+///   mapping lands in (break-before-make: the block is exchanged for the
+///   locked invalid marker, invalidated by address with its level, then the
+///   new table written) and merges tables a block replaces. The merge is
+///   anchored at the table entry the block replaces: it is exchanged for the
+///   locked marker (the anchor), the subtree below it is detached — in a
+///   shared walk every one of its entries is locked too, so a walker still
+///   inside fails its exchange and retries — and only when the whole
+///   subtree is torn down is the VMID invalidated, **once**, before the
+///   block is written over the anchor. A by-address invalidation there
+///   would leave the subtree's smaller leaves cached beside the new block:
+///   a TLB conflict abort (seed 003).
+/// - ``unmap(_:mode:context:)``, ``writeProtect(_:mode:context:batch:)``,
+///   ``makeYoung(_:mode:context:)``, ``testAndClearYoung(_:mode:context:)``,
+///   ``relaxPermissions(_:grant:mode:context:)``, ``flush(_:context:)``.
+/// - Unlinked subtrees for the eager split engine:
+///   ``createUnlinkedSubtree(output:attributes:level:leafLevel:context:)``,
+///   ``freeUnlinkedSubtree(_:level:mode:)`` and
+///   ``splitBlocks(in:leafLevel:mode:context:)``.
+///
+/// Locking contract: the object holds no lock. Every changing operation
+/// takes the ``WalkMode`` in which the caller holds the VM's MMU lock:
+/// faults and splits run shared (every entry change is a compare-and-
+/// exchange; a locked entry met means "another thread owns it, retry"),
+/// unmaps, teardown and notifier zaps run exclusive. `context` is the
+/// calling thread's (vCPU's) page cache and reader slot.
+///
+/// TLB contract: every operation except ``writeProtect(_:mode:context:batch:)``
+/// and ``testAndClearYoung(_:mode:context:)`` has completed the
+/// invalidations it owes before it returns (rule 3), and frees table pages
+/// only after them (through the reclaimer in shared mode).
+/// ``writeProtect(_:mode:context:batch:)`` leaves them in the caller's batch
+/// (KVM's caller-flushes write protection); clearing the access flag owes
+/// none (aging is advisory, as in KVM).
+public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheMaintenance>: Sendable {
+    /// The tables.
+    public let table: PageTable<StageTwoFormat, Memory>
+    /// The VM's translation context (its VMID on every CPU).
+    public let tlb: T
+    /// The VMM's cache maintenance.
+    public let caches: Caches
+    /// The VM's VMID.
+    public let vmid: UInt32
+    /// The VMID width `VTCR_EL2.VS` configures.
+    public let vmidSize: VMIDSize
+
+    /// Empty tables in `memory` for the VM `vmid`.
+    ///
+    /// - Parameter readerSlots: vCPU threads that may walk shared at once.
+    /// - Throws: ``SLATError/vmidOutOfRange(_:bits:)``,
+    ///   ``SLATError/unsupportedGranule(_:)`` (memory page size not the
+    ///   granule), ``SLATError/outOfTableMemory(needed:available:)``, and
+    ///   root placement errors of ``StageTwoTranslationTableBase``.
+    public init(
+        format: StageTwoFormat, memory: Memory, tlb: T, caches: Caches,
+        vmid: UInt32, vmidSize: VMIDSize = .bits16, readerSlots: Int = 64
+    ) throws(SLATError) {
+        guard vmid <= vmidSize.maximum else { throw .vmidOutOfRange(vmid, bits: vmidSize.bitCount) }
+        let table = try PageTable(format: format, memory: memory, readerSlots: readerSlots)
+        do {
+            _ = try StageTwoTranslationTableBase(format: format, root: table.root, vmid: vmid, vmidSize: vmidSize)
+        } catch {
+            table.destroy()
+            throw error
+        }
+        self.table = table
+        self.tlb = tlb
+        self.caches = caches
+        self.vmid = vmid
+        self.vmidSize = vmidSize
+    }
+
+    /// The stage-2 format.
+    @inlinable public var format: StageTwoFormat { table.format }
+
+    /// The `VTCR_EL2` value for these tables.
+    public var translationControl: StageTwoTranslationControl {
+        StageTwoTranslationControl(format: format, vmidSize: vmidSize)
+    }
+
+    /// The `VTTBR_EL2` value: the root tagged with the VMID (validated in `init`).
+    public var translationTableBase: StageTwoTranslationTableBase {
+        // Checked when the object was made; the root and VMID never change.
+        (try? StageTwoTranslationTableBase(format: format, root: table.root, vmid: vmid, vmidSize: vmidSize))
+            ?? StageTwoTranslationTableBase(rawValue: 0)
+    }
+
+    // MARK: Map
+
+    /// Maps `range` to `output` with `attributes` (the access flag is always
+    /// set, as KVM maps), in one walk that installs leaves at the largest
+    /// level the alignment of both addresses, the range and `maximumLevel`
+    /// allow, splits blocks a smaller leaf lands in and merges tables a block
+    /// covers (see the type's documentation for break-before-make and the
+    /// anchored merge's single VMID-wide invalidation).
+    ///
+    /// Cache maintenance for the new translation (data-cache clean of a
+    /// cacheable mapping, instruction-cache invalidation of an executable
+    /// one) is done before the walk, so before any vCPU can use it.
+    ///
+    /// - Parameters:
+    ///   - maximumLevel: the largest level a leaf may use; it must hold
+    ///     leaves in this granule. `nil`: the largest block level.
+    ///   - mode: how the caller holds the MMU lock.
+    ///   - refusingPermissionOnlyChanges: leave a live leaf that only
+    ///     differs in permissions as it is and report
+    ///     ``MapOutcome/refusedPermissionOnlyChange`` (the fault path).
+    /// - Returns: the outcome and the table pages freed.
+    /// - Throws: before any change: ``SLATError/emptyRange``,
+    ///   ``SLATError/misalignedGuestAddress(_:alignment:)``,
+    ///   ``SLATError/misalignedSize(_:alignment:)``,
+    ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` (IPA past the
+    ///   configured size), ``SLATError/misalignedOutputAddress(_:alignment:)``,
+    ///   ``SLATError/outputAddressTooWide(_:outputBits:)`` (beyond the PA
+    ///   size), ``SLATError/unsupportedLevel(_:)`` (no block at that level
+    ///   in this granule), attribute errors, reader-slot and table-memory errors.
+    @inlinable @discardableResult
+    public func map(
+        _ range: GuestPhysicalRange, to output: HostPhysicalAddress, attributes: LeafAttributes,
+        maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
+        refusingPermissionOnlyChanges: Bool = false
+    ) throws(SLATError) -> StageTwoMapResult {
+        var attributes = attributes
+        attributes.accessed = true
+        try table.validate(range)
+        try table.validateOutput(output, size: range.size)
+        try format.validate(attributes)
+        if let maximumLevel, maximumLevel < 0 || maximumLevel > format.rootLevel || !format.canHoldLeaf(atLevel: maximumLevel) {
+            throw .unsupportedLevel(maximumLevel)
+        }
+        try validateReaderSlot(of: context)
+        caches.prepare(output, size: range.size, attributes: attributes)
+        var batch = TLBFlushBatch()
+        let outcome: MapOutcome
+        do {
+            outcome = try table.map(
+                range, to: output, attributes: attributes, maximumLevel: maximumLevel, mode: mode,
+                context: context, batch: &batch, tlb: tlb,
+                refusingPermissionOnlyChanges: refusingPermissionOnlyChanges)
+        } catch {
+            table.settle(batch, tlb: tlb, mode: mode)
+            throw error
+        }
+        let freed = batch.pendingPageCount
+        table.settle(batch, tlb: tlb, mode: mode)
+        return StageTwoMapResult(outcome: outcome, freedTablePages: freed)
+    }
+
+    // MARK: Unmap, write protection, flush
+
+    /// Removes every translation in `range`: leaves are cleared and
+    /// invalidated by address with their level (or, past a handful, by one
+    /// range invalidation), tables wholly inside the range are unlinked and
+    /// invalidated, tables left empty are freed, a block straddling an end
+    /// is split first (break-before-make). Then, unless stage 2 forces
+    /// write-back, the data cache is cleaned for every cacheable leaf that
+    /// was removed, so the host sees what the guest wrote.
+    ///
+    /// Completes its invalidations before returning; frees table pages
+    /// after them (through the reclaimer in shared mode).
+    ///
+    /// - Throws: range errors, reader-slot errors, and
+    ///   ``SLATError/outOfTableMemory(needed:available:)`` only when a block
+    ///   straddling an end must be split — all before any change.
+    @inlinable
+    public func unmap(_ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext) throws(SLATError) {
+        try table.validate(range)
+        try validateReaderSlot(of: context)
+        let cleaned = caches.forcesWriteBack ? [] : cacheableLeaves(in: range, mode: mode, context: context)
+        var batch = TLBFlushBatch()
+        do {
+            try table.unmap(range, mode: mode, context: context, batch: &batch, tlb: tlb)
+        } catch {
+            table.settle(batch, tlb: tlb, mode: mode)
+            throw error
+        }
+        table.settle(batch, tlb: tlb, mode: mode)
+        for leaf in cleaned {
+            let (output, size) = clip(leaf, to: range)
+            caches.cleanDataCacheToPointOfCoherency(output, size: size)
+        }
+    }
+
+    /// Revokes write access in `range` (dirty logging). The invalidations
+    /// owed are added to `batch`; the caller settles it with
+    /// ``settle(_:mode:)`` — at once, or after more changes (KVM's
+    /// caller-flushes write protection).
+    ///
+    /// - Throws: range and reader-slot errors, and
+    ///   ``SLATError/outOfTableMemory(needed:available:)`` when a block
+    ///   straddling an end must be split — before any change.
+    @inlinable
+    public func writeProtect(
+        _ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext,
+        batch: inout TLBFlushBatch
+    ) throws(SLATError) {
+        try table.changePermissions(range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb)
+    }
+
+    /// Issues what `batch` owes to this VM's TLB context, then frees its
+    /// pages (after a grace period in shared mode).
+    @inlinable
+    public func settle(_ batch: consuming TLBFlushBatch, mode: WalkMode) {
+        table.settle(batch, tlb: tlb, mode: mode)
+    }
+
+    /// Cleans the data cache to the Point of Coherency for every cacheable
+    /// leaf overlapping `range` (KVM's `kvm_pgtable_stage2_flush`), unless
+    /// stage 2 forces write-back. Changes no entry; takes no MMU lock of its
+    /// own (call it with the lock held in either mode).
+    ///
+    /// - Returns: the cleans issued.
+    /// - Throws: range errors.
+    @inlinable @discardableResult
+    public func flush(_ range: GuestPhysicalRange, context: PageTableContext) throws(SLATError) -> Int {
+        try table.validate(range)
+        try validateReaderSlot(of: context)
+        if caches.forcesWriteBack { return 0 }
+        let leaves = cacheableLeaves(in: range, mode: .shared, context: context)
+        for leaf in leaves {
+            let (output, size) = clip(leaf, to: range)
+            caches.cleanDataCacheToPointOfCoherency(output, size: size)
+        }
+        return leaves.count
+    }
+
+    /// Frees every table page. The caller holds the MMU lock exclusively
+    /// and no vCPU runs the VM; the VMID is invalidated first.
+    public func destroy() {
+        tlb.invalidateAll()
+        table.destroy()
+    }
+
+    // MARK: Helpers
+
+    /// The cacheable leaves overlapping `range`, read inside a read section.
+    @inlinable
+    func cacheableLeaves(in range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext) -> [LeafMapping] {
+        if mode == .shared { table.reclaimer.enterReadSection(slot: context.readerSlot) }
+        defer { if mode == .shared { table.reclaimer.leaveReadSection(slot: context.readerSlot) } }
+        return table.leaves(in: range).filter {
+            $0.attributes.memoryType == .writeBack || $0.attributes.memoryType == .writeThrough
+        }
+    }
+
+    /// The part of `leaf`'s output that `range` covers.
+    @inlinable
+    func clip(_ leaf: LeafMapping, to range: GuestPhysicalRange) -> (HostPhysicalAddress, UInt64) {
+        let start = max(leaf.guestAddress.rawValue, range.start.rawValue)
+        let end = min(leaf.guestAddress.rawValue &+ leaf.size, range.end.rawValue)
+        return (leaf.output.advanced(by: start &- leaf.guestAddress.rawValue), end &- start)
+    }
+
+    /// Throws unless `context`'s reader slot exists in the reclaimer.
+    @inlinable
+    func validateReaderSlot(of context: PageTableContext) throws(SLATError) {
+        let slot = context.readerSlot
+        guard slot >= 0 && slot < table.reclaimer.slotCount else {
+            throw .readerSlotOutOfRange(slot, slots: table.reclaimer.slotCount)
+        }
+    }
+}

@@ -1,0 +1,16 @@
+/// What ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:)``
+/// did with the range.
+///
+/// A value type; it takes no lock.
+public enum MapOutcome: Hashable, Sendable {
+    /// Every leaf of the range is now the mapping asked for.
+    case mapped
+    /// The caller asked for permission-only changes to be refused, and at
+    /// least one live leaf already mapped the same output with the same size
+    /// and attributes but other permissions: it was left as it was (KVM's
+    /// `-EAGAIN` from the stage-2 map walker). Racing vCPUs that fault on the
+    /// same page must not downgrade each other's permissions; the caller
+    /// resumes the guest, which faults again and relaxes permissions if it
+    /// still needs more. Every other leaf of the range was mapped.
+    case refusedPermissionOnlyChange
+}

@@ -1,1 +1,0 @@
-// SLATSimTests: being written.
