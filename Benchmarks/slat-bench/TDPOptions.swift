@@ -23,6 +23,7 @@ struct TDPOptions: Sendable {
                      dirty-log  2 MiB-backed range: populate, enable, one write pass, get+clear, disable (ms per phase)
                      zap        notifier-style zap of a populated 4 KiB mapping (ns per page)
                      age        clear-young then test-young over a populated 4 KiB mapping (ns per page)
+                     eager-split  SLATSplit vs fault-time splitting, EPT and stage-2 4K, 2M and 1G leaves
           --threads <n>         faulting threads, each its own part of the range (fault; default 1)
           --lock shared|exclusive  how faults take the MMU lock (fault; default shared)
           --dirty-mode wp|dbit  write-protect or dirty-bit logging (dirty-log; default wp)
@@ -82,4 +83,5 @@ enum TDPWorkload: String, CaseIterable, Sendable {
     case dirtyLog = "dirty-log"
     case zap
     case age
+    case eagerSplit = "eager-split"
 }

@@ -34,6 +34,7 @@ enum TDPRunner {
         case .dirtyLog: results = try TDPDirtyLogWorkload.run(options)
         case .zap: results = try TDPZapWorkload.run(options)
         case .age: results = try TDPAgeWorkload.run(options)
+        case .eagerSplit: results = try EagerSplitWorkload.run(options)
         }
         print("slat-bench tdp \(options.workload.rawValue): \(BenchRunner.isDebugBuild ? "DEBUG build" : "release build"), EPT 4-level A/D on, "
             + "\(ByteSize.format(options.size)), host: \(load.description) at start")

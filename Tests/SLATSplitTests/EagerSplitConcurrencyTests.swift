@@ -21,9 +21,11 @@ struct EagerSplitConcurrencyTests {
             policy: EagerSplitPolicy(cacheCapacity: 2, yieldInterval: 3), splitReaderSlot: vm.splitContext.readerSlot)
         let enabled = Flag()
         let holes = Counter()
+        let accesses = Counter()
         let mustBeLogged = FrameSet()
         try runThreads(vcpus + 1) { thread in
             if thread == vcpus {
+                while accesses.value < 50 { sched_yield() }
                 let report = try dirtyLogging.enableDirtyLogging(memslot: EPTSplitVM.slotID)
                 #expect(report?.leavesSplit == 16)
                 enabled.set()
@@ -40,6 +42,7 @@ struct EagerSplitConcurrencyTests {
                 if violations.contains(where: { $0.kind == .notPresent }) { holes.increment() }
                 if write && after { logged.append(frame) }
                 count += 1
+                accesses.increment()
             }
             mustBeLogged.insert(contentsOf: logged)
         }
@@ -121,8 +124,10 @@ struct EagerSplitConcurrencyTests {
         let vm = try StageTwoSplitVM(vcpus: vcpus)
         try vm.faultInAll()
         let model = vm.model()
+        let accesses = Counter()
         try runThreads(vcpus + 1) { thread in
             if thread == vcpus {
+                while accesses.value < 50 { sched_yield() }
                 let report = try vm.engine(EagerSplitPolicy(cacheCapacity: 1, yieldInterval: 2))
                     .split(frames: vm.frames, context: vm.splitContext)
                 #expect(report.leavesSplit == 16)
@@ -132,6 +137,7 @@ struct EagerSplitConcurrencyTests {
             for _ in 0..<400 {
                 let address = vm.guestRange.start.advanced(by: random.below(vm.guestRange.size >> 12) << 12)
                 try vm.access(address, random.chance(50) ? .write : .read, vcpu: thread)
+                accesses.increment()
             }
         }
         #expect(vm.leaves.allSatisfy { $0.size == 4096 })
