@@ -1,3 +1,4 @@
+import Foundation
 import SLATArm64
 import SLATCore
 import SLATSim
