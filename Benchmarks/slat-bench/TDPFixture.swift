@@ -67,12 +67,16 @@ final class TDPFixture: @unchecked Sendable {
     }
 
     /// Runs `body(thread)` on `count` threads started together; returns the
-    /// wall-clock nanoseconds from the common start to the last finish.
-    static func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> UInt64 {
+    /// wall-clock nanoseconds from the common start to the last finish and
+    /// the CPU nanoseconds the threads used together (CLOCK_THREAD_CPUTIME_ID:
+    /// time spent waiting for a CPU on a loaded machine is not in it).
+    static func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> (wall: UInt64, cpu: UInt64) {
         if count == 1 {
             let start = MonotonicClock.now()
+            let cpuStart = threadCPUTime()
             body(0)
-            return MonotonicClock.now() &- start
+            let cpu = threadCPUTime() &- cpuStart
+            return (MonotonicClock.now() &- start, cpu)
         }
         let gate = StartGate()
         let done = DispatchGroup()
@@ -81,7 +85,9 @@ final class TDPFixture: @unchecked Sendable {
             let worker = Thread {
                 gate.arrived.wrappingAdd(1, ordering: .acquiringAndReleasing)
                 while !gate.open.load(ordering: .acquiring) {}
+                let cpuStart = threadCPUTime()
                 body(thread)
+                gate.cpu.wrappingAdd(Int(threadCPUTime() &- cpuStart), ordering: .relaxed)
                 done.leave()
             }
             worker.start()
@@ -90,7 +96,14 @@ final class TDPFixture: @unchecked Sendable {
         let start = MonotonicClock.now()
         gate.open.store(true, ordering: .releasing)
         done.wait()
-        return MonotonicClock.now() &- start
+        return (MonotonicClock.now() &- start, UInt64(gate.cpu.load(ordering: .relaxed)))
+    }
+
+    /// CPU time of the calling thread in nanoseconds.
+    static func threadCPUTime() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
 }
 
@@ -98,4 +111,5 @@ final class TDPFixture: @unchecked Sendable {
 final class StartGate: Sendable {
     let arrived = Atomic<Int>(0)
     let open = Atomic<Bool>(false)
+    let cpu = Atomic<Int>(0)
 }

@@ -5,7 +5,7 @@ import Synchronization
 /// ``SimulatedContextTLB``, shared by its vCPU TLBs.
 final class GrantCheck: Sendable {
     typealias Check = @Sendable (CachedTranslation) -> Bool
-    private let check = Mutex<Check?>(nil)
+    private let check = PThreadLocked<Check?>(nil)
 
     func set(_ newCheck: @escaping Check) { check.withLock { $0 = newCheck } }
     var current: Check? { check.withLock { $0 } }

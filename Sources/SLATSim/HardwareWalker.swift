@@ -69,12 +69,12 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
     /// fault always reflects the tables. A successful walk fills the TLB
     /// (running the conflict detector); a faulting one caches nothing.
     /// Uses of entries the detectors condemned are reported.
+    @inlinable
     public func access(_ address: GuestPhysicalAddress, _ kind: AccessKind, through tlb: SimulatedTLB) -> AccessResult {
         let needed = kind.requiredPermission
         let write = kind == .write
         return tlb.state.withLock { storage -> AccessResult in
-            if let (level, key) = storage.find(address.rawValue) {
-                let cached = storage.levels[level][key]!.translation
+            if let (level, key, cached) = storage.hit(address.rawValue) {
                 if cached.permissions.contains(needed) && (!write || cached.dirty || !profile.setsDirtyFlag) {
                     storage.statistics.hits &+= 1
                     tlb.noteUse(level: level, key: key, address: address, kind: kind, in: &storage)
@@ -100,6 +100,7 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
     ///
     /// - Parameter updatingFlags: set accessed/dirty flags as the profile
     ///   says (pass `false` to inspect without side effects).
+    @inlinable
     public func walk(_ address: GuestPhysicalAddress, for access: AccessKind, updatingFlags: Bool = true) -> HardwareWalkResult {
         walk(address, access: access, updatingFlags: updatingFlags)
     }
@@ -111,7 +112,7 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
         walk(address, access: nil, updatingFlags: false)
     }
 
-    @inline(__always)
+    @inlinable
     func walk(_ address: GuestPhysicalAddress, access: AccessKind?, updatingFlags: Bool) -> HardwareWalkResult {
         let kind = access ?? .read
         let raw = address.rawValue

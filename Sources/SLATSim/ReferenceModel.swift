@@ -154,7 +154,12 @@ public struct ReferenceModel: Sendable {
                 address = address.advanced(by: pageSize)
             }
         }
-        let expectedInWindow = pages.keys.filter { window.contains(GuestPhysicalAddress($0 &* pageSize)) }
+        // Model pages in the window: by lookup when the window is the smaller side.
+        let firstPage = window.start.rawValue / pageSize
+        let windowPages = window.size / pageSize
+        let expectedInWindow: [UInt64] = windowPages < UInt64(pages.count)
+            ? (firstPage..<(firstPage + windowPages)).filter { pages[$0] != nil }
+            : pages.keys.filter { window.contains(GuestPhysicalAddress($0 &* pageSize)) }
         if expectedInWindow.count != matched {
             for page in expectedInWindow.sorted() where mismatches.count < limit {
                 let address = GuestPhysicalAddress(page * pageSize)

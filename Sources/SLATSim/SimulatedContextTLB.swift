@@ -73,16 +73,21 @@ public final class SimulatedContextTLB: TLB {
     /// Every entry of every vCPU.
     public var entries: [CachedTranslation] { vcpus.flatMap(\.entries) }
 
+    /// Invalidates `address` in every vCPU's TLB (a level hint restricts it
+    /// to entries of that level where hints are honoured); returns when all
+    /// are done, including walks in flight on them.
     public func invalidate(address: GuestPhysicalAddress, level: Int?) {
         counter.invalidate(address: address, level: level)
         for tlb in vcpus { tlb.invalidate(address: address, level: level) }
     }
 
+    /// Invalidates every entry overlapping `range` in every vCPU's TLB.
     public func invalidate(range: GuestPhysicalRange) {
         counter.invalidate(range: range)
         for tlb in vcpus { tlb.invalidate(range: range) }
     }
 
+    /// Invalidates every entry of the context in every vCPU's TLB.
     public func invalidateAll() {
         counter.invalidateAll()
         for tlb in vcpus { tlb.invalidateAll() }

@@ -32,7 +32,7 @@ public final class SimulatedTLB: TLB {
     /// that level.
     public let honoursLevelHints: Bool
 
-    let state: Mutex<TLBStorage>
+    @usableFromInline let state: PThreadLocked<TLBStorage>
     let grantCheck: GrantCheck
 
     init(vcpu: Int, context: UInt64, sizes: [UInt64], capacity: Int, log: SimulationLog,
@@ -43,12 +43,12 @@ public final class SimulatedTLB: TLB {
         self.reportsConflicts = reportsConflicts
         self.honoursLevelHints = honoursLevelHints
         self.grantCheck = grantCheck
-        self.state = Mutex(TLBStorage(sizes: sizes, capacity: capacity))
+        self.state = PThreadLocked(TLBStorage(sizes: sizes, capacity: capacity))
     }
 
     // MARK: Inspection
 
-    /// Every cached entry, smallest level first.
+    /// Every cached entry, in address order.
     public var entries: [CachedTranslation] {
         state.withLock { storage in storage.allKeys.map { storage.levels[$0.level][$0.key]!.translation } }
     }
@@ -74,6 +74,7 @@ public final class SimulatedTLB: TLB {
         state.withLock { storage in fill(translation, accessing: address, kind: kind, in: &storage) }
     }
 
+    @usableFromInline
     func fill(_ translation: CachedTranslation, accessing address: GuestPhysicalAddress, kind: AccessKind,
               in storage: inout TLBStorage) {
         precondition(translation.level >= 0 && translation.level < storage.levelCount, "level outside the format")
@@ -98,9 +99,9 @@ public final class SimulatedTLB: TLB {
     }
 
     /// Records a use of the entry at `(level, key)` for the stale-use detector.
-    @inline(__always)
+    @usableFromInline
     func noteUse(level: Int, key: UInt64, address: GuestPhysicalAddress, kind: AccessKind, in storage: inout TLBStorage) {
-        guard let slot = storage.levels[level][key], slot.condemned || slot.suspectedBy != nil else { return }
+        guard storage.flaggedCount > 0, let slot = storage.levels[level][key], slot.isFlagged else { return }
         if slot.condemned {
             if !slot.useReported {
                 storage.levels[level][key]!.useReported = true
@@ -151,7 +152,7 @@ public final class SimulatedTLB: TLB {
             let invalidation = TLBInvalidation.address(address, level: level)
             for (survivorLevel, key) in survivors {
                 guard let slot = storage.levels[survivorLevel][key], slot.suspectedBy == nil else { continue }
-                if !check(slot.translation) { storage.levels[survivorLevel][key]!.suspectedBy = invalidation }
+                if !check(slot.translation) { storage.markSuspect(level: survivorLevel, key: key, by: invalidation) }
             }
         }
     }
@@ -192,11 +193,10 @@ public final class SimulatedTLB: TLB {
                 let slot = storage.levels[level][key]!
                 if slot.condemned { continue }
                 if check(slot.translation) {
-                    storage.levels[level][key]!.suspectedBy = nil
-                    storage.levels[level][key]!.firstSuspectUse = nil
+                    storage.clearSuspicion(level: level, key: key)
                     continue
                 }
-                storage.levels[level][key]!.condemned = true
+                storage.condemn(level: level, key: key)
                 let report: SimulationReport
                 if let used = slot.firstSuspectUse {
                     storage.levels[level][key]!.useReported = true
@@ -225,7 +225,7 @@ public final class SimulatedTLB: TLB {
                 guard !slot.condemned, slot.translation.path.contains(page) else { continue }
                 involved.append(slot.translation)
                 suspect = suspect ?? slot.suspectedBy
-                storage.levels[level][key]!.condemned = true
+                storage.condemn(level: level, key: key)
             }
             guard let first = involved.first else { return nil }
             let report = SimulationReport(kind: .freedTableStillCached, address: first.guestAddress, vcpu: vcpu,

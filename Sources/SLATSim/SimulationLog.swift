@@ -21,7 +21,7 @@ public final class SimulationLog: Sendable {
     /// Reports kept in full; further ones are only counted.
     public let retainedLimit: Int
 
-    private let retained = Mutex<[SimulationReport]>([])
+    private let retained = PThreadLocked<[SimulationReport]>([])
     private let conflicts = Atomic<Int>(0)
     private let staleUses = Atomic<Int>(0)
     private let staleEntries = Atomic<Int>(0)

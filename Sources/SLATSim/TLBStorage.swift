@@ -1,6 +1,7 @@
 import SLATCore
 
 /// One cached entry with what the detectors track about it.
+@usableFromInline
 struct TLBSlot {
     var translation: CachedTranslation
     /// Fill order, to tell a live entry from an older one at the same key.
@@ -14,6 +15,9 @@ struct TLBSlot {
     var condemned = false
     /// That stale use has been reported.
     var useReported = false
+
+    /// Whether a detector tracks this entry (suspect or condemned).
+    var isFlagged: Bool { suspectedBy != nil || condemned }
 }
 
 /// The contents of one vCPU TLB: one dictionary per level keyed by the
@@ -22,6 +26,7 @@ struct TLBSlot {
 /// cached walks went through) and a FIFO for capacity eviction.
 ///
 /// Not thread-safe: ``SimulatedTLB`` keeps it in a mutex.
+@usableFromInline
 struct TLBStorage {
     /// Bytes an entry at each level (height) maps.
     let sizes: [UInt64]
@@ -36,7 +41,50 @@ struct TLBStorage {
     var orderHead = 0
     var count = 0
     var nextSerial: UInt64 = 0
-    var statistics = TLBStatistics()
+    @usableFromInline var statistics = TLBStatistics()
+    /// Entries that are suspect or condemned: while zero, a hit needs no
+    /// second lookup for the stale-use detector.
+    @usableFromInline var flaggedCount = 0
+
+    /// The translation cached at `(level, key)` (which must exist).
+    @usableFromInline
+    func translation(level: Int, key: UInt64) -> CachedTranslation { levels[level][key]!.translation }
+
+    /// The entry covering `address` and its translation, smallest level first.
+    @usableFromInline
+    func hit(_ address: UInt64) -> (level: Int, key: UInt64, translation: CachedTranslation)? {
+        var level = 0
+        while level < sizes.count {
+            if !levels[level].isEmpty {
+                let key = address & ~(sizes[level] &- 1)
+                if let slot = levels[level][key] { return (level, key, slot.translation) }
+            }
+            level &+= 1
+        }
+        return nil
+    }
+
+    /// Marks the entry suspect: `invalidation` covered it and left it.
+    mutating func markSuspect(level: Int, key: UInt64, by invalidation: TLBInvalidation) {
+        guard let slot = levels[level][key], slot.suspectedBy == nil else { return }
+        if !slot.isFlagged { flaggedCount &+= 1 }
+        levels[level][key]!.suspectedBy = invalidation
+    }
+
+    /// Clears the entry's suspicion (the tables grant it again).
+    mutating func clearSuspicion(level: Int, key: UInt64) {
+        guard let slot = levels[level][key], slot.suspectedBy != nil else { return }
+        levels[level][key]!.suspectedBy = nil
+        levels[level][key]!.firstSuspectUse = nil
+        if !levels[level][key]!.isFlagged { flaggedCount &-= 1 }
+    }
+
+    /// Condemns the entry: reported stale, its next use is a stale use.
+    mutating func condemn(level: Int, key: UInt64) {
+        guard let slot = levels[level][key], !slot.condemned else { return }
+        if !slot.isFlagged { flaggedCount &+= 1 }
+        levels[level][key]!.condemned = true
+    }
 
     init(sizes: [UInt64], capacity: Int) {
         self.sizes = sizes
@@ -51,7 +99,7 @@ struct TLBStorage {
     func key(_ address: UInt64, level: Int) -> UInt64 { address & ~(sizes[level] &- 1) }
 
     /// The entry covering `address`, smallest level first.
-    @inline(__always)
+    @usableFromInline
     func find(_ address: UInt64) -> (level: Int, key: UInt64)? {
         var level = 0
         while level < sizes.count {
@@ -84,10 +132,11 @@ struct TLBStorage {
         if order.count > 4 * capacity + 64 { compactOrder() }
     }
 
-    @discardableResult
+    @usableFromInline @discardableResult
     mutating func remove(level: Int, key: UInt64) -> TLBSlot? {
         guard let slot = levels[level].removeValue(forKey: key) else { return nil }
         count &-= 1
+        if slot.isFlagged { flaggedCount &-= 1 }
         var upper = level &+ 1
         while upper < sizes.count {
             let coverKey = self.key(key, level: upper)
@@ -116,6 +165,7 @@ struct TLBStorage {
         order.removeAll(keepingCapacity: true)
         orderHead = 0
         count = 0
+        flaggedCount = 0
         return removed
     }
 
@@ -190,10 +240,13 @@ struct TLBStorage {
         return found
     }
 
-    /// Every live entry, smallest level first, in no particular order within a level.
+    /// Every live entry in address order (smaller level first at one
+    /// address), so reports and listings are deterministic.
     var allKeys: [(level: Int, key: UInt64)] {
         var result: [(level: Int, key: UInt64)] = []
+        result.reserveCapacity(count)
         for level in 0..<sizes.count { for key in levels[level].keys { result.append((level, key)) } }
+        result.sort { $0.key != $1.key ? $0.key < $1.key : $0.level < $1.level }
         return result
     }
 }

@@ -51,6 +51,13 @@ public struct VCPURunResult: Hashable, Sendable {
     /// Whether a fault handler stopped the run.
     public var stopped: Bool
 
+    /// A result.
+    public init(seed: UInt64, vcpus: [VCPUCounters], stopped: Bool) {
+        self.seed = seed
+        self.vcpus = vcpus
+        self.stopped = stopped
+    }
+
     /// The sum over vCPUs.
     public var total: VCPUCounters {
         var sum = VCPUCounters()
@@ -111,6 +118,7 @@ public final class VCPURunner<Format: PageTableFormat, Memory: TableMemory>: Sen
     ///   - tracksInterleaving: count ``VCPUCounters/interleavings`` (one
     ///     shared atomic exchange per access: leave off for benchmarks).
     ///   - faultHandler: called with the vCPU and the violation.
+    @inlinable
     public func run(
         _ stream: AccessStream, seed: UInt64, maximumRetries: Int = 16, tracksInterleaving: Bool = false,
         faultHandler: @escaping @Sendable (_ vcpu: Int, _ violation: Violation) -> FaultResolution
@@ -133,7 +141,8 @@ public final class VCPURunner<Format: PageTableFormat, Memory: TableMemory>: Sen
         return VCPURunResult(seed: seed, vcpus: shared.results.withLock { $0 }, stopped: shared.stop.load(ordering: .relaxed))
     }
 
-    private func runVCPU(
+    @inlinable
+    func runVCPU(
         _ vcpu: Int, stream: AccessStream, seed: UInt64, maximumRetries: Int, tracksInterleaving: Bool,
         shared: RunShared, faultHandler: @Sendable (Int, Violation) -> FaultResolution
     ) -> VCPUCounters {
@@ -183,13 +192,15 @@ public final class VCPURunner<Format: PageTableFormat, Memory: TableMemory>: Sen
 }
 
 /// State the threads of one run share.
+@usableFromInline
 final class RunShared: Sendable {
-    let arrived = Atomic<Int>(0)
-    let stop = Atomic<Bool>(false)
-    let lastVCPU = Atomic<Int>(-1)
-    let results: Mutex<[VCPUCounters]>
+    @usableFromInline let arrived = Atomic<Int>(0)
+    @usableFromInline let stop = Atomic<Bool>(false)
+    @usableFromInline let lastVCPU = Atomic<Int>(-1)
+    @usableFromInline let results: PThreadLocked<[VCPUCounters]>
 
+    @usableFromInline
     init(vcpuCount: Int) {
-        results = Mutex(Array(repeating: VCPUCounters(), count: vcpuCount))
+        results = PThreadLocked(Array(repeating: VCPUCounters(), count: vcpuCount))
     }
 }

@@ -191,4 +191,21 @@ import Testing
         let statistics = machine.tlb.vcpu(0).statistics
         #expect(statistics.hits == 1 && statistics.misses == 1 && statistics.fills == 1)
     }
+
+    @Test("The last page of the input space walks through the last concatenated root table", arguments: SimFormat.allCases)
+    func lastRootTable(_ simFormat: SimFormat) throws {
+        try checkLastRootTable(simFormat.format)
+    }
+
+    func checkLastRootTable<F: PageTableFormat>(_ format: F) throws {
+        let machine = try SimMachine(format)
+        let last = format.inputAddressSpaceSize - format.pageSize
+        try machine.map(last, size: format.pageSize, to: 0x40_0000_0000, maximumLevel: 0)
+        let result = machine.access(last + 0x20, .read)
+        #expect(result == .translated(HostPhysicalAddress(0x40_0000_0020), tlbHit: false))
+        let path = try #require(machine.tlb.vcpu(0).entries.first?.path)
+        let lastRootPage = machine.table.root.advanced(by: UInt64(format.rootTableCount - 1) * UInt64(format.tablePageSize))
+        #expect(path[0] == lastRootPage)
+        #expect(path.count == format.rootLevel + 1)
+    }
 }

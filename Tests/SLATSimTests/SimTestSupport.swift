@@ -18,6 +18,8 @@ enum SimFormat: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case stageTwo4KiBHardwareAccessFlag
     case stageTwo16KiB
     case stageTwo64KiB
+    case eptModeBasedExecute
+    case stageTwoExecuteNeverSplit
 
     var testDescription: String {
         switch self {
@@ -28,6 +30,8 @@ enum SimFormat: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .stageTwo4KiBHardwareAccessFlag: "stage 2, 4 KiB, HA"
         case .stageTwo16KiB: "stage 2, 16 KiB, no HA"
         case .stageTwo64KiB: "stage 2, 64 KiB, HA"
+        case .eptModeBasedExecute: "EPT 4-level, MBEC"
+        case .stageTwoExecuteNeverSplit: "stage 2, 4 KiB, FEAT_XNX"
         }
     }
 
@@ -40,10 +44,12 @@ enum SimFormat: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .stageTwo4KiBHardwareAccessFlag: try! StageTwoFormat(granule: .size4KiB, inputAddressBits: 40, hardwareAccessFlag: true)
         case .stageTwo16KiB: try! StageTwoFormat(granule: .size16KiB, inputAddressBits: 40)
         case .stageTwo64KiB: try! StageTwoFormat(granule: .size64KiB, inputAddressBits: 42, hardwareAccessFlag: true)
+        case .eptModeBasedExecute: try! ExtendedPageTableFormat(levelCount: 4, modeBasedExecute: true)
+        case .stageTwoExecuteNeverSplit: try! StageTwoFormat(granule: .size4KiB, inputAddressBits: 40, executeNeverSplit: true)
         }
     }
 
-    var isEPT: Bool { self == .eptAccessedDirty || self == .eptNoAccessedDirty || self == .ept5Level }
+    var isEPT: Bool { self == .eptAccessedDirty || self == .eptNoAccessedDirty || self == .ept5Level || self == .eptModeBasedExecute }
 }
 
 extension PageTableFormat {

@@ -92,3 +92,34 @@ import Testing
         #expect(tlb.vcpu(1).entries.first?.vcpu == 1 && tlb.vcpu(1).entries.first?.context == 7)
     }
 }
+
+/// Ownership between the table-memory wrapper and the contexts it watches.
+@Suite struct SimulatedTableMemoryTests {
+    @Test("A watching table memory does not keep its context alive")
+    func watchIsWeak() throws {
+        let format = try ExtendedPageTableFormat()
+        let memory = SimulatedTableMemory(wrapping: try TableArena(pageCount: 8, prefault: false))
+        weak var gone: SimulatedContextTLB?
+        do {
+            let tlb = SimulatedContextTLB(format: format, vcpuCount: 1)
+            memory.watch(tlb)
+            gone = tlb
+        }
+        #expect(gone == nil)
+        let page = try memory.allocatePage()
+        memory.freePage(page)
+        #expect(memory.totalFrees == 1)
+    }
+
+    @Test("The wrapper forwards allocation, counts and the linear map to the wrapped memory")
+    func forwards() throws {
+        let arena = try TableArena(pageCount: 8, prefault: false)
+        let memory = SimulatedTableMemory(wrapping: arena)
+        let page = try memory.allocatePage()
+        #expect(arena.isAllocated(page) && memory.allocatedPageCount == arena.allocatedPageCount)
+        #expect(memory.linearMap?.physicalBase == arena.linearMap?.physicalBase)
+        #expect(memory.entries(at: page) == arena.entries(at: page))
+        memory.freePage(page)
+        #expect(!arena.isAllocated(page))
+    }
+}

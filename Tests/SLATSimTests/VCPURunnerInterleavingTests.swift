@@ -2,6 +2,7 @@ import SLATArm64
 import SLATCore
 import SLATSim
 import SLATx86
+import Foundation
 import Synchronization
 import Testing
 
@@ -83,6 +84,32 @@ final class DemandPager<Format: PageTableFormat>: Sendable {
         var model = ReferenceModel(format: Self.ept)
         model.map(stream.range, to: HostPhysicalAddress(0x1_0100_0000), permissions: .all)
         #expect(model.differences(from: machine.table).isEmpty)
+    }
+
+    @Test("Both vCPUs are inside the fault handler for the same page at once, and the page ends up mapped correctly")
+    func simultaneousFaultsOnOnePage() throws {
+        let machine = try SimMachine(Self.ept, vcpus: 2, pages: 64)
+        let pager = DemandPager(table: machine.table, tlb: machine.tlb, vcpus: 2)
+        let runner = VCPURunner(walker: machine.walker, tlb: machine.tlb)
+        let first = GuestPhysicalAddress(0x200_0000)
+        let arrivals = Atomic<Int>(0)
+        let overlapped = Atomic<Bool>(false)
+        let stream = AccessStream(range: GuestPhysicalRange(start: first, size: 16 * 4096), pattern: .sequential, accessesPerVCPU: 64)
+        let result = runner.run(stream, seed: 5) { vcpu, violation in
+            if violation.address == first && arrivals.load(ordering: .relaxed) < 2 {
+                // Wait (bounded) until the other vCPU faults on the same page too.
+                arrivals.wrappingAdd(1, ordering: .acquiringAndReleasing)
+                let deadline = ContinuousClock.now + .seconds(20)
+                while arrivals.load(ordering: .acquiring) < 2 && ContinuousClock.now < deadline { sched_yield() }
+                if arrivals.load(ordering: .acquiring) == 2 { overlapped.store(true, ordering: .relaxed) }
+            }
+            return pager.handle(vcpu, violation)
+        }
+        let bothInside = overlapped.load(ordering: .relaxed)
+        #expect(bothInside, "the two vCPUs never faulted on one page at the same time")
+        #expect(result.vcpus.allSatisfy { $0.faults >= 1 && $0.accesses == 64 && $0.abandoned == 0 })
+        #expect(machine.table.translate(first).translation?.output == HostPhysicalAddress(first.rawValue + pager.offset))
+        #expect(machine.log.isEmpty, "\(machine.log.summary)")
     }
 
     @Test("A vCPU's accesses follow from the seed alone")

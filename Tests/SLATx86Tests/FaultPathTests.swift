@@ -62,6 +62,27 @@ struct FaultPathTests {
         #expect(vm.detectorReports().isEmpty)
     }
 
+    @Test("the vCPU's resolve memo never refuses a write the host allows now (page made writable without an invalidation)")
+    func memoDefersToHostForWrites() throws {
+        let vm = try SimulatedVM()
+        let page = HostVirtualRange(start: SimulatedVM.hostBase, size: 8 << 12)
+        try vm.guestMemory.hostPages.protect(page, writable: false)
+        try vm.access(1, .read, vcpu: 0)
+        try vm.guestMemory.hostPages.protect(page, writable: true)
+        #expect(try vm.access(2, .write, vcpu: 0) == vm.hostAddress(2))
+        #expect(try vm.access(1, .write, vcpu: 0) == vm.hostAddress(1))
+    }
+
+    @Test("the vCPU's resolve memo is dropped when an invalidation ends (a remapped page is seen)")
+    func memoDroppedOnInvalidation() throws {
+        let vm = try SimulatedVM()
+        try vm.access(0, .read, vcpu: 0)
+        try vm.guestMemory.hostPages.remap(HostVirtualRange(start: SimulatedVM.hostBase.advanced(by: 1 << 12), size: 1 << 12),
+                                           to: HostFrameNumber(0x77_0000))
+        #expect(try vm.access(1, .read, vcpu: 0) == HostPhysicalAddress(0x77_0000 << 12))
+        #expect(try vm.access(2, .read, vcpu: 0) == vm.hostAddress(2))
+    }
+
     @Test("a read fault on a read-only memslot maps without write access")
     func readOnlySlotMapsReadOnly() throws {
         let vm = try SimulatedVM(slotFlags: .readOnly)

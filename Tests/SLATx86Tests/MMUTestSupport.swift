@@ -61,7 +61,9 @@ final class SimulatedVM: @unchecked Sendable {
     @discardableResult
     func access(_ index: UInt64, _ kind: AccessKind, vcpu: Int, offset: UInt64 = 0) throws -> HostPhysicalAddress {
         let address = address(index).advanced(by: offset)
-        for _ in 0..<1000 {
+        for attempt in 0..<100_000 {
+            // A storm of invalidations makes faults retry; let them end.
+            if attempt > 0 && attempt % 64 == 0 { sched_yield() }
             switch walker.access(address, kind, through: tlb.vcpu(vcpu)) {
             case .translated(let output, _):
                 return output
@@ -146,19 +148,27 @@ final class ArrivalCounter: Sendable {
     }
 }
 
+// The test helpers below lock with SLATCore's SpinLock (atomics) rather than
+// Synchronization.Mutex: ThreadSanitizer sees the atomics' ordering, while
+// it reports false races through the Linux Mutex's futex.
+
 /// The first error any test thread threw.
-final class ErrorBox: Sendable {
-    private let firstError = Mutex<(any Error)?>(nil)
-    func add(_ error: any Error) { firstError.withLock { if $0 == nil { $0 = error } } }
-    var first: (any Error)? { firstError.withLock { $0 } }
+// @unchecked Sendable: `stored` is only touched under `lock`.
+final class ErrorBox: @unchecked Sendable {
+    private let lock = SpinLock()
+    private var stored: (any Error)?
+    func add(_ error: any Error) { lock.withLock { if stored == nil { stored = error } } }
+    var first: (any Error)? { lock.withLock { stored } }
 }
 
 /// A set of frames many threads add to.
-final class FrameSet: Sendable {
-    private let frames = Mutex<Set<UInt64>>([])
-    func insert(_ frame: UInt64) { _ = frames.withLock { $0.insert(frame) } }
-    func insert(contentsOf other: [UInt64]) { frames.withLock { $0.formUnion(other) } }
-    var all: Set<UInt64> { frames.withLock { $0 } }
+// @unchecked Sendable: `frames` is only touched under `lock`.
+final class FrameSet: @unchecked Sendable {
+    private let lock = SpinLock()
+    private var frames = Set<UInt64>()
+    func insert(_ frame: UInt64) { lock.withLock { _ = frames.insert(frame) } }
+    func insert(contentsOf other: [UInt64]) { lock.withLock { frames.formUnion(other) } }
+    var all: Set<UInt64> { lock.withLock { frames } }
 }
 
 /// The frame indices (relative to the slot) set in a dirty-log result.

@@ -70,6 +70,7 @@ struct TDPMMUConcurrencyTests {
                     let range = HostVirtualRange(start: SimulatedVM.hostBase.advanced(by: start << 12), size: 16 << 12)
                     try vm.guestMemory.hostPages.remap(range, to: HostFrameNumber(0x100_0000 * (generation % 4 + 1) + start))
                     generation += 1
+                    usleep(20)
                 }
                 return
             }
@@ -139,10 +140,13 @@ struct TDPMMUConcurrencyTests {
             var random = SimulationRandom(seed: SimulationRandom.derivedSeed(11, stream: thread))
             if thread == vcpus {
                 let ager = vm.contexts[vcpus]
-                while !finished.isSet {
+                // At least one pass after the vCPUs are done, so it sees young leaves.
+                var last = false
+                repeat {
+                    last = finished.isSet
                     if vm.mmu.clearYoung(everything, context: ager) { youngSeen.wrappingAdd(1, ordering: .relaxed) }
                     _ = vm.mmu.testYoung(everything, context: ager)
-                }
+                } while !last
                 return
             }
             defer { if finished.arrive() == vcpus { finished.set() } }
@@ -154,6 +158,59 @@ struct TDPMMUConcurrencyTests {
         }
         #expect(youngSeen.load(ordering: .relaxed) > 0)
         #expect(vm.wrongTranslations { vm.hostAddress($0) }.isEmpty)
+        #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
+    }
+
+    @Test("SLATSim's VCPURunner drives the fault handler on every vCPU while the host unmaps and remaps: no access abandoned, detectors clean")
+    func vcpuRunnerWithNotifierZaps() throws {
+        let vcpus = 3
+        let frames: UInt64 = 1024
+        let vm = try SimulatedVM(frames: frames, hostSize: .size4K, vcpus: vcpus,
+                                 configuration: MMUConfiguration(nxHugePages: true, yieldInterval: 32))
+        let runner = VCPURunner(walker: vm.walker, tlb: vm.tlb)
+        let stream = AccessStream(range: vm.frames.physicalRange, pattern: .random,
+                                  mix: AccessMix(writePercent: 40, executePercent: 10), sharing: .overlapping,
+                                  accessesPerVCPU: 1500)
+        let finished = DoneFlag()
+        let hostDone = DoneFlag()
+        let failures = ErrorBox()
+        let host = Thread {
+            var random = SimulationRandom(seed: 99)
+            var round: UInt64 = 1
+            while !finished.isSet {
+                let start = random.below(frames / 8) * 8
+                let range = HostVirtualRange(start: SimulatedVM.hostBase.advanced(by: start << 12), size: 8 << 12)
+                do {
+                    try vm.guestMemory.hostPages.remap(range, to: HostFrameNumber(0x200_0000 * (round % 3 + 1) + start))
+                } catch {
+                    failures.add(error)
+                }
+                round += 1
+                usleep(50)
+            }
+            hostDone.set()
+        }
+        host.start()
+        let result = runner.run(stream, seed: 2026, maximumRetries: 10_000) { vcpu, violation in
+            let fault = GuestPageFault(address: violation.address, access: SimulatedVM.guestAccess(violation.access),
+                                       isPermissionFault: violation.kind == .permission)
+            do {
+                _ = try vm.mmu.handleFault(fault, vcpu: vm.contexts[vcpu])
+                return .retry
+            } catch {
+                failures.add(error)
+                return .stop
+            }
+        }
+        finished.set()
+        while !hostDone.isSet { sched_yield() }
+        #expect(failures.first == nil)
+        #expect(!result.stopped)
+        #expect(result.vcpus.allSatisfy { $0.abandoned == 0 && $0.accesses == 1500 })
+        #expect(result.vcpus.reduce(0) { $0 + $1.faults } > 0)
+        let hostPages = vm.guestMemory.hostPages
+        let wrong = vm.wrongTranslations { index in hostPages.lookup(SimulatedVM.hostBase.advanced(by: index << 12))?.frame.address }
+        #expect(wrong.isEmpty)
         #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
     }
 

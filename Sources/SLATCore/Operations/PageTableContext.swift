@@ -6,7 +6,10 @@
 /// must not share a reader slot.
 public final class PageTableContext {
     /// Preallocated zeroed table pages, topped up outside the MMU lock.
-    public var pageCache = TablePageCache()
+    // Unchecked exclusivity: the context belongs to one thread by contract,
+    // and the fault path reads the cache's count on every fault, where the
+    // dynamic exclusivity check of a class property costs more than the read.
+    @exclusivity(unchecked) public var pageCache = TablePageCache()
     /// This thread's slot in the reclaimer (`0..<slotCount`).
     public let readerSlot: Int
 

@@ -25,7 +25,11 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
 
     @usableFromInline let globalEpoch = Atomic<UInt64>(2)
     // Per slot: 0 = quiescent, else (epoch << 1) | 1.
+    // Slot `i` is word `i * slotStride`: one slot per 128 bytes, so vCPUs
+    // entering and leaving read sections on every fault do not share a
+    // cache line (or an adjacent-line prefetch pair).
     @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt64>>
+    @usableFromInline static var slotStride: Int { 16 }
     private let listLock = Atomic<Bool>(false)
     private var retired: [(page: HostPhysicalAddress, epoch: UInt64)] = []
     private let retiredTotal = Atomic<Int>(0)
@@ -37,15 +41,16 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         precondition(slotCount > 0, "a reclaimer needs at least one reader slot")
         self.memory = memory
         self.slotCount = slotCount
-        slots = .allocate(capacity: slotCount)
-        for i in 0..<slotCount { (slots + i).initialize(to: Atomic(0)) }
+        slots = UnsafeMutableRawPointer.allocate(byteCount: slotCount * Self.slotStride * 8, alignment: 128)
+            .bindMemory(to: Atomic<UInt64>.self, capacity: slotCount * Self.slotStride)
+        for i in 0..<slotCount { (slots + i * Self.slotStride).initialize(to: Atomic(0)) }
     }
 
     deinit {
         // Pages still retired are freed: no reader can exist once the reclaimer is gone.
         for item in retired { memory.freePage(item.page) }
-        slots.deinitialize(count: slotCount)
-        slots.deallocate()
+        for i in 0..<slotCount { (slots + i * Self.slotStride).deinitialize(count: 1) }
+        UnsafeMutableRawPointer(slots).deallocate()
     }
 
     /// Starts a read-side section for `slot`: until the matching leave, no
@@ -55,7 +60,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         precondition(slot >= 0 && slot < slotCount, "reader slot out of range")
         while true {
             let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
-            slots[slot].store((epoch << 1) | 1, ordering: .sequentiallyConsistent)
+            slots[slot &* Self.slotStride].store((epoch << 1) | 1, ordering: .sequentiallyConsistent)
             // Re-check so the announced epoch is not older than one that
             // advanced between the load and the store.
             if globalEpoch.load(ordering: .sequentiallyConsistent) == epoch { return }
@@ -65,7 +70,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// Ends the read-side section of `slot`.
     @inlinable
     public func leaveReadSection(slot: Int) {
-        slots[slot].store(0, ordering: .releasing)
+        slots[slot &* Self.slotStride].store(0, ordering: .releasing)
     }
 
     /// Hands unlinked, already-flushed pages over to be freed after a grace
@@ -118,7 +123,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     private func tryAdvance() {
         let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
         for i in 0..<slotCount {
-            let value = slots[i].load(ordering: .sequentiallyConsistent)
+            let value = slots[i * Self.slotStride].load(ordering: .sequentiallyConsistent)
             if value & 1 == 1 && value >> 1 != epoch { return }
         }
         _ = globalEpoch.compareExchange(expected: epoch, desired: epoch + 1, ordering: .sequentiallyConsistent)

@@ -10,6 +10,7 @@ extension ExtendedPageTableMMU {
     ///
     /// Locking contract: takes no lock; uses `context`'s reader slot (one
     /// per thread). Changes nothing.
+    @inlinable
     public func testYoung(_ range: HostVirtualRange, context: PageTableContext) -> Bool {
         var young = false
         visitLeaves(backedBy: range, context: context) { pointer, entry, _, _ in
@@ -30,7 +31,7 @@ extension ExtendedPageTableMMU {
     /// before this returns.
     ///
     /// Locking contract: takes no lock; uses `context`'s reader slot.
-    @discardableResult
+    @inlinable @discardableResult
     public func clearYoung(_ range: HostVirtualRange, context: PageTableContext) -> Bool {
         var young = false
         var batch = TLBFlushBatch()
@@ -62,6 +63,7 @@ extension ExtendedPageTableMMU {
     /// Calls `body` for each present leaf of every address space mapping a
     /// guest frame backed by `range`, inside a read section and without the
     /// lock, until it returns `false`.
+    @inlinable
     func visitLeaves(
         backedBy range: HostVirtualRange, context: PageTableContext,
         _ body: (EntryPointer, UInt64, GuestPhysicalAddress, Int) -> Bool

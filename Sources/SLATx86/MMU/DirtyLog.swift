@@ -46,6 +46,7 @@ extension ExtendedPageTableMMU {
 
     /// The protection pass of ``enableDirtyLogging(memslot:mode:)``; lock
     /// held exclusively.
+    @inlinable
     func protectForDirtyLogging(_ frames: GuestFrameRange, mode: DirtyLogMode) {
         var batch = TLBFlushBatch()
         for space in 0..<configuration.addressSpaceCount {
@@ -83,6 +84,7 @@ extension ExtendedPageTableMMU {
     /// TLB contract: leaves re-protected (or whose set dirty bit was
     /// cleared) are invalidated before the lock is released.
     /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``.
+    @inlinable
     public func getAndClearDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
         guard let log = dirtyLogs.entry(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
         let frames = log.bitmap.frames
@@ -106,13 +108,25 @@ extension ExtendedPageTableMMU {
         }
         let words = log.bitmap.takeAll()
         if log.mode == .writeProtect {
+            // One walk per 64-frame word; protect the leaves it reports.
             for (index, word) in words.enumerated() where word != 0 {
-                var bits = word
-                while bits != 0 {
-                    let frame = GuestFrameNumber(frames.start.rawValue &+ UInt64(index) &* 64 &+ UInt64(bits.trailingZeroBitCount))
-                    bits &= bits &- 1
-                    for space in 0..<configuration.addressSpaceCount {
-                        writeProtectLeaf(holding: frame.address, addressSpace: space, batch: &batch)
+                let first = frames.start.rawValue &+ UInt64(index) &* 64
+                let range = GuestFrameRange(start: GuestFrameNumber(first), count: 64).intersection(frames)
+                guard let range else { continue }
+                for space in 0..<configuration.addressSpaceCount {
+                    forEachLeaf(in: range.physicalRange, addressSpace: space, batch: &batch) { iterator, batch in
+                        let level = iterator.level
+                        if level == 0 {
+                            let bit = (iterator.address.frame.rawValue &- first) & 63
+                            if word & (1 &<< bit) == 0 { return false }
+                        }
+                        let old = updateLeaf(iterator.pointer, expected: iterator.snapshot) { entry in
+                            level > 0 ? entry & ~(ExtendedPageTableBits.write | ExtendedPageTableBits.mmuWritable)
+                                : entry & ~ExtendedPageTableBits.write
+                        }
+                        guard let old, old & ExtendedPageTableBits.write != 0 else { return false }
+                        batch.invalidate(address: iterator.address, level: level, size: format.entrySize(atLevel: level))
+                        return true
                     }
                 }
             }
@@ -123,6 +137,7 @@ extension ExtendedPageTableMMU {
 
     /// Clears write access on the leaf mapping `address` (keeping
     /// MMU-writable on small leaves); owes its flush if it was writable.
+    @inlinable
     func writeProtectLeaf(holding address: GuestPhysicalAddress, addressSpace: Int, batch: inout TLBFlushBatch) {
         guard let (pointer, entry, level) = leafPointer(for: address, addressSpace: addressSpace) else { return }
         let old = updateLeaf(pointer, expected: entry) { entry in
@@ -137,6 +152,7 @@ extension ExtendedPageTableMMU {
 
     /// The leaf mapping `address`, its value and level, or `nil`. Caller
     /// holds the lock or is inside a read section.
+    @inlinable
     func leafPointer(for address: GuestPhysicalAddress, addressSpace: Int) -> (EntryPointer, UInt64, Int)? {
         var level = format.rootLevel
         var pointer = memory.entries(at: root(addressSpace: addressSpace)) + format.index(of: address, atLevel: level)

@@ -40,6 +40,8 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     public let tlb: T
     /// The memslots and host pages faults resolve through.
     public let guestMemory: GuestMemory
+    /// ``guestMemory``'s invalidation tracker, held directly for the fault path.
+    public let tracker: InvalidationTracker
     /// The MMU lock: shared for faults, exclusive for zaps and passes.
     public let lock: SpinningReaderWriterLock
     /// Options.
@@ -51,6 +53,9 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     @usableFromInline let helpers: PageTable<ExtendedPageTableFormat, Memory>
     /// The current root of each address space (physical address).
     @usableFromInline let roots: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Per-reader-slot memos of the last memslot and host run resolved
+    /// (``ResolveCacheEntry``), ``resolveCacheStride`` bytes apart.
+    @usableFromInline let resolveCaches: UnsafeMutableRawPointer
     /// Per-memslot dirty logs.
     @usableFromInline let dirtyLogs: DirtyLogRegistry
     /// Number of memslots with dirty logging on (a fast check for zaps).
@@ -92,6 +97,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         self.memory = memory
         self.tlb = tlb
         self.guestMemory = guestMemory
+        self.tracker = guestMemory.invalidations
         self.lock = SpinningReaderWriterLock()
         self.configuration = configuration
         self.reclaimer = first.reclaimer
@@ -99,12 +105,21 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         self.roots = .allocate(capacity: allocated.count)
         for (index, root) in allocated.enumerated() { (roots + index).initialize(to: Atomic(root.rawValue)) }
         self.dirtyLogs = DirtyLogRegistry()
+        let stride = Self.resolveCacheStride
+        self.resolveCaches = .allocate(byteCount: stride * configuration.readerSlots, alignment: 128)
+        for slot in 0..<configuration.readerSlots {
+            (resolveCaches + slot * stride).initializeMemory(as: ResolveCacheEntry.self, repeating: ResolveCacheEntry(), count: 1)
+        }
         self.notifierToken = guestMemory.addListener { [self] event in self.handleInvalidation(event) }
     }
 
     deinit {
         roots.deinitialize(count: configuration.addressSpaceCount)
         roots.deallocate()
+        for slot in 0..<configuration.readerSlots {
+            (resolveCaches + slot * Self.resolveCacheStride).assumingMemoryBound(to: ResolveCacheEntry.self).deinitialize(count: 1)
+        }
+        resolveCaches.deallocate()
     }
 
     /// The current root of `addressSpace`.

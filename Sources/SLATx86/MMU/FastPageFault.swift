@@ -66,7 +66,7 @@ extension ExtendedPageTableMMU {
             let (exchanged, original) = pointer.pointee.compareExchange(
                 expected: entry, desired: new, ordering: .acquiringAndReleasing)
             if exchanged {
-                if new & ~entry & ExtendedPageTableBits.write != 0 { markDirtyIfLogging(fault.address.frame) }
+                if new & ~entry & ExtendedPageTableBits.write != 0 { markDirtyIfLogging(fault.address.frame, slot: slot) }
                 return .fixed(level: level)
             }
             entry = original
@@ -101,11 +101,23 @@ extension ExtendedPageTableMMU {
         return guestMemory.memslot(containing: frame)?.flags.contains(.dirtyLogging) ?? false
     }
 
-    /// Marks `frame` in its memslot's dirty bitmap if the slot logs.
+    /// Marks `frame` in its memslot's dirty bitmap if the slot logs. The
+    /// memslot comes from reader slot `slot`'s resolve memo when that is
+    /// current (its dirty-logging flag can only be stale towards "on",
+    /// which finds no bitmap), else from ``guestMemory``.
     @usableFromInline
-    func markDirtyIfLogging(_ frame: GuestFrameNumber) {
-        guard dirtyLoggingSlots.load(ordering: .acquiring) > 0,
-              let slot = guestMemory.memslot(containing: frame) else { return }
-        dirtyLogs.bitmap(forMemslot: slot.id)?.mark(frame)
+    func markDirtyIfLogging(_ frame: GuestFrameNumber, slot: Int) {
+        guard dirtyLoggingSlots.load(ordering: .acquiring) > 0 else { return }
+        let entry = resolveCacheEntry(slot: slot)
+        let memslot: Memslot
+        if entry.pointee.isValid && entry.pointee.memslot.contains(frame)
+            && entry.pointee.sequence == tracker.snapshot().value {
+            memslot = entry.pointee.memslot
+        } else {
+            guard let found = guestMemory.memslot(containing: frame) else { return }
+            memslot = found
+        }
+        guard memslot.flags.contains(.dirtyLogging) else { return }
+        dirtyLogs.bitmap(forMemslot: memslot.id)?.mark(frame)
     }
 }

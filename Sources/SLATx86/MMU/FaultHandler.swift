@@ -9,7 +9,9 @@ extension ExtendedPageTableMMU {
     /// or A/D flags are off (access tracking), else (or when that cannot fix it) the full fault path.
     ///
     /// Full path: top up `vcpu`'s page cache (outside the lock); snapshot
-    /// the invalidation sequence and resolve the memslot and host frame;
+    /// the invalidation sequence and resolve the memslot and host frame
+    /// (from the vCPU's memo of its last memslot and host run while the
+    /// sequence has not moved, see ``ResolveCacheEntry``);
     /// choose the leaf level (memslot alignment and host mapping size,
     /// ``MMUConfiguration/maximumLeafLevel``, 4 KiB in a dirty-logged slot,
     /// 4 KiB for an instruction fetch under the NX-huge-page policy); take
@@ -54,16 +56,17 @@ extension ExtendedPageTableMMU {
     public func slowPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
         try topUp(vcpu)
         let write = fault.access == .write
-        let page = try guestMemory.resolve(frame: fault.address.frame, write: write)
+        let slot = vcpu.readerSlot
+        precondition(slot >= 0 && slot < configuration.readerSlots, "vCPU reader slot out of range")
+        let page = try resolve(frame: fault.address.frame, write: write, slot: slot)
         let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
         var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
-        let slot = vcpu.readerSlot
         let exclusive = configuration.faultsTakeLockExclusively
         if exclusive { lock.lockExclusive() } else { lock.lockShared() }
         reclaimer.enterReadSection(slot: slot)
         var cleanup = FaultCleanup()
         let outcome: FaultOutcome
-        if guestMemory.invalidations.needsRetry(range: plan.block, since: page.sequence) {
+        if tracker.needsRetry(range: plan.block, since: page.sequence) {
             outcome = .retry
         } else {
             outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)

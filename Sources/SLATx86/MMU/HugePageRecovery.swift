@@ -16,7 +16,7 @@ extension ExtendedPageTableMMU {
     /// Locking contract: takes the MMU lock exclusively.
     /// TLB contract: one flush for everything collapsed, before the lock is
     /// released. Returns the number of huge leaves installed.
-    @discardableResult
+    @inlinable @discardableResult
     public func recoverHugePages(in frames: GuestFrameRange) -> Int {
         let snapshot = guestMemory.invalidations.snapshot()
         lock.lockExclusive()
@@ -51,6 +51,7 @@ extension ExtendedPageTableMMU {
 
     /// The huge leaf that may replace the table `table` at `level` mapping
     /// the block at `address`, or `nil`.
+    @inlinable
     func collapsedLeaf(for address: GuestPhysicalAddress, table: UInt64, level: Int, snapshot: InvalidationSequence) -> UInt64? {
         let size = format.entrySize(atLevel: level)
         let frame = address.frame
@@ -75,6 +76,7 @@ extension ExtendedPageTableMMU {
     }
 
     /// A present leaf somewhere below the table entry `table` at `level`.
+    @usableFromInline
     func firstLeaf(below table: UInt64, level: Int) -> UInt64? {
         let entries = memory.entries(at: format.childTable(of: table))
         let childLevel = level - 1

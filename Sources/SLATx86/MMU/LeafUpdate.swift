@@ -30,6 +30,7 @@ extension ExtendedPageTableMMU {
     ///
     /// `body` returns whether it changed the leaf (it may set the
     /// iterator's snapshot to the new value).
+    @inlinable
     func forEachLeaf(
         in range: GuestPhysicalRange, addressSpace: Int, batch: inout TLBFlushBatch,
         _ body: (inout PageTableIterator<ExtendedPageTableFormat, Memory>, inout TLBFlushBatch) -> Bool
@@ -52,6 +53,7 @@ extension ExtendedPageTableMMU {
     }
 
     /// Settles `batch`, drops the exclusive lock and takes it again.
+    @usableFromInline
     func yieldExclusiveLock(_ batch: inout TLBFlushBatch) {
         let owed = batch
         batch = TLBFlushBatch()

@@ -15,7 +15,7 @@ extension ExtendedPageTableMMU {
     /// lock is dropped and before this returns. In a memslot logging with
     /// dirty bits, a removed leaf's dirty bit is moved to the bitmap.
     /// Returns the number of leaves removed.
-    @discardableResult
+    @inlinable @discardableResult
     public func zap(_ frames: GuestFrameRange, addressSpace: Int? = nil) -> Int {
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
@@ -23,6 +23,7 @@ extension ExtendedPageTableMMU {
     }
 
     /// ``zap(_:addressSpace:)`` with the lock already held exclusively.
+    @inlinable
     func zapLocked(_ frames: GuestFrameRange, addressSpace: Int?) -> Int {
         guard !frames.isEmpty else { return 0 }
         let range = frames.physicalRange
@@ -49,6 +50,7 @@ extension ExtendedPageTableMMU {
     }
 
     /// The address spaces `addressSpace` names (`nil`: all).
+    @usableFromInline
     func addressSpaces(_ addressSpace: Int?) -> Range<Int> {
         if let addressSpace {
             precondition(addressSpace >= 0 && addressSpace < configuration.addressSpaceCount, "no such address space")
@@ -59,6 +61,7 @@ extension ExtendedPageTableMMU {
 
     /// Marks every frame of `frames` in the dirty bitmap of its memslot, if
     /// it logs (a dirty leaf removed before its bit was harvested).
+    @usableFromInline
     func markDirtyIfLogging(_ frames: GuestFrameRange) {
         for slot in guestMemory.allMemslots where slot.flags.contains(.dirtyLogging) {
             if slot.frames.overlaps(frames) { dirtyLogs.bitmap(forMemslot: slot.id)?.mark(frames) }
