@@ -16,10 +16,10 @@ struct BenchResult: Sendable {
     let counters: OperationCounters
 
     /// Builds the summary of `samples`, which must not be empty.
-    init(metric: Metric, format: BenchFormat, size: UInt64, ops: Int, samples: [Sample]) {
+    init(metric: Metric, format: BenchFormat, size: UInt64, ops: Int, samples: [Sample], threads: Int = 1) {
         self.metric = metric
         self.format = format
-        self.threads = 1
+        self.threads = threads
         self.size = size
         self.ops = ops
         self.samples = samples.map(\.nanoseconds)

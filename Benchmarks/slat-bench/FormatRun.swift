@@ -1,4 +1,5 @@
 import SLAT
+import SLATArm64
 
 /// Runs the selected metrics on one format, as a ``FormatVisitor`` so that
 /// every workload is specialised for the concrete format type.
@@ -22,6 +23,10 @@ struct FormatRun: FormatVisitor {
         }
         if metrics.contains(.unmap) {
             results.append(try UnmapWorkload.run(format, plan: plan))
+        }
+        // Stage-2 MMU workloads: only for the stage-2 formats.
+        if let stageTwo = format as? StageTwoFormat {
+            results += try StageTwoWorkloads.run(stageTwo, plan: plan, metrics: metrics)
         }
         return results
     }

@@ -17,6 +17,24 @@ enum Metric: String, CaseIterable, Sendable {
     case wrprotect = "wrprotect"
     /// `unmap` + settle, per page.
     case unmap = "unmap"
+    /// Stage 2: a write fault handled (one page mapped), one thread, per fault.
+    case fault = "fault"
+    /// Stage 2: the same with two vCPU threads faulting halves, per fault.
+    case faultTwoThreads = "fault-2-threads"
+    /// Stage 2: merge of smallest pages into blocks, exclusive, per block.
+    case merge = "merge"
+    /// Stage 2: the same merge in a shared walk (subtree locked entry by entry, retired), per block.
+    case mergeShared = "merge-shared"
+    /// Stage 2: blocks split into smallest pages by `map`, per block.
+    case split = "split"
+    /// Stage 2: blocks split by `splitBlocks` (unlinked subtree + one exchange), per block.
+    case splitEager = "split-eager"
+    /// Stage 2: kvm_page_table_test stage 1 (create mappings), per page.
+    case kvmPageTableTestCreate = "kvm-page-table-test-create"
+    /// Stage 2: stage 2 (dirty logging: write-protect, split by write faults), per page.
+    case kvmPageTableTestSplit = "kvm-page-table-test-split"
+    /// Stage 2: stage 3 (log cancelled: faults merge back into blocks), per page.
+    case kvmPageTableTestMerge = "kvm-page-table-test-merge"
 
     /// The workload that produces this metric.
     var workload: Workload {
@@ -25,6 +43,10 @@ enum Metric: String, CaseIterable, Sendable {
         case .translateRandom, .translateSequential, .outputAddressRandom, .outputAddressSequential: .translate
         case .wrprotect: .wrprotect
         case .unmap: .unmap
+        case .fault, .faultTwoThreads: .fault
+        case .merge, .mergeShared: .merge
+        case .split, .splitEager: .split
+        case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: .kvmPageTableTest
         }
     }
 
@@ -32,7 +54,9 @@ enum Metric: String, CaseIterable, Sendable {
     var unit: String {
         switch workload {
         case .translate: "lookup"
-        case .mapPages, .wrprotect, .unmap: "page"
+        case .mapPages, .wrprotect, .unmap, .kvmPageTableTest: "page"
+        case .fault: "fault"
+        case .merge, .split: "block"
         }
     }
 
@@ -44,6 +68,10 @@ enum Metric: String, CaseIterable, Sendable {
         case .outputAddressRandom, .outputAddressSequential: "outputAddress"
         case .wrprotect: "changePermissions"
         case .unmap: "unmap"
+        case .fault, .faultTwoThreads: "StageTwoFaultHandler.handle"
+        case .merge, .mergeShared, .split: "StageTwoPageTable.map"
+        case .splitEager: "StageTwoPageTable.splitBlocks"
+        case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: "StageTwoFaultHandler.handle"
         }
     }
 
@@ -52,7 +80,7 @@ enum Metric: String, CaseIterable, Sendable {
     var decodesAttributes: Bool {
         switch self {
         case .translateRandom, .translateSequential: true
-        case .mapPages, .outputAddressRandom, .outputAddressSequential, .wrprotect, .unmap: false
+        default: false
         }
     }
 
@@ -61,7 +89,7 @@ enum Metric: String, CaseIterable, Sendable {
         switch self {
         case .translateRandom, .outputAddressRandom: .random
         case .translateSequential, .outputAddressSequential: .sequential
-        case .mapPages, .wrprotect, .unmap: nil
+        default: nil
         }
     }
 

@@ -10,6 +10,14 @@ enum Workload: String, CaseIterable, Sendable {
     case wrprotect = "wrprotect"
     /// Unmap the whole mapping in one call and settle the flush.
     case unmap = "unmap"
+    /// Stage 2: fault every page in through the fault handler (1 and 2 threads).
+    case fault = "fault"
+    /// Stage 2: merge a mapping of smallest pages into blocks (anchored merge).
+    case merge = "merge"
+    /// Stage 2: split blocks into smallest pages (by map, and by the eager split).
+    case split = "split"
+    /// Stage 2: kvm_page_table_test's three stages with vCPU threads.
+    case kvmPageTableTest = "kvm-page-table-test"
 
     /// The metrics the workload reports, in report order.
     var metrics: [Metric] {
@@ -18,6 +26,10 @@ enum Workload: String, CaseIterable, Sendable {
         case .translate: [.outputAddressRandom, .outputAddressSequential, .translateRandom, .translateSequential]
         case .wrprotect: [.wrprotect]
         case .unmap: [.unmap]
+        case .fault: [.fault, .faultTwoThreads]
+        case .merge: [.merge, .mergeShared]
+        case .split: [.split, .splitEager]
+        case .kvmPageTableTest: [.kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge]
         }
     }
 
@@ -32,6 +44,14 @@ enum Workload: String, CaseIterable, Sendable {
             "changePermissions(range, revoke: .write) + settle, exclusive, over a mapping of smallest pages; ns per page"
         case .unmap:
             "unmap(range) + settle, exclusive, of a mapping of smallest pages; ns per page"
+        case .fault:
+            "s2 only: StageTwoFaultHandler.handle (MMU lock shared) for every page, write faults; ns per fault"
+        case .merge:
+            "s2 only: map(range, blocks) over smallest pages: anchored merge, one VMID-wide flush per block; ns per block"
+        case .split:
+            "s2 only: map(range, pages) over blocks (break-before-make split), and splitBlocks (eager); ns per block"
+        case .kvmPageTableTest:
+            "s2 only: 2 vCPU threads fault in blocks, split them under dirty logging, merge them back; ns per page per stage"
         }
     }
 }

@@ -39,6 +39,9 @@ public enum StageTwoFaultRetryReason: Hashable, Sendable {
     /// An mmu-notifier invalidation of the frame is in flight or ended
     /// since the host page was resolved.
     case invalidationInProgress
+    /// The memslots changed since the frame was resolved (its flags, such
+    /// as dirty logging, may be stale).
+    case memslotsChanged
     /// Another thread owned (had locked) the entry.
     case lockedEntry
     /// The leaf already maps the page with other permissions: a racing

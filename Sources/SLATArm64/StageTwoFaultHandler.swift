@@ -13,7 +13,8 @@ import SLATCore
 /// the MMU lock **shared**:
 ///
 /// - if an invalidation of the range is in flight or ended since the
-///   resolve, it returns ``StageTwoFaultOutcome/retry(_:)``;
+///   resolve, or the memslots changed (dirty logging switched on or off,
+///   a slot added or removed), it returns ``StageTwoFaultOutcome/retry(_:)``;
 /// - if the page is already mapped by a leaf of that size to that output,
 ///   the fault was an access-flag or permission fault: it sets the access
 ///   flag and relaxes (only adds) permissions in place;
@@ -40,6 +41,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     public let lock: Lock
 
     /// A handler for the VM whose tables, guest memory and MMU lock these are.
+    @inlinable
     public init(pageTable: StageTwoPageTable<Memory, T, Caches>, guestMemory: GuestMemory, lock: Lock) {
         self.pageTable = pageTable
         self.guestMemory = guestMemory
@@ -58,6 +60,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for an IPA past the
     ///   configured size, table-memory and reader-slot errors. Nothing
     ///   changes when it throws.
+    @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
         let format = pageTable.format
         let limit = format.inputAddressSpaceSize
@@ -65,6 +68,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             throw .guestRangeOutOfBounds(GuestPhysicalRange(start: fault.address, size: 1), limit: limit)
         }
         let write = fault.access == .write
+        // Before the resolve: a memslot change (dirty logging switched, slot
+        // moved) after it is seen under the lock, as KVM's SRCU guarantees.
+        let generation = guestMemory.memslotGeneration
         let resolved = try guestMemory.resolve(frame: fault.address.frame, write: write)
         let level = mappingLevel(for: resolved)
         let size = format.entrySize(atLevel: level)
@@ -81,6 +87,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
                 return .retry(.invalidationInProgress)
             }
+            if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
             if let current = pageTable.table.translate(fault.address, context: context).translation,
                current.size == size, current.leafOutput == output {
                 return try fixInPlace(fault, current: current, permissions: permissions, context: context)
@@ -115,6 +122,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// pages) must be one aligned, contiguous run of host frames in the
     /// memslot, writable when a write needs it. Also returns whether the
     /// whole mapping may be writable.
+    @inlinable
     func backing(
         of range: GuestPhysicalRange, resolved: ResolvedGuestPage, write: Bool
     ) throws(SLATError) -> (HostPhysicalAddress, Bool) {
@@ -146,6 +154,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
 
     /// An access-flag or permission fault on a leaf that already maps the
     /// page as wanted: set the access flag, add the missing permissions.
+    @inlinable
     func fixInPlace(
         _ fault: StageTwoFault, current: Translation, permissions: Permissions, context: PageTableContext
     ) throws(SLATError) -> StageTwoFaultOutcome {

@@ -52,6 +52,7 @@ extension StageTwoPageTable {
     /// nothing is split and no table memory is needed), with its TLB
     /// invalidation completed before returning. The caller holds the MMU
     /// lock exclusively. Frames beyond the IPA size are ignored.
+    @inlinable
     public func zap(_ frames: GuestFrameRange, context: PageTableContext) {
         let limit = format.inputAddressSpaceSize
         let physical = frames.physicalRange

@@ -237,6 +237,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
 
     /// Frees every table page. The caller holds the MMU lock exclusively
     /// and no vCPU runs the VM; the VMID is invalidated first.
+    @inlinable
     public func destroy() {
         tlb.invalidateAll()
         table.destroy()

@@ -75,6 +75,21 @@ struct StageTwoFaultHandlerTests {
         #expect(try vm.access(range.start, .read) == [.mapped(level: 1)])
     }
 
+    @Test("A fault whose memslot changed between the resolve and the lock retries and maps nothing")
+    func memslotChangeRetries() throws {
+        let vm = try makeVM()
+        // Dirty logging is switched on just before the fault takes the lock
+        // (after it resolved the frame with logging off).
+        let memory = vm.guestMemory
+        let lock = HookedReaderWriterLock { _ = try? memory.updateMemslotFlags(id: 1, to: .dirtyLogging) }
+        let handler = StageTwoFaultHandler(pageTable: vm.mmu, guestMemory: vm.guestMemory, lock: lock)
+        let outcome = try handler.handle(StageTwoFault(address: vm.guestRange.start, access: .write), context: vm.contexts[0])
+        #expect(outcome == .retry(.memslotsChanged))
+        #expect(vm.leaves.isEmpty)
+        #expect(try handler.handle(StageTwoFault(address: vm.guestRange.start, access: .write), context: vm.contexts[0])
+                == .mapped(level: 0))
+    }
+
     @Test("A fault outside every memslot is MMIO: an error, nothing mapped")
     func faultOutsideMemslotsIsMMIO() throws {
         let vm = try makeVM()

@@ -120,11 +120,21 @@ final class StageTwoTestVM<T: TLB> {
         if on { try writeProtectMemslot() }
     }
 
+    /// Re-attaches the walker to the simulated TLBs. Works around a SLATSim
+    /// issue seen with this toolchain: every read of the stored grant check
+    /// (once per vCPU TLB per invalidation) wraps the closure in another
+    /// reabstraction thunk, so after tens of thousands of invalidations
+    /// calling it overflows the stack. Attaching again stores a fresh one.
+    func refreshGrantCheck() {
+        simulatedTLB.attach(walker)
+    }
+
     /// Leaves overlapping the memslot.
     var leaves: [LeafMapping] { mmu.table.leaves(in: guestRange) }
 
     /// Declares a quiescent point and returns every report so far.
     func reportsAfterCoherenceCheck() -> [SimulationReport] {
+        refreshGrantCheck()
         simulatedTLB.verifyCoherence()
         return log.reports
     }
