@@ -86,7 +86,7 @@ final class StageTwoBenchFixture {
         let ready = DispatchGroup()
         let done = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
-        let failures = FailureBox()
+        let failures = StageTwoFailureBox()
         for thread in 0..<threads {
             ready.enter()
             done.enter()
@@ -106,7 +106,7 @@ final class StageTwoBenchFixture {
 }
 
 /// The first failure of a threaded section.
-final class FailureBox: Sendable {
+final class StageTwoFailureBox: Sendable {
     private let value = Mutex<String?>(nil)
     func record(_ failure: String) { value.withLock { if $0 == nil { $0 = failure } } }
     var first: String? { value.withLock { $0 } }
