@@ -4,14 +4,16 @@ import SLATSplit
 import SLATx86
 
 /// `tdp eager-split`: eager page splitting (SLATSplit) against splitting by
-/// write faults, as KVM measured it (seed 004). For EPT (4-level, A/D on,
-/// write-protect logging) and stage 2 (4 KiB granule): a range backed by
+/// write faults, as KVM measured it (seed 004). For EPT (4-level, A/D on;
+/// write-protect and dirty-bit logging) and stage 2 (4 KiB granule): a range backed by
 /// 2 MiB (then 1 GiB) host pages is populated with huge leaves; then
 ///
 /// - eager: the memslot is flagged, the engine splits the range to 4 KiB
 ///   (timed: per GiB and per table page linked), the backend protects it,
 ///   and every 4 KiB page is written once (timed: the post-enable write
-///   pass, which now takes the fast/in-place path);
+///   pass; on EPT a lockless walk stands for the hardware: a leaf that
+///   allows the write only gets its dirty flag set, else the violation
+///   goes to the fault handler, whose fast path then restores write access);
 /// - fault-time: the same, with the engine off: protection, then the write
 ///   pass, whose first write to each huge leaf splits it on the full path.
 ///
@@ -20,8 +22,10 @@ import SLATx86
 enum EagerSplitWorkload {
     static func run(_ options: TDPOptions) throws(BenchFailure) -> [TDPResult] {
         var results: [TDPResult] = []
-        for hostSize in [HostMappingSize.size2M, .size1G] where options.size >= hostSize.bytes {
-            results += try ept(options, hostSize: hostSize)
+        for mode in [DirtyLogMode.writeProtect, .dirtyBit] {
+            for hostSize in [HostMappingSize.size2M, .size1G] where options.size >= hostSize.bytes {
+                results += try ept(options, hostSize: hostSize, mode: mode)
+            }
         }
         for hostSize in [HostMappingSize.size2M, .size1G] where options.size >= hostSize.bytes {
             results += try stageTwo(options, hostSize: hostSize)
@@ -32,7 +36,7 @@ enum EagerSplitWorkload {
     static func label(_ hostSize: HostMappingSize) -> String { hostSize == .size1G ? "1G" : "2M" }
 
     /// Samples of the timed phases: split, protect, write pass (eager), protect, write pass (faults).
-    static func ept(_ options: TDPOptions, hostSize: HostMappingSize) throws(BenchFailure) -> [TDPResult] {
+    static func ept(_ options: TDPOptions, hostSize: HostMappingSize, mode: DirtyLogMode) throws(BenchFailure) -> [TDPResult] {
         var phases: [[UInt64]] = Array(repeating: [], count: 5)
         var tables = 0
         let pages = Int(options.size >> 12)
@@ -54,13 +58,13 @@ enum EagerSplitWorkload {
                         tables = report.tablePagesLinked
                     }
                     let start = MonotonicClock.now()
-                    try mmu.enableDirtyLogging(memslot: TDPFixture.memslotID, mode: .writeProtect)
+                    try mmu.enableDirtyLogging(memslot: TDPFixture.memslotID, mode: mode)
                     times.append(MonotonicClock.now() &- start)
                 } catch {
                     throw .library("eager-split ept", error)
                 }
                 let start = MonotonicClock.now()
-                try fixture.fault(0..<frames, access: .write, permission: true, vcpu: fixture.contexts[0])
+                try writeEveryPage(fixture)
                 times.append(MonotonicClock.now() &- start)
                 let marked = (try? mmu.getAndClearDirtyLog(memslot: TDPFixture.memslotID))?.reduce(0) { $0 + $1.nonzeroBitCount } ?? 0
                 guard marked == pages else { throw .verification("eager-split ept: \(marked) of \(pages) pages logged") }
@@ -68,7 +72,48 @@ enum EagerSplitWorkload {
             }
             if repeatIndex > 0 { for (index, time) in times.enumerated() { phases[index].append(time) } }
         }
-        return summarize("EPT", hostSize: hostSize, size: options.size, tables: tables, pages: pages, phases: phases)
+        let name = mode == .writeProtect ? "EPT wp" : "EPT dbit"
+        return summarize(name, hostSize: hostSize, size: options.size, tables: tables, pages: pages, phases: phases)
+    }
+
+    /// The guest writes every 4 KiB page once, as the hardware would: a
+    /// lockless walk to the leaf; a leaf that allows the write gets its
+    /// dirty flag set atomically (EPT A/D) and nothing faults; otherwise the
+    /// EPT violation goes to the fault handler until the page is writable.
+    static func writeEveryPage(_ fixture: TDPFixture) throws(BenchFailure) {
+        let mmu = fixture.mmu
+        let format = fixture.format
+        let memory = fixture.arena
+        let root = mmu.root()
+        let write = ExtendedPageTableBits.write
+        let dirty = ExtendedPageTableBits.dirty
+        var index: UInt64 = 0
+        while index < fixture.frameCount {
+            let address = fixture.address(ofFrame: index)
+            var hardwareDone = false
+            var level = format.rootLevel
+            var pointer = memory.entries(at: root) + format.index(of: address, atLevel: level)
+            var entry = pointer.pointee.load(ordering: .acquiring)
+            while format.isPresent(entry, atLevel: level) && format.isTable(entry, atLevel: level) {
+                level -= 1
+                pointer = memory.entries(at: format.childTable(of: entry)) + format.index(of: address, atLevel: level)
+                entry = pointer.pointee.load(ordering: .acquiring)
+            }
+            if format.isPresent(entry, atLevel: level) && entry & write != 0 {
+                while entry & dirty == 0 {
+                    let (exchanged, original) = pointer.pointee.compareExchange(
+                        expected: entry, desired: entry | dirty, ordering: .acquiringAndReleasing)
+                    if exchanged { break }
+                    entry = original
+                }
+                hardwareDone = entry & write != 0
+            }
+            if !hardwareDone {
+                try fixture.fault(index..<(index + 1), access: .write, permission: format.isPresent(entry, atLevel: level),
+                                  vcpu: fixture.contexts[0])
+            }
+            index &+= 1
+        }
     }
 
     static func stageTwo(_ options: TDPOptions, hostSize: HostMappingSize) throws(BenchFailure) -> [TDPResult] {
