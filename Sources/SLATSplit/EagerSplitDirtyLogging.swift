@@ -51,6 +51,10 @@ public final class EagerSplitDirtyLogging<Backend: DirtyLogProtectionBackend, Lo
     /// initially-all-set mode: split range by range in
     /// ``splitForDirtyLogClear(memslot:frames:)``), then protects it.
     ///
+    /// A memslot that already logs is split again (nothing to do if it
+    /// already is) and protected as its backend does for a second enable
+    /// (the x86 MMU leaves its log as it is).
+    ///
     /// - Returns: the split's report, or `nil` when nothing was split
     ///   eagerly (switched off, deferred, or refused at the minimum-free
     ///   threshold: the faults split then, as without the engine).

@@ -13,8 +13,9 @@ public enum EagerSplitLockDrop: Sendable, Hashable {
 }
 
 /// One step of an ``EagerSplitEngine`` run, for observers (tests, tracing).
-/// Reported with the MMU lock held (splits, lost races) or not held (lock
-/// drops, after the lock is retaken; the stop).
+/// Every event is reported on the engine's thread with the MMU lock held
+/// shared (a lock drop once the lock is retaken): an observer must not
+/// take the MMU lock and should be quick.
 @frozen
 public enum EagerSplitEvent: Sendable, Hashable {
     /// The leaf at `address`, `level`, was replaced by tables.
