@@ -33,6 +33,25 @@ struct EagerSplitEngineTests {
         #expect(model.differences(from: vm.mmu.table()).isEmpty)
     }
 
+    @Test("EPT with two address spaces (SMM): the huge leaves of both roots are split")
+    func eptSplitsEveryAddressSpace() throws {
+        let vm = try EPTSplitVM(frames: 2048, addressSpaces: 2)
+        for space in 0..<2 {
+            for frame in stride(from: UInt64(0), to: 2048, by: 512) {
+                let fault = GuestPageFault(address: vm.address(frame), access: .write, addressSpace: space)
+                _ = try vm.mmu.handleFault(fault, vcpu: vm.contexts[0])
+            }
+        }
+        let events = EventLog()
+        let report = try vm.engine().split(frames: vm.frames, context: vm.splitContext, observer: events.record)
+        #expect(report.leavesSplit == 8)
+        let spaces = events.all.compactMap { if case .split(let space, _, _) = $0 { space } else { nil } }
+        #expect(spaces == [0, 0, 0, 0, 1, 1, 1, 1])
+        for space in 0..<2 {
+            #expect(vm.mmu.table(addressSpace: space).leaves(in: vm.frames.physicalRange).allSatisfy { $0.size == 4096 })
+        }
+    }
+
     @Test("EPT: a target level of 1 splits a 1G leaf into 2M leaves only")
     func eptTargetLevelStopsAtTwoMegabytes() throws {
         let vm = try EPTSplitVM(frames: 1 << 18, hostSize: .size1G, arenaPages: 64)
@@ -86,6 +105,7 @@ struct EagerSplitEngineTests {
         let report = try vm.engine(EagerSplitPolicy(cacheCapacity: 8)).split(frames: vm.frames, context: vm.splitContext)
         #expect(report.leavesSplit == 1)
         #expect(report.tablePagesLinked == 513)
+        #expect(report.refills == 1, "the 8-page cache is refilled to the 513 pages the block needs")
         #expect(vm.leaves.count == 1 << 18)
         #expect(model.differences(from: vm.mmu.table).isEmpty)
     }

@@ -29,7 +29,7 @@ final class EPTSplitVM: @unchecked Sendable {
     static let slotID: UInt32 = 1
 
     init(frames: UInt64 = 8192, hostSize: HostMappingSize = .size2M, vcpus: Int = 2, baseFrame: UInt64 = 0x10_0000,
-         arenaPages: Int = 2048, accessedDirty: Bool = true) throws {
+         arenaPages: Int = 2048, accessedDirty: Bool = true, addressSpaces: Int = 1) throws {
         format = try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: accessedDirty)
         frameCount = frames
         self.baseFrame = baseFrame
@@ -41,7 +41,7 @@ final class EPTSplitVM: @unchecked Sendable {
         arena = try TableArena(pageCount: arenaPages, prefault: false)
         memory = SimulatedTableMemory(wrapping: arena, watching: [tlb])
         mmu = try MMU(format: format, memory: memory, tlb: tlb, guestMemory: guestMemory,
-                      configuration: MMUConfiguration(readerSlots: vcpus + 2))
+                      configuration: MMUConfiguration(addressSpaceCount: addressSpaces, readerSlots: vcpus + 2))
         walker = HardwareWalker(format: format, memory: memory, root: mmu.root())
         tlb.attach(walker)
         contexts = (0..<(vcpus + 2)).map { PageTableContext(readerSlot: $0) }
