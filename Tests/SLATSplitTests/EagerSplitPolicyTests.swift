@@ -97,6 +97,41 @@ struct EagerSplitPolicyTests {
         #expect(events.splitAddresses == hugeLeafAddresses(vm))
     }
 
+    @Test("EPT: what the splits owe (the huge leaves' invalidations) is issued before every lock drop")
+    func owedInvalidationsSettledBeforeEachDrop() throws {
+        let vm = try mappedVM()
+        let before = vm.tlb.counts.total
+        var splitsSinceDrop = 0
+        var unsettledDrops = 0
+        var lastTotal = before
+        let report = try vm.engine(EagerSplitPolicy(yieldInterval: 2)).split(frames: vm.frames, context: vm.splitContext) { event in
+            switch event {
+            case .split: splitsSinceDrop += 1
+            case .lockDropped:
+                let total = vm.tlb.counts.total
+                if splitsSinceDrop > 0 && total == lastTotal { unsettledDrops += 1 }
+                lastTotal = total
+                splitsSinceDrop = 0
+            default: break
+            }
+        }
+        #expect(report.yields == 7)
+        #expect(unsettledDrops == 0)
+        #expect(vm.tlb.counts.total > lastTotal, "the last hold is settled before the run returns")
+    }
+
+    @Test("stage 2: each block split costs exactly its break-before-make invalidation, nothing more")
+    func stageTwoSplitOwesOnlyTheBreak() throws {
+        let vm = try StageTwoSplitVM()
+        try vm.faultInAll()
+        let before = vm.tlb.counts
+        let report = try vm.engine().split(frames: vm.frames, context: vm.splitContext)
+        let after = vm.tlb.counts
+        #expect(report.leavesSplit == 16)
+        #expect(after.addresses - before.addresses == 16)
+        #expect(after.ranges == before.ranges && after.contexts == before.contexts)
+    }
+
     @Test("the split cache goes back to the memory when the run is done")
     func cacheReleasedWhenDone() throws {
         let vm = try mappedVM()
