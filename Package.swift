@@ -27,7 +27,7 @@ let package = Package(
         // cache, table images and the tools.
         .target(name: "SLATSim", dependencies: ["SLATCore"]),
         .target(name: "SLATPfnCache", dependencies: ["SLATCore"]),
-        .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
+        .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64", "SLATSplit", "SLATPfnCache", "SLATSim"]),
         .target(name: "SLATImage", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         .executableTarget(name: "slat", dependencies: ["SLATImage"]),
         .executableTarget(

@@ -13,12 +13,20 @@ enum BenchRunner {
 
     /// Measures everything `options` selects.
     static func run(_ options: RunOptions) throws(BenchFailure) {
+        var options = options
         if isDebugBuild {
             StandardError.writeLine("slat-bench: warning: this is a debug build; its figures are meaningless (use swift build -c release)")
         }
         let loadBefore = SystemLoad.current()
         if loadBefore.isSaturated {
             StandardError.writeLine("slat-bench: warning: \(loadBefore.description): other work fills the CPUs, so figures will be inflated")
+        }
+        if options.metrics.contains(.pfncache) {
+            // Format-independent: measured once, with its own report.
+            try PfnCacheWorkload.run(json: options.json, progress: Progress(enabled: !options.quiet), load: loadBefore)
+            options.metrics.removeAll { $0 == .pfncache }
+            if options.metrics.isEmpty { return }
+            if !options.json { print("") }
         }
         var results: [BenchResult] = []
         for format in options.formats {

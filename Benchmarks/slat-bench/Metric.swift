@@ -17,6 +17,9 @@ enum Metric: String, CaseIterable, Sendable {
     case wrprotect = "wrprotect"
     /// `unmap` + settle, per page.
     case unmap = "unmap"
+    /// The pfn cache figures (one report of several figures; see
+    /// ``PfnCacheWorkload``).
+    case pfncache = "pfncache"
     /// Stage 2: a write fault handled (one page mapped), one thread, per fault.
     case fault = "fault"
     /// Stage 2: the same with two vCPU threads faulting halves, per fault.
@@ -43,6 +46,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .translateRandom, .translateSequential, .outputAddressRandom, .outputAddressSequential: .translate
         case .wrprotect: .wrprotect
         case .unmap: .unmap
+        case .pfncache: .pfncache
         case .fault, .faultTwoThreads: .fault
         case .merge, .mergeShared: .merge
         case .split, .splitEager: .split
@@ -55,6 +59,7 @@ enum Metric: String, CaseIterable, Sendable {
         switch workload {
         case .translate: "lookup"
         case .mapPages, .wrprotect, .unmap, .kvmPageTableTest: "page"
+        case .pfncache: "refresh"
         case .fault: "fault"
         case .merge, .split: "block"
         }
@@ -68,6 +73,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .outputAddressRandom, .outputAddressSequential: "outputAddress"
         case .wrprotect: "changePermissions"
         case .unmap: "unmap"
+        case .pfncache: "PfnCache.refresh"
         case .fault, .faultTwoThreads: "StageTwoFaultHandler.handle"
         case .merge, .mergeShared, .split: "StageTwoPageTable.map"
         case .splitEager: "StageTwoPageTable.splitBlocks"

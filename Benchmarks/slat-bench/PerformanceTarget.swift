@@ -18,6 +18,7 @@ struct PerformanceTarget: Sendable {
         case .wrprotect: return PerformanceTarget(limitNsPerOp: 0.6, derivation: "2x of 0.3")
         // Issue 5: 1 GiB of 4 KiB pages merged into 512 2 MiB blocks in under 1 ms.
         case .merge: return format == .stageTwo4K ? PerformanceTarget(limitNsPerOp: 1953.1, derivation: "1 ms / 512 blocks") : nil
+        // The pfn cache's targets are relative; ``PfnCacheTargets`` judges them.
         default: return nil
         }
     }

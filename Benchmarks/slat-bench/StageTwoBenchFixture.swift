@@ -35,11 +35,14 @@ final class StageTwoBenchFixture {
             mmu = try StageTwoPageTable(format: format, memory: arena, tlb: tlb, caches: CountingCacheMaintenance(),
                                         vmid: 1, readerSlots: threads + 1)
             if let hostMapping {
+                // The memslot spans whole host mappings (at least the range),
+                // so a fault may map the largest block the host page allows.
+                let mappings = max(1, (geometry.size + hostMapping.bytes - 1) >> hostMapping.shift)
                 let hva = HostVirtualAddress(Self.hostVirtualBase)
                 try guestMemory.hostPages.map(hva, to: HostPhysicalAddress(geometry.outputBase).frame, size: hostMapping,
-                                              count: max(1, geometry.size >> hostMapping.shift))
+                                              count: mappings)
                 try guestMemory.addMemslot(Memslot(id: 1, baseFrame: GuestPhysicalAddress(geometry.guestBase).frame,
-                                                   pageCount: geometry.size >> frameShift, hostAddress: hva))
+                                                   pageCount: (mappings << hostMapping.shift) >> frameShift, hostAddress: hva))
             }
         } catch {
             throw .library("\(name): creating the stage-2 MMU (\(pages) table pages)", error)
@@ -86,7 +89,7 @@ final class StageTwoBenchFixture {
         let ready = DispatchGroup()
         let done = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
-        let failures = StageTwoFailureBox()
+        let failures = FirstFailure<String>()
         for thread in 0..<threads {
             ready.enter()
             done.enter()
@@ -105,12 +108,6 @@ final class StageTwoBenchFixture {
     }
 }
 
-/// The first failure of a threaded section.
-final class StageTwoFailureBox: Sendable {
-    private let value = Mutex<String?>(nil)
-    func record(_ failure: String) { value.withLock { if $0 == nil { $0 = failure } } }
-    var first: String? { value.withLock { $0 } }
-}
 
 /// The per-thread contexts of a threaded section.
 // @unchecked Sendable: thread i only touches contexts[i]; the section joins

@@ -6,7 +6,14 @@ import SLATArm64
 enum StageTwoWorkloads {
     static func run(_ format: StageTwoFormat, plan: FormatPlan, metrics: [Metric]) throws(BenchFailure) -> [BenchResult] {
         var results: [BenchResult] = []
+        // Merges and splits work on whole blocks; the fault workload on any size.
+        let blockSize = format.entrySize(atLevel: 1)
+        let wholeBlocks = plan.geometry.size % blockSize == 0
         for metric in metrics {
+            if !wholeBlocks && metric.workload != .fault && metric.workload.isStageTwoMMU {
+                StandardError.writeLine("slat-bench: \(plan.format.rawValue) \(metric.rawValue): skipped, --size \(ByteSize.format(plan.geometry.size)) is not a multiple of the \(ByteSize.format(blockSize)) block")
+                continue
+            }
             switch metric {
             case .fault: results.append(try FaultWorkload.run(format, plan: plan, threads: 1))
             case .faultTwoThreads: results.append(try FaultWorkload.run(format, plan: plan, threads: 2))
@@ -18,9 +25,19 @@ enum StageTwoWorkloads {
             }
         }
         let stages = metrics.filter { $0.workload == .kvmPageTableTest }
-        if !stages.isEmpty {
+        if !stages.isEmpty && wholeBlocks {
             results += try KVMPageTableTestWorkload.run(format, plan: plan).filter { stages.contains($0.metric) }
         }
         return results
+    }
+}
+
+extension Workload {
+    /// Whether the workload is one of the stage-2 MMU ones (stage-2 formats only).
+    var isStageTwoMMU: Bool {
+        switch self {
+        case .fault, .merge, .split, .kvmPageTableTest: true
+        default: false
+        }
     }
 }

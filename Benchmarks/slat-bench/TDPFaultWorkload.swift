@@ -12,7 +12,7 @@ enum TDPFaultWorkload {
                                          exclusiveFaults: options.exclusiveLock)
             let threads = options.threads
             let perThread = fixture.frameCount / UInt64(threads)
-            let failures = FailureBox()
+            let failures = FirstFailure<BenchFailure>()
             let (nanoseconds, cpu) = TDPFixture.parallel(threads) { thread in
                 let first = UInt64(thread) * perThread
                 do throws(BenchFailure) {
@@ -73,10 +73,3 @@ enum TDPFaultWorkload {
 }
 
 /// The first error any thread hit.
-final class FailureBox: @unchecked Sendable {
-    // @unchecked Sendable: `stored` is only touched under `lock`.
-    private let lock = SpinLock()
-    private var stored: BenchFailure?
-    func record(_ failure: BenchFailure) { lock.withLock { if stored == nil { stored = failure } } }
-    var first: BenchFailure? { lock.withLock { stored } }
-}

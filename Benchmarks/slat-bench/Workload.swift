@@ -10,6 +10,9 @@ enum Workload: String, CaseIterable, Sendable {
     case wrprotect = "wrprotect"
     /// Unmap the whole mapping in one call and settle the flush.
     case unmap = "unmap"
+    /// The pfn cache: `check`, and refresh latency and rate, idle and under
+    /// an unrelated invalidation storm, for both refresh strategies.
+    case pfncache = "pfncache"
     /// Stage 2: fault every page in through the fault handler (1 and 2 threads).
     case fault = "fault"
     /// Stage 2: merge a mapping of smallest pages into blocks (anchored merge).
@@ -26,6 +29,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .translate: [.outputAddressRandom, .outputAddressSequential, .translateRandom, .translateSequential]
         case .wrprotect: [.wrprotect]
         case .unmap: [.unmap]
+        case .pfncache: [.pfncache]
         case .fault: [.fault, .faultTwoThreads]
         case .merge: [.merge, .mergeShared]
         case .split: [.split, .splitEager]
@@ -44,6 +48,8 @@ enum Workload: String, CaseIterable, Sendable {
             "changePermissions(range, revoke: .write) + settle, exclusive, over a mapping of smallest pages; ns per page"
         case .unmap:
             "unmap(range) + settle, exclusive, of a mapping of smallest pages; ns per page"
+        case .pfncache:
+            "PfnCache check (ns) and refresh latency p50/p99 + refreshes/s, idle and under an unrelated invalidation storm, legacy vs range-tracked (format-independent)"
         case .fault:
             "s2 only: StageTwoFaultHandler.handle (MMU lock shared) for every page, write faults; ns per fault"
         case .merge:

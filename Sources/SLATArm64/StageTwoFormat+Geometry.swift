@@ -35,6 +35,18 @@ extension StageTwoFormat: PageTableFormat {
         level != 0 && entry & StageTwoDescriptorBits.tableOrPage != 0
     }
 
+    /// `true`: the table test is one mask compare, the presence test is
+    /// level-dependent (blocks are valid only at some heights).
+    @inlinable public static var testsTablesFirst: Bool { true }
+
+    /// Above height 0, bits 1:0 = 0b11 is a table descriptor at every level,
+    /// so one test replaces the level-dependent validity check.
+    @inlinable
+    public func childTableIfTable(_ entry: UInt64, atLevel level: Int) -> HostPhysicalAddress? {
+        let type = StageTwoDescriptorBits.valid | StageTwoDescriptorBits.tableOrPage
+        return level != 0 && entry & type == type ? childTable(of: entry) : nil
+    }
+
     /// Valid + table bits + the child's address; no attributes.
     @inlinable
     public func tableEntry(child: HostPhysicalAddress) -> UInt64 {

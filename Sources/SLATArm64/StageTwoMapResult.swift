@@ -9,10 +9,9 @@ public struct StageTwoMapResult: Hashable, Sendable {
     /// Whether the range was mapped, or a permission-only change of a live
     /// leaf was refused (the caller retries the guest access).
     public var outcome: MapOutcome
-    /// Table pages the map unlinked (the subtrees of table→block merges, and
-    /// tables that replaced leaves lost to races) and freed — at once in an
-    /// exclusive walk, through the reclaimer in a shared one — after their
-    /// invalidation.
+    /// Table pages the map unlinked (the subtrees that table→block merges
+    /// replaced) and freed after their invalidation — at once in an
+    /// exclusive walk, through the reclaimer in a shared one.
     public var freedTablePages: Int
 
     /// A result.

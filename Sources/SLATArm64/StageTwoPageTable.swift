@@ -54,6 +54,8 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     public let vmid: UInt32
     /// The VMID width `VTCR_EL2.VS` configures.
     public let vmidSize: VMIDSize
+    /// The `VTTBR_EL2` value: the root tagged with the VMID.
+    public let translationTableBase: StageTwoTranslationTableBase
 
     /// Empty tables in `memory` for the VM `vmid`.
     ///
@@ -69,7 +71,8 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         guard vmid <= vmidSize.maximum else { throw .vmidOutOfRange(vmid, bits: vmidSize.bitCount) }
         let table = try PageTable(format: format, memory: memory, readerSlots: readerSlots)
         do {
-            _ = try StageTwoTranslationTableBase(format: format, root: table.root, vmid: vmid, vmidSize: vmidSize)
+            translationTableBase = try StageTwoTranslationTableBase(
+                format: format, root: table.root, vmid: vmid, vmidSize: vmidSize)
         } catch {
             table.destroy()
             throw error
@@ -89,12 +92,6 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         StageTwoTranslationControl(format: format, vmidSize: vmidSize)
     }
 
-    /// The `VTTBR_EL2` value: the root tagged with the VMID (validated in `init`).
-    public var translationTableBase: StageTwoTranslationTableBase {
-        // Checked when the object was made; the root and VMID never change.
-        (try? StageTwoTranslationTableBase(format: format, root: table.root, vmid: vmid, vmidSize: vmidSize))
-            ?? StageTwoTranslationTableBase(rawValue: 0)
-    }
 
     // MARK: Map
 

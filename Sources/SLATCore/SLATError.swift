@@ -67,4 +67,11 @@ public enum SLATError: Error, Hashable, Sendable {
     case invalidHostMapping(HostVirtualAddress)
     /// A dirty-log request for a memslot that does not log dirty pages.
     case dirtyLoggingNotEnabled(slot: UInt32)
+
+    // Pfn cache
+    /// A pfn cache was used (refreshed or accessed) while not activated.
+    case pfnCacheInactive
+    /// A pfn cache length that is zero or runs past the end of the 4 KiB page
+    /// holding the cached address (`offset` is the address's offset in it).
+    case pfnCacheLengthOutOfPage(offset: UInt64, length: UInt64)
 }

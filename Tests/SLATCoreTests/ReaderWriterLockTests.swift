@@ -40,11 +40,13 @@ final class UnprotectedCounter: @unchecked Sendable {
 enum ReaderWriterLockKind: CaseIterable, Sendable, CustomStringConvertible {
     case spinning
     case pthread
+    case perSlot
 
     func make() -> any ReaderWriterLock {
         switch self {
         case .spinning: SpinningReaderWriterLock()
         case .pthread: PThreadReaderWriterLock()
+        case .perSlot: PerSlotReaderWriterLock(slotCount: 4)
         }
     }
 
@@ -52,6 +54,7 @@ enum ReaderWriterLockKind: CaseIterable, Sendable, CustomStringConvertible {
         switch self {
         case .spinning: "SpinningReaderWriterLock"
         case .pthread: "PThreadReaderWriterLock"
+        case .perSlot: "PerSlotReaderWriterLock (callers without a slot)"
         }
     }
 }

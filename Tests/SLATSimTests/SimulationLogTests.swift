@@ -30,6 +30,17 @@ import Testing
         #expect(log.reports.count == 2)
     }
 
+    @Test("The trap policy stops the process at the first report and names it")
+    func trapPolicyStopsAtFirstReport() async throws {
+        let result = try await #require(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let log = SimulationLog(policy: .trap)
+            log.record(SimulationReport(kind: .conflict, address: GuestPhysicalAddress(0x5000), vcpu: 3,
+                                        entries: [], event: .coherenceCheck))
+        }
+        let message = String(decoding: result.standardErrorContent, as: UTF8.self)
+        #expect(message.contains("SLATSim:") && message.contains("0x5000"))
+    }
+
     @Test("Reset forgets reports and counts")
     func resetClears() {
         let log = SimulationLog()

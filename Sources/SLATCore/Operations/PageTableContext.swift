@@ -10,6 +10,13 @@ public final class PageTableContext {
     // and the fault path reads the cache's count on every fault, where the
     // dynamic exclusivity check of a class property costs more than the read.
     @exclusivity(unchecked) public var pageCache = TablePageCache()
+    /// The number of pages in ``pageCache``, for a fault path that checks
+    /// it on every fault. Not inlinable on purpose: a read of the property
+    /// inlined into another module pays a dynamic exclusivity check there
+    /// (the `unchecked` attribute does not travel), which costs more than
+    /// this call.
+    @inline(never)
+    public var cachedPageCount: Int { pageCache.count }
     /// This thread's slot in the reclaimer (`0..<slotCount`).
     public let readerSlot: Int
 

@@ -19,9 +19,17 @@ extension PageTable {
         while true {
             let index = Int(truncatingIfNeeded: (raw &>> shift) & mask)
             let entry = table[index].load(ordering: .acquiring)
-            if !format.isPresent(entry, atLevel: level) { return (nil, level) }
-            if level == 0 || !format.isTable(entry, atLevel: level) { return (entry, level) }
-            let child = format.childTable(of: entry)
+            let child: HostPhysicalAddress
+            if Format.testsTablesFirst {
+                guard let table = format.childTableIfTable(entry, atLevel: level) else {
+                    return (format.isPresent(entry, atLevel: level) ? entry : nil, level)
+                }
+                child = table
+            } else {
+                if !format.isPresent(entry, atLevel: level) { return (nil, level) }
+                if level == 0 || !format.isTable(entry, atLevel: level) { return (entry, level) }
+                child = format.childTable(of: entry)
+            }
             table = linear?.entries(at: child) ?? memory.entries(at: child)
             level &-= 1
             shift &-= bitsPerLevel

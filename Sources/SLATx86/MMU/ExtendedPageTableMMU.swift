@@ -42,8 +42,9 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     public let guestMemory: GuestMemory
     /// ``guestMemory``'s invalidation tracker, held directly for the fault path.
     public let tracker: InvalidationTracker
-    /// The MMU lock: shared for faults, exclusive for zaps and passes.
-    public let lock: SpinningReaderWriterLock
+    /// The MMU lock: shared for faults (each vCPU through its own reader
+    /// slot, ``PageTableContext/readerSlot``), exclusive for zaps and passes.
+    public let lock: PerSlotReaderWriterLock
     /// Options.
     public let configuration: MMUConfiguration
     /// Grace-period reclamation shared by every root.
@@ -98,7 +99,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         self.tlb = tlb
         self.guestMemory = guestMemory
         self.tracker = guestMemory.invalidations
-        self.lock = SpinningReaderWriterLock()
+        self.lock = PerSlotReaderWriterLock(slotCount: configuration.readerSlots)
         self.configuration = configuration
         self.reclaimer = first.reclaimer
         self.helpers = first
@@ -154,7 +155,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     ///   cache is then as it was.
     @inlinable
     public func topUp(_ vcpu: PageTableContext) throws(SLATError) {
-        if vcpu.pageCache.count < faultPageBudget {
+        if vcpu.cachedPageCount < faultPageBudget {
             try vcpu.pageCache.topUp(from: memory, toAtLeast: faultPageBudget)
         }
     }

@@ -62,7 +62,7 @@ extension ExtendedPageTableMMU {
         let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
         var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
         let exclusive = configuration.faultsTakeLockExclusively
-        if exclusive { lock.lockExclusive() } else { lock.lockShared() }
+        if exclusive { lock.lockExclusive() } else { lock.lockShared(slot: slot) }
         reclaimer.enterReadSection(slot: slot)
         var cleanup = FaultCleanup()
         let outcome: FaultOutcome
@@ -73,7 +73,7 @@ extension ExtendedPageTableMMU {
         }
         if cleanup.isNeeded { flushAfterFault(cleanup) }
         reclaimer.leaveReadSection(slot: slot)
-        if exclusive { lock.unlockExclusive() } else { lock.unlockShared() }
+        if exclusive { lock.unlockExclusive() } else { lock.unlockShared(slot: slot) }
         if plan.marksDirty, case .fixed = outcome {
             dirtyLogs.bitmap(forMemslot: page.memslot.id)?.mark(page.frame)
         }

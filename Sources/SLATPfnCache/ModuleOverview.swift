@@ -1,1 +1,0 @@
-// SLATPfnCache: the gfn→pfn cache invalidated by mmu-notifier events. Being written under issue 7.

@@ -1,0 +1,352 @@
+import SLATCore
+import Synchronization
+
+/// One guest (or VMM) page kept mapped for the host's own use — a shared-info
+/// page, a steal-time record, a vCPU's run area — that the host reads and
+/// writes directly and must never touch once an invalidation of its address
+/// has started (KVM's `gfn_to_pfn_cache`).
+///
+/// ## Life cycle
+/// ``activate(guestAddress:length:)`` or ``activate(hostAddress:length:)``
+/// binds the cache to an address and refreshes it; ``check(length:)`` says
+/// whether the mapping is valid right now; ``refresh(length:)`` makes it valid
+/// again after an invalidation; ``withMappedBytes(length:_:)`` runs a closure
+/// on the mapped bytes under the cache's read lock (so the pointer cannot be
+/// used past an invalidation) and ``access(length:_:)`` refreshes as needed
+/// first; ``deactivate()`` unbinds it. An active cache is registered with its
+/// ``PfnCacheRegistry`` (which keeps it alive) until deactivated.
+///
+/// ## Invalidation
+/// When a notifier `start` covering the cache's host-virtual address returns,
+/// ``check(length:)`` is `false` and no accessor runs on the old mapping; no
+/// refresh publishes a mapping until the relevant invalidations have ended
+/// (concurrency rule 6). Memslot removals and read-only changes covering a
+/// guest-address cache invalidate it the same way, and a refresh that
+/// resolved through a memslot generation that has since changed resolves
+/// again.
+///
+/// ## Refresh
+/// See ``PfnCacheRefreshStrategy``. Range-tracked (the default): arm a flag
+/// under the write lock, sleep while the in-flight range covers the address,
+/// resolve the host frame with no lock held, re-take the write lock and
+/// publish if the flag is still armed, else loop once more. Legacy: resolve,
+/// and loop while any invalidation is in flight or the sequence moved.
+///
+/// ## Locking contract
+/// Every method may be called from any thread. Refreshes, activations and
+/// deactivations of one cache are serialised by its refresh mutex and block
+/// (a range-tracked refresh may sleep until invalidations end). The mapping
+/// state is guarded by a writer-preferring reader-writer lock: accessors hold
+/// it shared while their closure runs; invalidations and publications hold
+/// it exclusively and briefly. ``check(length:)`` takes no lock. A closure
+/// given to an accessor must not call this cache's methods, nor change the
+/// host page map or the memslots (the invalidation would wait for the
+/// closure: deadlock). The host page map, guest memory and host memory are
+/// the registry's; no TLB is involved (the host uses the pointer directly).
+///
+/// Sendable safety argument (`@unchecked`): `state` is the only mutable
+/// stored property; it is read with `lock` held shared or exclusively and
+/// written only with `lock` held exclusively (and, outside invalidations,
+/// with `refreshMutex` held too). The lock's acquire/release ordering
+/// publishes every write to later holders. `checkWord` is an atomic copy of
+/// the validity for the lock-free ``check(length:)``.
+public final class PfnCache: @unchecked Sendable {
+    /// The registry the cache belongs to (its guest memory, host memory and
+    /// notifier state).
+    public let registry: PfnCacheRegistry
+    /// How refreshes wait and retry.
+    public let strategy: PfnCacheRefreshStrategy
+
+    private let lock = PThreadReaderWriterLock()
+    /// Serialises activate/refresh/deactivate; a sleeping lock (only its
+    /// exclusive mode is used) because a refresh may sleep holding it.
+    private let refreshMutex = PThreadReaderWriterLock()
+    private var state = State()
+    /// `validBit | page offset` while the mapping is valid, else 0.
+    @usableFromInline let checkWord = Atomic<UInt64>(0)
+    private let attempts = Atomic<UInt64>(0)
+    private let waits = Atomic<UInt64>(0)
+    private let refreshes = Atomic<UInt64>(0)
+    /// Test seam: called on the refreshing thread after each host-frame
+    /// resolution, before the write lock is re-taken (no lock held).
+    let afterResolution: (@Sendable (UInt64) -> Void)?
+
+    @usableFromInline static var validBit: UInt64 { 1 << 63 }
+    @usableFromInline static var pageBytes: UInt64 { 1 << frameShift }
+
+    /// The mapping state, guarded by `lock`.
+    private struct State {
+        var target: PfnCacheTarget?
+        var active = false
+        /// The mapping may be used.
+        var valid = false
+        /// A range-tracked refresh is resolving (or has published) the
+        /// current address; an invalidation covering it disarms it.
+        var armed = false
+        /// The host-virtual address the refresh resolved the target to.
+        var hostAddress: HostVirtualAddress?
+        /// The host frame published, while valid.
+        var hostFrame: HostFrameNumber?
+        /// The published first byte (the target's byte), while valid.
+        var bytes: UnsafeMutableRawPointer?
+    }
+
+    /// An inactive cache of `registry` that refreshes with `strategy`.
+    public convenience init(registry: PfnCacheRegistry, strategy: PfnCacheRefreshStrategy = .rangeTracked) {
+        self.init(registry: registry, strategy: strategy, afterResolution: nil)
+    }
+
+    init(
+        registry: PfnCacheRegistry, strategy: PfnCacheRefreshStrategy,
+        afterResolution: (@Sendable (UInt64) -> Void)?
+    ) {
+        self.registry = registry
+        self.strategy = strategy
+        self.afterResolution = afterResolution
+    }
+
+    // MARK: Activation
+
+    /// Binds the cache to guest-physical `address` for accesses of `length`
+    /// bytes and refreshes it (resolving through the memslots). On error the
+    /// cache is left inactive.
+    ///
+    /// Throws ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` when
+    /// `length` is not positive or runs past the page, ``SLATError/noMemslot(_:)``
+    /// when no memslot holds the address, ``SLATError/readOnlyMemslot(slot:frame:)``
+    /// for a read-only slot, ``SLATError/hostAddressNotMapped(_:)`` and
+    /// ``SLATError/hostPageReadOnly(_:)`` from the host page map.
+    public func activate(guestAddress address: GuestPhysicalAddress, length: Int) throws(SLATError) {
+        try activate(.guest(address), length: length)
+    }
+
+    /// Binds the cache to host-virtual `address` for accesses of `length`
+    /// bytes and refreshes it. On error the cache is left inactive. Throws as
+    /// ``activate(guestAddress:length:)`` (without the memslot errors).
+    public func activate(hostAddress address: HostVirtualAddress, length: Int) throws(SLATError) {
+        try activate(.host(address), length: length)
+    }
+
+    /// Binds the cache to `target` and refreshes it; see the two forms above.
+    public func activate(_ target: PfnCacheTarget, length: Int) throws(SLATError) {
+        try Self.validate(length: length, offset: target.pageOffset)
+        try refreshMutex.withExclusive { () throws(SLATError) in
+            lock.withExclusive {
+                if state.target != target { state.hostAddress = nil }
+                state.target = target
+                state.active = true
+                unpublish()
+            }
+            // Registered before the first resolution, so an invalidation that
+            // misses the cache in its visit has counted itself in flight first.
+            registry.register(self)
+            do throws(SLATError) {
+                try refreshLocked(length: length)
+            } catch {
+                deactivateLocked()
+                throw error
+            }
+        }
+    }
+
+    /// Unbinds the cache: invalid and inactive, removed from the registry.
+    /// Waits for running accessors and for a refresh in progress.
+    public func deactivate() {
+        refreshMutex.withExclusive { deactivateLocked() }
+    }
+
+    private func deactivateLocked() {
+        lock.withExclusive {
+            state.active = false
+            unpublish()
+        }
+        registry.unregister(self)
+    }
+
+    // MARK: Queries
+
+    /// Whether an access of `length` bytes at the cached address may use the
+    /// mapping right now: active, valid, and inside the page. Lock-free (one
+    /// atomic load); the answer can change at once, so users that go on to
+    /// touch the bytes use an accessor, which checks again under the lock.
+    @inlinable
+    public func check(length: Int) -> Bool {
+        let word = checkWord.load(ordering: .acquiring)
+        return word != 0 && length > 0 && (word & ~Self.validBit) &+ UInt64(truncatingIfNeeded: length) <= Self.pageBytes
+    }
+
+    /// The address the cache is bound to, or `nil` before the first activation.
+    public var target: PfnCacheTarget? { lock.withShared { state.target } }
+
+    /// Whether the cache is active.
+    public var isActive: Bool { lock.withShared { state.active } }
+
+    /// The host frame of the valid mapping, or `nil` while invalid.
+    public var hostFrame: HostFrameNumber? { lock.withShared { state.valid ? state.hostFrame : nil } }
+
+    /// The host-virtual address last resolved for the target, or `nil`.
+    public var hostAddress: HostVirtualAddress? { lock.withShared { state.hostAddress } }
+
+    /// Host-frame resolutions made by refreshes so far (one per attempt).
+    public var resolutionCount: UInt64 { attempts.load(ordering: .relaxed) }
+    /// Times a range-tracked refresh slept for invalidations covering its address.
+    public var waitCount: UInt64 { waits.load(ordering: .relaxed) }
+    /// Refreshes that published a mapping.
+    public var publishedRefreshCount: UInt64 { refreshes.load(ordering: .relaxed) }
+
+    // MARK: Refresh
+
+    /// Makes the mapping valid for accesses of `length` bytes, resolving the
+    /// host frame again unless it is valid already. Blocks until done: a
+    /// range-tracked refresh sleeps while invalidations cover its address; a
+    /// legacy refresh spins while any invalidation is in flight.
+    ///
+    /// Throws ``SLATError/pfnCacheInactive`` when not active,
+    /// ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` for a bad
+    /// length, and the resolution errors listed at
+    /// ``activate(guestAddress:length:)``; the cache is then left invalid.
+    public func refresh(length: Int) throws(SLATError) {
+        try refreshMutex.withExclusive { () throws(SLATError) in try refreshLocked(length: length) }
+    }
+
+    /// The refresh loop; called with `refreshMutex` held.
+    private func refreshLocked(length: Int) throws(SLATError) {
+        let target = try lock.withExclusive { () throws(SLATError) -> PfnCacheTarget in
+            guard state.active, let target = state.target else { throw .pfnCacheInactive }
+            try Self.validate(length: length, offset: target.pageOffset)
+            return target
+        }
+        if check(length: length) { return }
+        do throws(SLATError) {
+            while true {
+                if try attempt(target) { break }
+            }
+            refreshes.wrappingAdd(1, ordering: .relaxed)
+        } catch {
+            lock.withExclusive { unpublish() }
+            throw error
+        }
+    }
+
+    /// One resolution; returns whether it was published.
+    private func attempt(_ target: PfnCacheTarget) throws(SLATError) -> Bool {
+        let count = attempts.wrappingAdd(1, ordering: .relaxed).newValue
+        // 1. The host-virtual address (memslot lookup for a guest address).
+        let address: HostVirtualAddress
+        var generation: UInt64?
+        switch target {
+        case .host(let host):
+            address = host
+        case .guest(let guest):
+            let (slot, slotGeneration) = registry.guestMemory.versionedMemslot(containing: guest.frame)
+            guard let slot, let base = slot.hostAddress(of: guest.frame) else { throw .noMemslot(guest.frame) }
+            if slot.flags.contains(.readOnly) { throw .readOnlyMemslot(slot: slot.id, frame: guest.frame) }
+            address = base.advanced(by: target.pageOffset)
+            generation = slotGeneration
+        }
+        // 2. Arm (range-tracked) before any lookup: an invalidation of the
+        //    address that starts from now on either disarms the attempt or
+        //    is seen in flight by the wait below.
+        lock.withExclusive {
+            state.hostAddress = address
+            state.armed = strategy == .rangeTracked
+        }
+        let sequence: UInt64
+        switch strategy {
+        case .legacy:
+            sequence = registry.invalidations.currentSequence
+        case .rangeTracked:
+            sequence = 0
+            if registry.invalidations.waitUntilClear(of: address) {
+                waits.wrappingAdd(1, ordering: .relaxed)
+            }
+        }
+        // 3. Resolve the host frame, no lock held.
+        guard let page = registry.guestMemory.hostPages.lookup(address) else { throw .hostAddressNotMapped(address) }
+        guard page.writable else { throw .hostPageReadOnly(address) }
+        let bytes = registry.hostMemory.bytes(of: page.frame).advanced(by: Int(target.pageOffset))
+        afterResolution?(count)
+        // 4. Publish unless an invalidation may have overtaken the resolution.
+        return lock.withExclusive { () -> Bool in
+            let stale = switch strategy {
+            case .legacy: registry.invalidations.anyActivity(since: sequence)
+            case .rangeTracked: !state.armed
+            }
+            if stale { return false }
+            if let generation, registry.guestMemory.memslotGeneration != generation {
+                state.armed = false
+                return false
+            }
+            state.valid = true
+            state.hostFrame = page.frame
+            state.bytes = bytes
+            checkWord.store(Self.validBit | target.pageOffset, ordering: .releasing)
+            return true
+        }
+    }
+
+    // MARK: Access
+
+    /// Runs `body` on the `length` mapped bytes at the cached address, with
+    /// the read lock held (an invalidation of the address waits for `body` to
+    /// return, and no accessor starts on the old mapping after it). Returns
+    /// `nil` without running `body` when the mapping is not valid (refresh and
+    /// try again). The pointer must not escape `body`.
+    ///
+    /// Throws ``SLATError/pfnCacheInactive`` when not active and
+    /// ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` for a bad length.
+    public func withMappedBytes<R>(
+        length: Int, _ body: (UnsafeMutableRawBufferPointer) -> R
+    ) throws(SLATError) -> R? {
+        try lock.withShared { () throws(SLATError) -> R? in
+            guard state.active, let target = state.target else { throw .pfnCacheInactive }
+            try Self.validate(length: length, offset: target.pageOffset)
+            guard state.valid, let bytes = state.bytes else { return nil }
+            return body(UnsafeMutableRawBufferPointer(start: bytes, count: length))
+        }
+    }
+
+    /// Runs `body` on the mapped bytes as ``withMappedBytes(length:_:)``,
+    /// refreshing first (as often as needed) while the mapping is invalid.
+    /// Throws as ``refresh(length:)``.
+    public func access<R>(length: Int, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(SLATError) -> R {
+        while true {
+            if let result = try withMappedBytes(length: length, body) { return result }
+            try refresh(length: length)
+        }
+    }
+
+    // MARK: Invalidation
+
+    /// The registry's visit: if the cache's address is in `range` and a
+    /// mapping is published or being resolved, invalidate and disarm it.
+    /// Checked under the read lock; the write lock is taken only to change.
+    func invalidate(ifCovering range: HostVirtualRange) {
+        let covered = lock.withShared { covers(range) }
+        guard covered else { return }
+        lock.withExclusive {
+            if covers(range) { unpublish() }
+        }
+    }
+
+    /// Called with `lock` held.
+    private func covers(_ range: HostVirtualRange) -> Bool {
+        guard state.valid || state.armed, let address = state.hostAddress else { return false }
+        return range.contains(address)
+    }
+
+    /// Invalid and disarmed; called with `lock` held exclusively.
+    private func unpublish() {
+        checkWord.store(0, ordering: .releasing)
+        state.valid = false
+        state.armed = false
+        state.hostFrame = nil
+        state.bytes = nil
+    }
+
+    private static func validate(length: Int, offset: UInt64) throws(SLATError) {
+        guard length > 0, offset &+ UInt64(length) <= pageBytes else {
+            throw .pfnCacheLengthOutOfPage(offset: offset, length: UInt64(truncatingIfNeeded: length))
+        }
+    }
+}

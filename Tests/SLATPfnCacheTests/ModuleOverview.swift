@@ -1,1 +1,0 @@
-// SLATPfnCacheTests: being written.
