@@ -8,7 +8,7 @@ import Testing
 @Suite("Eager split on enabling dirty logging and on clearing it")
 struct EagerSplitDirtyLoggingTests {
     func logging(_ vm: EPTSplitVM, policy: EagerSplitPolicy = EagerSplitPolicy())
-        -> EagerSplitDirtyLogging<EPTSplitVM.MMU, SpinningReaderWriterLock> {
+        -> EagerSplitDirtyLogging<EPTSplitVM.MMU, PerSlotReaderWriterLock> {
         EagerSplitDirtyLogging(backend: vm.mmu, lock: vm.mmu.lock, guestMemory: vm.guestMemory, policy: policy,
                                splitReaderSlot: vm.splitContext.readerSlot)
     }

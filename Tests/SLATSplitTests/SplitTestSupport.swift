@@ -54,7 +54,7 @@ final class EPTSplitVM: @unchecked Sendable {
     func address(_ index: UInt64) -> GuestPhysicalAddress { GuestPhysicalAddress((baseFrame + index) << 12) }
     func hostAddress(_ index: UInt64) -> HostPhysicalAddress { HostPhysicalAddress((hostFrameBase + index) << 12) }
 
-    func engine(_ policy: EagerSplitPolicy = EagerSplitPolicy()) -> EagerSplitEngine<MMU, SpinningReaderWriterLock> {
+    func engine(_ policy: EagerSplitPolicy = EagerSplitPolicy()) -> EagerSplitEngine<MMU, PerSlotReaderWriterLock> {
         EagerSplitEngine(backend: mmu, lock: mmu.lock, policy: policy)
     }
 
