@@ -153,3 +153,121 @@ struct PerSlotReaderWriterLockTests {
         #expect(readerPasses.load(ordering: .relaxed) > 30)
     }
 }
+
+/// The per-slot lock built on an ``EpochReclaimer``'s slot words: one store
+/// takes the lock shared and enters the read section.
+@Suite("Per-slot lock sharing the reclaimer's slot words")
+struct PerSlotLockReclaimerSharingTests {
+    @Test("the combined entry keeps a page retired meanwhile until the combined exit")
+    func combinedEntryHoldsRetiredPage() throws {
+        let arena = try TableArena(pageSize: 4096, pageCount: 8, prefault: false)
+        let reclaimer = EpochReclaimer(memory: arena, slotCount: 2)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
+        let page = try arena.allocatePage()
+        lock.lockSharedEnteringReadSection(slot: 1)
+        reclaimer.retire([page])
+        for _ in 0..<8 { reclaimer.reclaim() }
+        #expect(arena.isAllocated(page))
+        lock.unlockSharedLeavingReadSection(slot: 1)
+        for _ in 0..<3 { reclaimer.reclaim() }
+        #expect(!arena.isAllocated(page))
+    }
+
+    @Test("the combined entry keeps a writer out until the combined exit")
+    func combinedEntryExcludesWriter() {
+        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
+        lock.lockSharedEnteringReadSection(slot: 0)
+        #expect(!lock.tryLockExclusive())
+        lock.unlockSharedLeavingReadSection(slot: 0)
+        #expect(lock.tryLockExclusive())
+        #expect(!lock.tryLockSharedEnteringReadSection(slot: 0))
+        lock.unlockExclusive()
+    }
+
+    @Test("a read section alone (a lockless walker) does not keep a writer out")
+    func readSectionAloneDoesNotExcludeWriter() {
+        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
+        reclaimer.enterReadSection(slot: 1)
+        #expect(lock.tryLockExclusive())
+        lock.unlockExclusive()
+        reclaimer.leaveReadSection(slot: 1)
+    }
+
+    @Test("entering and leaving a read section keeps the slot's shared hold")
+    func readSectionKeepsSharedHold() {
+        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
+        lock.lockShared(slot: 0)
+        reclaimer.enterReadSection(slot: 0)
+        reclaimer.leaveReadSection(slot: 0)
+        #expect(!lock.tryLockExclusive())
+        lock.unlockShared(slot: 0)
+        #expect(lock.tryLockExclusive())
+        lock.unlockExclusive()
+    }
+
+    @Test("a shared hold alone does not hold the epoch back")
+    func sharedHoldAloneDoesNotHoldEpoch() {
+        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
+        lock.lockShared(slot: 0)
+        let start = reclaimer.epoch
+        for _ in 0..<3 { reclaimer.reclaim() }
+        #expect(reclaimer.epoch == start + 3)
+        lock.unlockShared(slot: 0)
+    }
+
+    @Test("stress: combined readers, writers and a reclaiming thread; readers never see a torn update or a freed page")
+    func combinedReadersWritersAndReclaimStress() throws {
+        let pages = 64
+        let arena = try TableArena(pageSize: 4096, pageCount: pages, prefault: false)
+        let reclaimer = EpochReclaimer(memory: arena, slotCount: 2)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
+        let pair = UnprotectedCounter()
+        let mirror = UnprotectedCounter()
+        // The page readers may dereference: replaced (and retired) by writers.
+        let published = Atomic<UInt64>(try arena.allocatePage().rawValue)
+        let torn = Atomic<Int>(0)
+        let freedSeen = Atomic<Int>(0)
+        LockTestThreads.run(5) { index in
+            switch index {
+            case 0, 1:
+                for _ in 0..<3_000 {
+                    lock.withExclusive {
+                        pair.value += 1
+                        mirror.value += 1
+                    }
+                }
+            case 2, 3:
+                for _ in 0..<5_000 {
+                    lock.lockSharedEnteringReadSection(slot: index - 2)
+                    if pair.value != mirror.value { torn.wrappingAdd(1, ordering: .relaxed) }
+                    let page = HostPhysicalAddress(published.load(ordering: .acquiring))
+                    if !arena.isAllocated(page) { freedSeen.wrappingAdd(1, ordering: .relaxed) }
+                    lock.unlockSharedLeavingReadSection(slot: index - 2)
+                }
+            default:
+                // Replace the published page and retire the old one, as a
+                // fault that replaced a table does; reclaim advances epochs.
+                var replaced = 0
+                while replaced < 2_000 {
+                    guard let next = try? arena.allocatePage() else {
+                        reclaimer.reclaim()
+                        continue
+                    }
+                    let old = published.exchange(next.rawValue, ordering: .acquiringAndReleasing)
+                    reclaimer.retire([HostPhysicalAddress(old)])
+                    replaced += 1
+                }
+            }
+        }
+        reclaimer.synchronize()
+        #expect(torn.load(ordering: .relaxed) == 0)
+        #expect(freedSeen.load(ordering: .relaxed) == 0)
+        #expect(pair.value == 6_000)
+        #expect(lock.tryLockExclusive())
+        lock.unlockExclusive()
+    }
+}

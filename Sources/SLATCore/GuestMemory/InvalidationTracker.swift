@@ -141,7 +141,11 @@ public final class InvalidationTracker: Sendable {
     /// The current sequence number; take it before looking up the host page.
     /// Lock-free.
     public func snapshot() -> InvalidationSequence {
-        InvalidationSequence(read().sequence)
+        // One word needs no sequence-lock read. Acquire: if this reads the
+        // bump of an ended invalidation, the release fence in `publish`
+        // makes that invalidation's host changes visible to the caller's
+        // later lookups.
+        InvalidationSequence(sequenceWord.load(ordering: .acquiring))
     }
 
     /// Whether a fault on `frame` that took `snapshot` before its host lookup
@@ -157,6 +161,15 @@ public final class InvalidationTracker: Sendable {
     /// invalidation in progress overlaps the range, or one ended since the
     /// snapshot. Call it with the MMU lock held. Lock-free.
     public func needsRetry(range: GuestFrameRange, since snapshot: InvalidationSequence) -> Bool {
+        // Common case first, without building the range: a consistent
+        // reading of the sequence and count with nothing in flight.
+        let before = version.load(ordering: .acquiring)
+        if before & 1 == 0 {
+            let sequence = sequenceWord.load(ordering: .relaxed)
+            let count = countWord.load(ordering: .relaxed)
+            atomicMemoryFence(ordering: .acquiring)
+            if count == 0 && version.load(ordering: .relaxed) == before { return sequence != snapshot.value }
+        }
         let state = read()
         if state.count != 0 && state.range.overlaps(range) { return true }
         return state.sequence != snapshot.value

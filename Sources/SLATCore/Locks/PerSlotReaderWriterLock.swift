@@ -6,9 +6,10 @@ import Synchronization
 /// vCPU.
 ///
 /// Each reader slot (a per-vCPU index, as for ``EpochReclaimer``) is one
-/// word in its own 128-byte block. A reader with a slot announces itself by
-/// storing 1 into its word and then checks the writer word; a writer claims
-/// the writer word and then waits until every reader word is 0. Both sides
+/// word in its own 128-byte block (``ReaderSlotWords``). A reader with a
+/// slot announces itself by setting ``ReaderSlotWords/holdsShared`` in its
+/// word and then checks the writer word; a writer claims the writer word
+/// and then waits until no slot word has that bit. Both sides
 /// store before they load, sequentially consistently, so at least one of
 /// them sees the other (the store-buffering pattern): a reader that sees a
 /// writer withdraws (stores 0) and waits until the writer is gone. Readers
@@ -17,6 +18,11 @@ import Synchronization
 /// hold costs one store-load fence instead of two read-modify-writes on a
 /// shared word. Writers pay for it: taking the lock exclusively reads every
 /// slot, which suits an MMU lock (faults are frequent, zaps rare).
+///
+/// Built on an ``EpochReclaimer``'s ``EpochReclaimer/readerSlotWords``, the
+/// lock lets a reader take it shared *and* enter that reclaimer's read
+/// section with one store (``lockSharedEnteringReadSection(slot:)``): the
+/// fault path's whole announcement is one store-load fence.
 ///
 /// Callers without a slot use the ``ReaderWriterLock`` methods
 /// (``lockShared()`` etc.): they count in one extra shared word, with the
@@ -31,80 +37,118 @@ import Synchronization
 /// belongs to one thread at a time: at most one shared hold per slot.
 /// Waiters spin with ``SpinBackoff`` (yielding the processor when hosted).
 ///
-/// Sendable safety argument (`@unchecked`): the stored properties are
-/// immutable after `init`; `words` points at `Atomic` words this object
-/// allocates in `init` and frees in `deinit`, and every access to them is
-/// atomic.
+/// Sendable safety argument (`@unchecked` only because the class holds
+/// `Atomic`s next to a `let` of a Sendable class): every stored property is
+/// immutable or atomic.
 public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendable {
-    /// Reader slots; slot indices are `0..<slotCount`.
-    public let slotCount: Int
-    /// Word `i * wordStride` is slot `i`'s reader word (0 or 1); word
-    /// `slotCount * wordStride` counts the shared holders without a slot.
-    @usableFromInline let words: UnsafeMutablePointer<Atomic<UInt64>>
+    /// The reader slot words (possibly shared with an ``EpochReclaimer``).
+    public let readerSlotWords: ReaderSlotWords
     /// 0 when no writer holds or waits for the lock, 1 otherwise.
     @usableFromInline let writer = Atomic<UInt64>(0)
+    /// Shared holders without a slot.
+    @usableFromInline let unslottedReaders = Atomic<UInt64>(0)
 
-    /// Words per slot: one slot per 128 bytes (a cache line and its
-    /// adjacent-line prefetch partner).
-    @usableFromInline static var wordStride: Int { 16 }
-
-    /// A lock nobody holds, with `slotCount` reader slots.
-    public init(slotCount: Int) {
+    /// A lock nobody holds, with `slotCount` reader slots of its own.
+    public convenience init(slotCount: Int) {
         precondition(slotCount > 0, "a per-slot lock needs at least one reader slot")
-        self.slotCount = slotCount
-        let wordCount = (slotCount + 1) * Self.wordStride
-        words = UnsafeMutableRawPointer.allocate(byteCount: wordCount * 8, alignment: 128)
-            .bindMemory(to: Atomic<UInt64>.self, capacity: wordCount)
-        for i in 0...slotCount { (words + i * Self.wordStride).initialize(to: Atomic(0)) }
+        self.init(readerSlotWords: ReaderSlotWords(slotCount: slotCount))
     }
 
-    deinit {
-        for i in 0...slotCount { (words + i * Self.wordStride).deinitialize(count: 1) }
-        UnsafeMutableRawPointer(words).deallocate()
+    /// A lock nobody holds whose readers announce themselves in
+    /// `readerSlotWords`, typically an ``EpochReclaimer``'s. No other lock
+    /// may use the same words.
+    public init(readerSlotWords: ReaderSlotWords) {
+        self.readerSlotWords = readerSlotWords
     }
 
-    /// The counter of slot-less shared holders.
-    @inlinable var unslottedReaders: UnsafeMutablePointer<Atomic<UInt64>> { words + slotCount &* Self.wordStride }
+    /// Reader slots; slot indices are `0..<slotCount`.
+    public var slotCount: Int { readerSlotWords.slotCount }
 
     // MARK: Readers with a slot
 
     /// Blocks until the calling thread, using reader slot `slot`, holds the
-    /// lock shared; waits while a writer holds it or waits for it. Touches
-    /// only `slot`'s word unless a writer is there.
+    /// lock shared; waits while a writer holds it or is waiting for it.
+    /// Writes only `slot`'s word. The slot must not hold the lock already.
     @inlinable @inline(__always)
     public func lockShared(slot: Int) {
-        if !tryLockShared(slot: slot) { waitForShared(slot: slot) }
-    }
-
-    /// The contended part of ``lockShared(slot:)``, kept out of line so the
-    /// uncontended path inlines into the caller.
-    @usableFromInline @inline(never)
-    func waitForShared(slot: Int) {
-        var backoff = SpinBackoff()
-        while true {
-            if writer.load(ordering: .relaxed) == 0 && tryLockShared(slot: slot) { return }
-            backoff.wait()
-        }
+        if !tryLockShared(slot: slot) { waitForShared(slot: slot, enteringReadSection: false) }
     }
 
     /// Takes the lock shared for reader slot `slot` unless a writer holds it
     /// or waits for it; returns whether it did.
     @inlinable @inline(__always)
     public func tryLockShared(slot: Int) -> Bool {
-        precondition(slot >= 0 && slot < slotCount, "reader slot out of range")
-        let word = words + slot &* Self.wordStride
+        let word = readerSlotWords.word(slot: slot)
+        let own = word.pointee.load(ordering: .relaxed)
+        precondition(own & ReaderSlotWords.holdsShared == 0, "slot already holds the lock shared")
         // Announce, then look for a writer; the writer does the converse.
-        word.pointee.store(1, ordering: .sequentiallyConsistent)
+        word.pointee.store(own | ReaderSlotWords.holdsShared, ordering: .sequentiallyConsistent)
         if writer.load(ordering: .sequentiallyConsistent) == 0 { return true }
-        word.pointee.store(0, ordering: .releasing)
+        word.pointee.store(own, ordering: .releasing)
         return false
     }
 
     /// Releases the shared hold of reader slot `slot`.
     @inlinable @inline(__always)
     public func unlockShared(slot: Int) {
-        precondition(slot >= 0 && slot < slotCount, "reader slot out of range")
-        (words + slot &* Self.wordStride).pointee.store(0, ordering: .releasing)
+        let word = readerSlotWords.word(slot: slot)
+        let own = word.pointee.load(ordering: .relaxed)
+        word.pointee.store(own & ~ReaderSlotWords.holdsShared, ordering: .releasing)
+    }
+
+    /// Takes the lock shared through `slot` and enters the read section of
+    /// the ``EpochReclaimer`` built on the same ``readerSlotWords``, with
+    /// one store of the slot word (waits while a writer holds the lock or
+    /// waits for it). Equivalent to ``lockShared(slot:)`` followed by
+    /// ``EpochReclaimer/enterReadSection(slot:)``. The slot must be idle
+    /// (no hold, no read section). End both with
+    /// ``unlockSharedLeavingReadSection(slot:)``.
+    @inlinable @inline(__always)
+    public func lockSharedEnteringReadSection(slot: Int) {
+        if !tryLockSharedEnteringReadSection(slot: slot) { waitForShared(slot: slot, enteringReadSection: true) }
+    }
+
+    /// ``lockSharedEnteringReadSection(slot:)`` without waiting: returns
+    /// false, with the slot idle again, when a writer holds or waits.
+    @inlinable @inline(__always)
+    public func tryLockSharedEnteringReadSection(slot: Int) -> Bool {
+        let word = readerSlotWords.word(slot: slot)
+        precondition(word.pointee.load(ordering: .relaxed) == 0, "slot already holds the lock or is in a read section")
+        let epochWord = readerSlotWords.epoch
+        while true {
+            let epoch = epochWord.pointee.load(ordering: .sequentiallyConsistent)
+            word.pointee.store(epoch << ReaderSlotWords.epochShift | ReaderSlotWords.holdsShared
+                               | ReaderSlotWords.inReadSection, ordering: .sequentiallyConsistent)
+            if writer.load(ordering: .sequentiallyConsistent) != 0 {
+                word.pointee.store(0, ordering: .releasing)
+                return false
+            }
+            // As the reclaimer's own entry: the announced epoch must not be
+            // older than one that advanced between the load and the store.
+            if epochWord.pointee.load(ordering: .sequentiallyConsistent) == epoch { return true }
+        }
+    }
+
+    /// Releases the shared hold of `slot` and leaves its read section, with
+    /// one store.
+    @inlinable @inline(__always)
+    public func unlockSharedLeavingReadSection(slot: Int) {
+        readerSlotWords.word(slot: slot).pointee.store(0, ordering: .releasing)
+    }
+
+    /// The contended part of the slot entries, kept out of line so the
+    /// uncontended path inlines into the caller.
+    @usableFromInline @inline(never)
+    func waitForShared(slot: Int, enteringReadSection: Bool) {
+        var backoff = SpinBackoff()
+        while true {
+            if writer.load(ordering: .relaxed) == 0 {
+                if enteringReadSection ? tryLockSharedEnteringReadSection(slot: slot) : tryLockShared(slot: slot) {
+                    return
+                }
+            }
+            backoff.wait()
+        }
     }
 
     // MARK: ReaderWriterLock (readers without a slot, writers)
@@ -125,23 +169,22 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// waits for it.
     @inlinable
     public func tryLockShared() -> Bool {
-        let counter = unslottedReaders
-        counter.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        unslottedReaders.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if writer.load(ordering: .sequentiallyConsistent) == 0 { return true }
-        counter.pointee.wrappingSubtract(1, ordering: .releasing)
+        unslottedReaders.wrappingSubtract(1, ordering: .releasing)
         return false
     }
 
     /// Releases one slot-less shared hold.
     @inlinable
     public func unlockShared() {
-        let old = unslottedReaders.pointee.wrappingSubtract(1, ordering: .releasing).oldValue
+        let old = unslottedReaders.wrappingSubtract(1, ordering: .releasing).oldValue
         precondition(old != 0, "unlockShared without a shared hold")
     }
 
     /// Blocks until the calling thread holds the lock exclusively. Once it
     /// has claimed the writer word, new readers stay out while it waits for
-    /// the current ones to leave.
+    /// the current ones to leave. Reads every slot word.
     @inlinable
     public func lockExclusive() {
         var backoff = SpinBackoff()
@@ -179,7 +222,10 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// reader seen gone has published what it did under its hold).
     @inlinable
     func hasReaders() -> Bool {
-        for slot in 0...slotCount where words[slot &* Self.wordStride].load(ordering: .sequentiallyConsistent) != 0 {
+        if unslottedReaders.load(ordering: .sequentiallyConsistent) != 0 { return true }
+        for slot in 0..<readerSlotWords.slotCount
+        where readerSlotWords.word(slot: slot).pointee.load(ordering: .sequentiallyConsistent)
+            & ReaderSlotWords.holdsShared != 0 {
             return true
         }
         return false

@@ -15,21 +15,18 @@ import Synchronization
 /// page retired at epoch `e` cannot be reachable to a reader that announced
 /// `e + 1` (it loaded the global epoch after the page was unlinked), so at
 /// epoch `e + 2` no reader can hold it.
-// @unchecked Sendable: the slot pointer is immutable after init and points
-// at Atomics; the retired list is only touched while `listLock` is held.
+// @unchecked Sendable: the slot words are a Sendable object of Atomics;
+// the retired list is only touched while `listLock` is held.
 public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// The memory pages are freed to.
     public let memory: Memory
     /// Reader slots; slot indices are `0..<slotCount`.
     public let slotCount: Int
 
-    @usableFromInline let globalEpoch = Atomic<UInt64>(2)
-    // Per slot: 0 = quiescent, else (epoch << 1) | 1.
-    // Slot `i` is word `i * slotStride`: one slot per 128 bytes, so vCPUs
-    // entering and leaving read sections on every fault do not share a
-    // cache line (or an adjacent-line prefetch pair).
-    @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt64>>
-    @usableFromInline static var slotStride: Int { 16 }
+    /// The slot words and global epoch (see ``ReaderSlotWords``); a
+    /// ``PerSlotReaderWriterLock`` built on the same words lets a reader
+    /// take the lock and enter a read section with one store.
+    public let readerSlotWords: ReaderSlotWords
     private let listLock = Atomic<Bool>(false)
     private var retired: [(page: HostPhysicalAddress, epoch: UInt64)] = []
     private let retiredTotal = Atomic<Int>(0)
@@ -37,47 +34,57 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
 
     /// A reclaimer freeing into `memory`, with `slotCount` reader slots (one
     /// per vCPU or thread that walks shared).
-    public init(memory: Memory, slotCount: Int) {
+    public convenience init(memory: Memory, slotCount: Int) {
         precondition(slotCount > 0, "a reclaimer needs at least one reader slot")
+        self.init(memory: memory, readerSlotWords: ReaderSlotWords(slotCount: slotCount))
+    }
+
+    /// A reclaimer freeing into `memory` whose readers announce themselves
+    /// in `readerSlotWords` (shared with a ``PerSlotReaderWriterLock``).
+    /// No other reclaimer may use the same words.
+    public init(memory: Memory, readerSlotWords: ReaderSlotWords) {
         self.memory = memory
-        self.slotCount = slotCount
-        slots = UnsafeMutableRawPointer.allocate(byteCount: slotCount * Self.slotStride * 8, alignment: 128)
-            .bindMemory(to: Atomic<UInt64>.self, capacity: slotCount * Self.slotStride)
-        for i in 0..<slotCount { (slots + i * Self.slotStride).initialize(to: Atomic(0)) }
+        self.slotCount = readerSlotWords.slotCount
+        self.readerSlotWords = readerSlotWords
     }
 
     deinit {
         // Pages still retired are freed: no reader can exist once the reclaimer is gone.
         for item in retired { memory.freePage(item.page) }
-        for i in 0..<slotCount { (slots + i * Self.slotStride).deinitialize(count: 1) }
-        UnsafeMutableRawPointer(slots).deallocate()
     }
 
+    @inlinable var globalEpoch: UnsafeMutablePointer<Atomic<UInt64>> { readerSlotWords.epoch }
+
     /// Starts a read-side section for `slot`: until the matching leave, no
-    /// page this thread can reach from the tables is freed.
+    /// page this thread can reach from the tables is freed. Keeps the
+    /// slot's shared hold of a lock sharing the words, if any.
     @inlinable
     public func enterReadSection(slot: Int) {
-        precondition(slot >= 0 && slot < slotCount, "reader slot out of range")
+        let word = readerSlotWords.word(slot: slot)
+        let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         while true {
-            let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
-            slots[slot &* Self.slotStride].store((epoch << 1) | 1, ordering: .sequentiallyConsistent)
+            let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
+            word.pointee.store(epoch << ReaderSlotWords.epochShift | held | ReaderSlotWords.inReadSection,
+                               ordering: .sequentiallyConsistent)
             // Re-check so the announced epoch is not older than one that
             // advanced between the load and the store.
-            if globalEpoch.load(ordering: .sequentiallyConsistent) == epoch { return }
+            if globalEpoch.pointee.load(ordering: .sequentiallyConsistent) == epoch { return }
         }
     }
 
-    /// Ends the read-side section of `slot`.
+    /// Ends the read-side section of `slot` (keeping a shared lock hold).
     @inlinable
     public func leaveReadSection(slot: Int) {
-        slots[slot &* Self.slotStride].store(0, ordering: .releasing)
+        let word = readerSlotWords.word(slot: slot)
+        let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
+        word.pointee.store(held, ordering: .releasing)
     }
 
     /// Hands unlinked, already-flushed pages over to be freed after a grace
     /// period, and frees whatever earlier retirements have become safe.
     public func retire(_ pages: [HostPhysicalAddress]) {
         if pages.isEmpty { return }
-        let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+        let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
         withListLock { () -> Void in
             for page in pages { retired.append((page, epoch)) }
         }
@@ -90,7 +97,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     @discardableResult
     public func reclaim() -> Int {
         tryAdvance()
-        let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+        let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
         let ready: [HostPhysicalAddress] = withListLock {
             var ready: [HostPhysicalAddress] = []
             var kept: [(page: HostPhysicalAddress, epoch: UInt64)] = []
@@ -118,15 +125,15 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// Pages freed since creation.
     public var freedCount: Int { freedTotal.load(ordering: .relaxed) }
     /// The current global epoch (observability for tests).
-    public var epoch: UInt64 { globalEpoch.load(ordering: .sequentiallyConsistent) }
+    public var epoch: UInt64 { globalEpoch.pointee.load(ordering: .sequentiallyConsistent) }
 
     private func tryAdvance() {
-        let epoch = globalEpoch.load(ordering: .sequentiallyConsistent)
+        let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
         for i in 0..<slotCount {
-            let value = slots[i * Self.slotStride].load(ordering: .sequentiallyConsistent)
-            if value & 1 == 1 && value >> 1 != epoch { return }
+            let value = readerSlotWords.word(slot: i).pointee.load(ordering: .sequentiallyConsistent)
+            if value & ReaderSlotWords.inReadSection != 0 && value >> ReaderSlotWords.epochShift != epoch { return }
         }
-        _ = globalEpoch.compareExchange(expected: epoch, desired: epoch + 1, ordering: .sequentiallyConsistent)
+        _ = globalEpoch.pointee.compareExchange(expected: epoch, desired: epoch + 1, ordering: .sequentiallyConsistent)
     }
 
     private func withListLock<R>(_ body: () -> R) -> R {

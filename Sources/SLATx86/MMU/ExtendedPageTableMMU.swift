@@ -43,7 +43,8 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// ``guestMemory``'s invalidation tracker, held directly for the fault path.
     public let tracker: InvalidationTracker
     /// The MMU lock: shared for faults (each vCPU through its own reader
-    /// slot, ``PageTableContext/readerSlot``), exclusive for zaps and passes.
+    /// slot, ``PageTableContext/readerSlot``, whose word also announces the
+    /// fault's ``reclaimer`` read section), exclusive for zaps and passes.
     public let lock: PerSlotReaderWriterLock
     /// Options.
     public let configuration: MMUConfiguration
@@ -59,6 +60,9 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     @usableFromInline let resolveCaches: UnsafeMutableRawPointer
     /// Per-memslot dirty logs.
     @usableFromInline let dirtyLogs: DirtyLogRegistry
+    /// Bumped before any table page is retired or freed; vCPUs' leaf-table
+    /// memos (``LeafTableMemo``) are valid only while it has not moved.
+    @usableFromInline let tableUnlinks = Atomic<UInt64>(0)
     /// Number of memslots with dirty logging on (a fast check for zaps).
     @usableFromInline let dirtyLoggingSlots = Atomic<Int>(0)
     @usableFromInline let listLock = SpinLock()
@@ -99,7 +103,8 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         self.tlb = tlb
         self.guestMemory = guestMemory
         self.tracker = guestMemory.invalidations
-        self.lock = PerSlotReaderWriterLock(slotCount: configuration.readerSlots)
+        // One word per vCPU stands for both its shared hold and its read section.
+        self.lock = PerSlotReaderWriterLock(readerSlotWords: first.reclaimer.readerSlotWords)
         self.configuration = configuration
         self.reclaimer = first.reclaimer
         self.helpers = first
@@ -162,9 +167,19 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
 
     /// Settles `batch`: issues the invalidations, then retires its pages
     /// through the reclaimer (lockless walkers may still read them).
+    /// Pages in the batch were unlinked: bumps ``tableUnlinks`` before they
+    /// are retired.
     @inlinable
     func settle(_ batch: consuming TLBFlushBatch) {
+        if batch.pendingPageCount > 0 { noteTablesUnlinked() }
         helpers.settle(batch, tlb: tlb, mode: .shared)
+    }
+
+    /// Invalidates every vCPU's ``LeafTableMemo``; call it after unlinking
+    /// table pages and before retiring or freeing them.
+    @inlinable
+    func noteTablesUnlinked() {
+        tableUnlinks.wrappingAdd(1, ordering: .sequentiallyConsistent)
     }
 }
 

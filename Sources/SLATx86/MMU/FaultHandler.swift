@@ -62,8 +62,13 @@ extension ExtendedPageTableMMU {
         let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
         var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
         let exclusive = configuration.faultsTakeLockExclusively
-        if exclusive { lock.lockExclusive() } else { lock.lockShared(slot: slot) }
-        reclaimer.enterReadSection(slot: slot)
+        if exclusive {
+            lock.lockExclusive()
+            reclaimer.enterReadSection(slot: slot)
+        } else {
+            // One store announces the shared hold and the read section.
+            lock.lockSharedEnteringReadSection(slot: slot)
+        }
         var cleanup = FaultCleanup()
         let outcome: FaultOutcome
         if tracker.needsRetry(range: plan.block, since: page.sequence) {
@@ -72,8 +77,12 @@ extension ExtendedPageTableMMU {
             outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)
         }
         if cleanup.isNeeded { flushAfterFault(cleanup) }
-        reclaimer.leaveReadSection(slot: slot)
-        if exclusive { lock.unlockExclusive() } else { lock.unlockShared(slot: slot) }
+        if exclusive {
+            reclaimer.leaveReadSection(slot: slot)
+            lock.unlockExclusive()
+        } else {
+            lock.unlockSharedLeavingReadSection(slot: slot)
+        }
         if plan.marksDirty, case .fixed = outcome {
             dirtyLogs.bitmap(forMemslot: page.memslot.id)?.mark(page.frame)
         }
@@ -103,7 +112,9 @@ extension ExtendedPageTableMMU {
     }
 
     /// The walk and installs of the fault path. Lock held shared, inside a
-    /// read section.
+    /// read section. A 4 KiB fault starts at the vCPU's remembered leaf
+    /// table of the same 2 MiB region while no table has been unlinked
+    /// since it was remembered (``LeafTableMemo``), else at the root.
     @inlinable
     func install(
         _ plan: inout FaultPlan, at address: GuestPhysicalAddress, addressSpace: Int,
@@ -111,8 +122,20 @@ extension ExtendedPageTableMMU {
     ) -> FaultOutcome {
         let format = self.format
         let frozen = format.frozenEntry
+        let rootAddress = root(addressSpace: addressSpace).rawValue
+        // Read inside the lock and read section (see LeafTableMemo).
+        let generation = tableUnlinks.load(ordering: .sequentiallyConsistent)
+        let slotEntry = resolveCacheEntry(slot: vcpu.readerSlot)
+        let region = address.rawValue & ~(format.entrySize(atLevel: 1) &- 1)
         var level = format.rootLevel
-        var table = memory.entries(at: root(addressSpace: addressSpace))
+        var table = memory.entries(at: HostPhysicalAddress(rootAddress))
+        let memo = slotEntry.pointee.leafTable
+        if plan.level == 0 && memo.table != 0 && memo.generation == generation && memo.root == rootAddress
+            && memo.addressSpace == addressSpace && memo.region == region {
+            // Same 2 MiB region, no table unlinked since: start at level 0.
+            level = 0
+            table = memory.entries(at: HostPhysicalAddress(memo.table))
+        }
         while true {
             let pointer = table + format.index(of: address, atLevel: level)
             var entry = pointer.pointee.load(ordering: .acquiring)
@@ -127,6 +150,11 @@ extension ExtendedPageTableMMU {
                         plan.lowerLevel()
                         table = memory.entries(at: format.childTable(of: entry))
                         level -= 1
+                        if level == 0 {
+                            slotEntry.pointee.leafTable = LeafTableMemo(
+                                table: format.childTable(of: entry).rawValue, generation: generation, root: rootAddress,
+                                addressSpace: addressSpace, region: region)
+                        }
                         break entryLoop
                     }
                     let new = plan.leaf(atLevel: level)
@@ -150,6 +178,11 @@ extension ExtendedPageTableMMU {
                 if isTable {
                     table = memory.entries(at: format.childTable(of: entry))
                     level -= 1
+                    if level == 0 {
+                        slotEntry.pointee.leafTable = LeafTableMemo(
+                            table: format.childTable(of: entry).rawValue, generation: generation, root: rootAddress,
+                            addressSpace: addressSpace, region: region)
+                    }
                     break entryLoop
                 }
                 let marker = plan.splitMarker(atLevel: level)
@@ -159,6 +192,11 @@ extension ExtendedPageTableMMU {
                         if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
                         table = memory.entries(at: page)
                         level -= 1
+                        if level == 0 {
+                            slotEntry.pointee.leafTable = LeafTableMemo(
+                                table: page.rawValue, generation: generation, root: rootAddress,
+                                addressSpace: addressSpace, region: region)
+                        }
                         break entryLoop
                     }
                     if vcpu.pageCache.count == 0 { return .retry }
@@ -173,6 +211,11 @@ extension ExtendedPageTableMMU {
                     if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
                     table = memory.entries(at: child)
                     level -= 1
+                    if level == 0 {
+                        slotEntry.pointee.leafTable = LeafTableMemo(
+                            table: child.rawValue, generation: generation, root: rootAddress,
+                            addressSpace: addressSpace, region: region)
+                    }
                     break entryLoop
                 case .lostRace:
                     continue entryLoop

@@ -28,6 +28,8 @@ struct ResolveCacheEntry {
     @usableFromInline var runFrame: UInt64 = 0
     @usableFromInline var runSize = HostMappingSize.size4K
     @usableFromInline var runWritable = false
+    /// The vCPU's last 4 KiB-leaf table (``LeafTableMemo``).
+    @usableFromInline var leafTable = LeafTableMemo()
 
     @usableFromInline init() {}
 }

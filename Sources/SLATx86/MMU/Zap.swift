@@ -119,6 +119,7 @@ extension ExtendedPageTableMMU {
             batch.freeAfterFlush(root)
             total += batch.pendingPageCount
             // Already flushed when the root was replaced.
+            noteTablesUnlinked()
             reclaimer.retire(batch.discard())
         }
         return total
@@ -156,6 +157,7 @@ extension ExtendedPageTableMMU {
         lock.unlockExclusive()
         zapInvalidatedRoots()
         reclaimer.synchronize()
+        noteTablesUnlinked()
         for space in 0..<configuration.addressSpaceCount {
             memory.freePage(root(addressSpace: space))
         }
