@@ -22,7 +22,8 @@ enum ListReport {
             }
         }
         for target in RelativeTarget.all {
-            lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) EPT     >= \(DecimalText.fixed(target.minimumSpeedup, 1))x \(target.baseline.rawValue) (\(target.derivation))")
+            let formats = target.includesStageTwo ? "all    " : "EPT    "
+            lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) \(formats) >= \(DecimalText.fixed(target.minimumSpeedup, 1))x \(target.baseline.rawValue) (\(target.derivation))")
         }
         return lines.joined(separator: "\n")
     }

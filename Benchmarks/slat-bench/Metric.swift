@@ -64,6 +64,18 @@ enum Metric: String, CaseIterable, Sendable {
     case ageClearYoung = "age-clear-young"
     /// EPT: test-young over the same mapping, none young (a full scan); per page.
     case ageTestYoung = "age-test-young"
+    /// SLATSplit: the eager split of the range's 2 MiB leaves to 4 KiB
+    /// (EPT: ept4-ad with D-bit logging unless `--dirty-mode`; stage 2: s2-4k);
+    /// per table page linked (512 per GiB).
+    case eagerSplit2M = "eager-split-2m"
+    /// The same from 1 GiB leaves (to 2 MiB, then 4 KiB); per table page.
+    case eagerSplit1G = "eager-split-1g"
+    /// The guest's first write to every 4 KiB page after dirty logging was
+    /// enabled with the eager split; per page.
+    case eagerSplitWritePass = "eager-split-write-pass"
+    /// The same write pass with the engine off: each huge leaf is split by
+    /// its first write fault; per page.
+    case faultSplitWritePass = "fault-split-write-pass"
     /// SLATSim: random accesses by one simulated vCPU through its TLB and
     /// the hardware walker, detectors on; per access.
     case simAccess = "sim-access"
@@ -83,6 +95,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .zap: .zap
         case .ageClearYoung, .ageTestYoung: .age
         case .simAccess, .simAccessThreads: .simAccess
+        case .eagerSplit2M, .eagerSplit1G, .eagerSplitWritePass, .faultSplitWritePass: .eagerSplit
         case .merge, .mergeShared: .merge
         case .split, .splitEager: .split
         case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: .kvmPageTableTest
@@ -96,6 +109,11 @@ enum Metric: String, CaseIterable, Sendable {
         case .mapPages, .wrprotect, .unmap, .kvmPageTableTest, .zap, .age: "page"
         case .pfncache: "refresh"
         case .simAccess: "access"
+        case .eagerSplit:
+            switch self {
+            case .eagerSplit2M, .eagerSplit1G: "table"
+            default: "page"
+            }
         case .fault: "fault"
         case .merge, .split: "block"
         case .dirtyLog:
@@ -128,6 +146,9 @@ enum Metric: String, CaseIterable, Sendable {
         case .ageClearYoung: "ExtendedPageTableMMU.clearYoung"
         case .ageTestYoung: "ExtendedPageTableMMU.testYoung"
         case .simAccess, .simAccessThreads: "VCPURunner.run"
+        case .eagerSplit2M, .eagerSplit1G: "EagerSplitEngine.split"
+        case .eagerSplitWritePass, .faultSplitWritePass:
+            format.isStageTwo ? "StageTwoFaultHandler.handle" : "ExtendedPageTableMMU.handleFault"
         }
     }
 

@@ -31,4 +31,5 @@ enum TDPWorkload: String, CaseIterable, Sendable {
     case dirtyLog = "dirty-log"
     case zap
     case age
+    case eagerSplit = "eager-split"
 }

@@ -66,6 +66,14 @@ enum TDPWorkloads {
                 report(metric, figure)
             }
         }
+        let splitting = wanted.filter { $0.workload == .eagerSplit }
+        if !splitting.isEmpty {
+            plan.progress.starting(Workload.eagerSplit.rawValue, on: plan.format, repeats: plan.repeats, size: size)
+            results += try EagerSplitWorkload.results(
+                plan: plan, metrics: splitting, size: size,
+                twoMegabyte: { () throws(BenchFailure) in try EagerSplitWorkload.ept(options, hostSize: .size2M, mode: options.dirtyMode) },
+                oneGigabyte: { () throws(BenchFailure) in try EagerSplitWorkload.ept(options, hostSize: .size1G, mode: options.dirtyMode) })
+        }
         return results
     }
 }
@@ -74,7 +82,7 @@ extension Workload {
     /// Whether the workload is one of the x86 TDP MMU ones (EPT formats only).
     var isTDPMMU: Bool {
         switch self {
-        case .fault, .dirtyLog, .zap, .age: true
+        case .fault, .dirtyLog, .zap, .age, .eagerSplit: true
         default: false
         }
     }

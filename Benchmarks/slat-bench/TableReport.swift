@@ -57,7 +57,7 @@ enum TableReport {
         let figure = DecimalText.fixed(result.nsPerOp, 3)
         let limit = DecimalText.fixed(target.limitNsPerOp, 1)
         var line = "  \(target.passes(result.nsPerOp) ? "PASS" : "MISS")  "
-            + DecimalText.padRight(result.metric.rawValue, 17) + DecimalText.padRight(result.format.rawValue, 8)
+            + DecimalText.padRight(result.metric.rawValue, 23) + DecimalText.padRight(result.format.rawValue, 8)
             + "\(figure) ns/\(unit) (target <= \(limit) ns/\(unit), \(target.derivation))"
         if !target.passes(result.nsPerOp) {
             line += ": \(DecimalText.fixed(result.nsPerOp / target.limitNsPerOp, 2))x the target"

@@ -28,6 +28,9 @@ enum Workload: String, CaseIterable, Sendable {
     case zap = "zap"
     /// EPT: clear-young and test-young over a populated mapping.
     case age = "age"
+    /// SLATSplit: eager splitting for dirty logging against fault-time
+    /// splitting (EPT formats and s2-4k).
+    case eagerSplit = "eager-split"
     /// SLATSim: simulated vCPUs accessing a mapping through their TLBs.
     case simAccess = "sim-access"
 
@@ -37,6 +40,7 @@ enum Workload: String, CaseIterable, Sendable {
         switch self {
         case .dirtyLog, .zap, .age: !format.isStageTwo
         case .merge, .split, .kvmPageTableTest: format.isStageTwo
+        case .eagerSplit: !format.isStageTwo || format == .stageTwo4K
         default: true
         }
     }
@@ -57,6 +61,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .zap: [.zap]
         case .age: [.ageClearYoung, .ageTestYoung]
         case .simAccess: [.simAccess, .simAccessThreads]
+        case .eagerSplit: [.eagerSplit2M, .eagerSplit1G, .eagerSplitWritePass, .faultSplitWritePass]
         }
     }
 
@@ -87,6 +92,8 @@ enum Workload: String, CaseIterable, Sendable {
             "EPT only: zap(range) of a populated 4 KiB mapping under the exclusive lock, flush included; ns per page"
         case .age:
             "EPT only: clearYoung then testYoung over a populated 4 KiB mapping, no MMU lock; ns per page"
+        case .eagerSplit:
+            "SLATSplit: split 2M (and 1G) leaves to 4K before dirty logging, then the guest's write pass, vs splitting by write faults; ns per table / page"
         case .simAccess:
             "SLATSim VCPURunner: random reads/writes through simulated TLBs + hardware walker, detectors on, 1 and --threads vCPUs; ns per access"
         }

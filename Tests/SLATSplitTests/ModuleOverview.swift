@@ -1,1 +1,0 @@
-// SLATSplitTests: being written.
