@@ -17,12 +17,16 @@ enum JSONReport {
             ("repeats", "\(result.repeats)"),
             ("minNsPerOp", number(result.minNsPerOp)),
             ("maxNsPerOp", number(result.maxNsPerOp)),
-            ("tlbAddressInvalidations", "\(counters.tlbAddresses)"),
-            ("tlbRangeInvalidations", "\(counters.tlbRanges)"),
-            ("tlbContextInvalidations", "\(counters.tlbContexts)"),
-            ("tablesAllocated", "\(counters.tablesAllocated)"),
-            ("tablesFreed", "\(counters.tablesFreed)"),
         ]
+        if counters.measured {
+            fields += [
+                ("tlbAddressInvalidations", "\(counters.tlbAddresses)"),
+                ("tlbRangeInvalidations", "\(counters.tlbRanges)"),
+                ("tlbContextInvalidations", "\(counters.tlbContexts)"),
+                ("tablesAllocated", "\(counters.tablesAllocated)"),
+                ("tablesFreed", "\(counters.tablesFreed)"),
+            ]
+        }
         if let pattern = result.metric.pattern {
             fields.insert(("pattern", string(pattern.rawValue)), at: 2)
         }

@@ -13,6 +13,15 @@ struct OperationCounters: Sendable {
     var tablesAllocated = 0
     /// Pages returned to the arena.
     var tablesFreed = 0
+    /// Whether the workload counted at all (reports print `-` otherwise).
+    var measured = true
+
+    /// For workloads whose fixture has no counting TLB or arena to read.
+    static let unmeasured: OperationCounters = {
+        var counters = OperationCounters()
+        counters.measured = false
+        return counters
+    }()
 
     /// No counts.
     init() {}

@@ -8,7 +8,7 @@ struct TDPResult: Sendable {
     let unit: String
     let samples: [UInt64]
     /// TLB invalidations and table pages of the last timed repeat.
-    var counters = OperationCounters()
+    var counters = OperationCounters.unmeasured
 
     var sorted: [UInt64] { samples.sorted() }
     var median: UInt64 { sorted[sorted.count / 2] }

@@ -18,8 +18,8 @@ enum TableReport {
                 DecimalText.fixed(result.minNsPerOp, 3) + "-" + DecimalText.fixed(result.maxNsPerOp, 3),
                 DecimalText.scaled(result.opsPerSecond),
                 "\(result.repeats)",
-                "\(counters.tlbAddresses)/\(counters.tlbRanges)/\(counters.tlbContexts)",
-                "\(counters.tablesAllocated)/\(counters.tablesFreed)",
+                counters.measured ? "\(counters.tlbAddresses)/\(counters.tlbRanges)/\(counters.tlbContexts)" : "-",
+                counters.measured ? "\(counters.tablesAllocated)/\(counters.tablesFreed)" : "-",
             ])
         }
         var widths = Array(repeating: 0, count: header.count)
