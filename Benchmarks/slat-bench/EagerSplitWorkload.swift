@@ -104,15 +104,15 @@ enum EagerSplitWorkload {
         }
     }
 
-    static func stageTwo(_ options: TDPOptions, hostSize: HostMappingSize) throws(BenchFailure) -> [TDPResult] {
+    static func stageTwo(size: UInt64, repeats: Int, hostSize: HostMappingSize) throws(BenchFailure) -> [TDPResult] {
         var phases: [[UInt64]] = Array(repeating: [], count: 5)
         var tables = 0
-        let pages = Int(options.size >> 12)
-        for repeatIndex in 0...options.repeats {
+        let pages = Int(size >> 12)
+        for repeatIndex in 0...repeats {
             var times: [UInt64] = []
             for eager in [true, false] {
                 do throws(SLATError) {
-                    let vm = try StageTwoBenchVM(size: options.size, hostSize: hostSize)
+                    let vm = try StageTwoBenchVM(size: size, hostSize: hostSize)
                     try vm.populate(step: hostSize.bytes)
                     let slot = vm.guestMemory.memslot(id: 1)!
                     try vm.guestMemory.updateMemslotFlags(id: 1, to: slot.flags.union(.dirtyLogging))
@@ -138,7 +138,7 @@ enum EagerSplitWorkload {
             }
             if repeatIndex > 0 { for (index, time) in times.enumerated() { phases[index].append(time) } }
         }
-        return summarize("stage-2 4K", hostSize: hostSize, size: options.size, tables: tables, pages: pages, phases: phases)
+        return summarize("stage-2 4K", hostSize: hostSize, size: size, tables: tables, pages: pages, phases: phases)
     }
 
     static func summarize(

@@ -27,14 +27,13 @@ enum StageTwoWorkloads {
         }
         let splitting = metrics.filter { $0.workload == .eagerSplit }
         if !splitting.isEmpty && plan.format == .stageTwo4K && wholeBlocks {
-            var options = TDPOptions(format: try! ExtendedPageTableFormat(levelCount: 4))
-            options.size = plan.geometry.size
-            options.repeats = plan.repeats
+            let size = plan.geometry.size
+            let repeats = plan.repeats
             plan.progress.starting(Workload.eagerSplit.rawValue, on: plan.format, repeats: plan.repeats, size: plan.geometry.size)
             results += try EagerSplitWorkload.results(
                 plan: plan, metrics: splitting, size: plan.geometry.size,
-                twoMegabyte: { () throws(BenchFailure) in try EagerSplitWorkload.stageTwo(options, hostSize: .size2M) },
-                oneGigabyte: { () throws(BenchFailure) in try EagerSplitWorkload.stageTwo(options, hostSize: .size1G) })
+                twoMegabyte: { () throws(BenchFailure) in try EagerSplitWorkload.stageTwo(size: size, repeats: repeats, hostSize: .size2M) },
+                oneGigabyte: { () throws(BenchFailure) in try EagerSplitWorkload.stageTwo(size: size, repeats: repeats, hostSize: .size1G) })
         }
         let stages = metrics.filter { $0.workload == .kvmPageTableTest }
         if !stages.isEmpty && wholeBlocks {
