@@ -136,6 +136,18 @@ extension ExtendedPageTableMMU {
             level = 0
             table = memory.entries(at: HostPhysicalAddress(memo.table))
         }
+        // One level down into the table `entry` points to; a leaf table is
+        // remembered for this vCPU's next fault in the region.
+        func descend(into entry: UInt64) {
+            let child = format.childTable(of: entry)
+            table = memory.entries(at: child)
+            level -= 1
+            if level == 0 {
+                slotEntry.pointee.leafTable = LeafTableMemo(
+                    table: child.rawValue, generation: generation, root: rootAddress,
+                    addressSpace: addressSpace, region: region)
+            }
+        }
         while true {
             let pointer = table + format.index(of: address, atLevel: level)
             var entry = pointer.pointee.load(ordering: .acquiring)
@@ -148,13 +160,7 @@ extension ExtendedPageTableMMU {
                         // An instruction fetch split this block: never put a
                         // huge leaf back over it; map inside it instead.
                         plan.lowerLevel()
-                        table = memory.entries(at: format.childTable(of: entry))
-                        level -= 1
-                        if level == 0 {
-                            slotEntry.pointee.leafTable = LeafTableMemo(
-                                table: format.childTable(of: entry).rawValue, generation: generation, root: rootAddress,
-                                addressSpace: addressSpace, region: region)
-                        }
+                        descend(into: entry)
                         break entryLoop
                     }
                     let new = plan.leaf(atLevel: level)
@@ -176,13 +182,7 @@ extension ExtendedPageTableMMU {
                     return .fixed(level: level)
                 }
                 if isTable {
-                    table = memory.entries(at: format.childTable(of: entry))
-                    level -= 1
-                    if level == 0 {
-                        slotEntry.pointee.leafTable = LeafTableMemo(
-                            table: format.childTable(of: entry).rawValue, generation: generation, root: rootAddress,
-                            addressSpace: addressSpace, region: region)
-                    }
+                    descend(into: entry)
                     break entryLoop
                 }
                 let marker = plan.splitMarker(atLevel: level)
