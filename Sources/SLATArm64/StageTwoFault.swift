@@ -66,3 +66,12 @@ public enum StageTwoFaultOutcome: Hashable, Sendable {
     /// Nothing changed; the guest re-runs the access.
     case retry(StageTwoFaultRetryReason)
 }
+
+extension StageTwoFaultOutcome {
+    /// Whether nothing changed and the guest simply re-runs the access.
+    @inlinable
+    public var isRetry: Bool {
+        if case .retry = self { return true }
+        return false
+    }
+}

@@ -88,15 +88,23 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 return .retry(.invalidationInProgress)
             }
             if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
+            let outcome: StageTwoFaultOutcome
             if let current = pageTable.table.translate(fault.address, context: context).translation,
                current.size == size, current.leafOutput == output {
-                return try fixInPlace(fault, current: current, permissions: permissions, context: context)
+                outcome = try fixInPlace(fault, current: current, permissions: permissions, context: context)
+            } else {
+                let result = try pageTable.map(
+                    GuestPhysicalRange(start: guestStart, size: size), to: output,
+                    attributes: LeafAttributes(permissions: permissions), maximumLevel: level, mode: .shared,
+                    context: context, refusingPermissionOnlyChanges: true)
+                outcome = result.outcome == .mapped ? .mapped(level: level) : .retry(.permissionOnlyChangeRefused)
             }
-            let result = try pageTable.map(
-                GuestPhysicalRange(start: guestStart, size: size), to: output,
-                attributes: LeafAttributes(permissions: permissions), maximumLevel: level, mode: .shared,
-                context: context, refusingPermissionOnlyChanges: true)
-            return result.outcome == .mapped ? .mapped(level: level) : .retry(.permissionOnlyChangeRefused)
+            // Still under the lock, so a harvest (exclusive) sees the mark
+            // together with the write access it stands for.
+            if write && resolved.dirtyLogging && !outcome.isRetry {
+                pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
+            }
+            return outcome
         }
     }
 

@@ -56,6 +56,9 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     public let vmidSize: VMIDSize
     /// The `VTTBR_EL2` value: the root tagged with the VMID.
     public let translationTableBase: StageTwoTranslationTableBase
+    /// The dirty bitmaps of the memslots that log writes
+    /// (``enableDirtyLogging(memslot:guestMemory:lock:context:)``).
+    public let dirtyLogs = StageTwoDirtyLogs()
 
     /// Empty tables in `memory` for the VM `vmid`.
     ///

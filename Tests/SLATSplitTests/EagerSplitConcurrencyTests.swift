@@ -119,6 +119,54 @@ struct EagerSplitConcurrencyTests {
         #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
     }
 
+    @Test("stage 2: vCPUs write while enabling dirty logging splits under them: every page split to its own output, detectors clean, every later write logged",
+          arguments: [UInt64(1), 2])
+    func stageTwoWritesDuringEnable(seed: UInt64) throws {
+        let vcpus = 2
+        let vm = try StageTwoSplitVM(vcpus: vcpus)
+        try vm.faultInAll()
+        let dirtyLogging = EagerSplitDirtyLogging(
+            backend: vm.mmu, lock: vm.lock, guestMemory: vm.guestMemory,
+            policy: EagerSplitPolicy(cacheCapacity: 2, yieldInterval: 3), splitReaderSlot: vm.splitContext.readerSlot)
+        let enabled = Flag()
+        let accesses = Counter()
+        let mustBeLogged = FrameSet()
+        let pages = vm.guestRange.size >> 12
+        try runThreads(vcpus + 1) { thread in
+            if thread == vcpus {
+                while accesses.value < 50 { sched_yield() }
+                let report = try dirtyLogging.enableDirtyLogging(memslot: 1)
+                #expect(report?.leavesSplit == 16)
+                enabled.set()
+                return
+            }
+            var random = SimulationRandom(seed: SimulationRandom.derivedSeed(seed, stream: thread))
+            var logged: [UInt64] = []
+            var count = 0
+            while count < 400 || !enabled.isSet {
+                let after = enabled.isSet
+                let page = random.below(pages)
+                let write = random.chance(60)
+                // Block -> table needs break-before-make on Arm: a vCPU in
+                // that window takes a translation fault the handler retries
+                // on the locked entry (see the break-before-make test below).
+                try vm.access(vm.guestRange.start.advanced(by: page << 12), write ? .write : .read, vcpu: thread)
+                if write && after { logged.append(page) }
+                count += 1
+                accesses.increment()
+            }
+            mustBeLogged.insert(contentsOf: logged)
+        }
+        let leaves = vm.leaves
+        #expect(leaves.count == Int(pages) && leaves.allSatisfy { $0.size == 4096 })
+        #expect(leaves.allSatisfy {
+            $0.output == vm.hostBase.advanced(by: $0.guestAddress.rawValue - vm.guestRange.start.rawValue)
+        })
+        let words = try vm.mmu.getAndClearDirtyLog(memslot: 1, lock: vm.lock, context: vm.splitContext)
+        #expect(mustBeLogged.all.subtracting(markedFrames(words)).isEmpty)
+        #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
+    }
+
     @Test("stage 2: vCPUs read and write while the engine splits by break-before-make: every access completes, model equal, detectors clean")
     func stageTwoAccessesDuringSplit() throws {
         let vcpus = 2

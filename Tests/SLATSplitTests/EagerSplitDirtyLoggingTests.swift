@@ -95,4 +95,24 @@ struct EagerSplitDirtyLoggingTests {
         #expect(vm.mmu.table.translate(written).translation?.attributes.permissions.contains(.write) == true)
         #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
     }
+
+    @Test("stage 2: every write after enabling is in the dirty bitmap, reads are not, with the split on or off",
+          arguments: [true, false])
+    func stageTwoWritesAreLogged(eager: Bool) throws {
+        let vm = try StageTwoSplitVM()
+        try vm.faultInAll()
+        let dirtyLogging = EagerSplitDirtyLogging(backend: vm.mmu, lock: vm.lock, guestMemory: vm.guestMemory,
+                                                  policy: EagerSplitPolicy(isEnabled: eager),
+                                                  splitReaderSlot: vm.splitContext.readerSlot)
+        try dirtyLogging.enableDirtyLogging(memslot: 1)
+        let pages = vm.guestRange.size >> 12
+        let written = Set(stride(from: UInt64(1), to: pages, by: 37))
+        for page in stride(from: UInt64(0), to: pages, by: 1) where page % 5 == 0 && !written.contains(page) {
+            try vm.access(vm.guestRange.start.advanced(by: page << 12), .read, vcpu: 0)
+        }
+        for page in written { try vm.access(vm.guestRange.start.advanced(by: page << 12), .write, vcpu: 0) }
+        let words = try vm.mmu.getAndClearDirtyLog(memslot: 1, lock: vm.lock, context: vm.splitContext)
+        #expect(Set(markedFrames(words)) == written)
+        #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
+    }
 }

@@ -1,4 +1,3 @@
-import SLATCore
 import Synchronization
 
 /// The dirty bitmap of one memslot: one bit per guest frame, set atomically
@@ -48,6 +47,15 @@ public final class DirtyBitmap: @unchecked Sendable {
         while frame < common.end.rawValue {
             mark(GuestFrameNumber(frame))
             frame &+= 1
+        }
+    }
+
+    /// Marks again every frame set in `words` (as ``takeAll()`` returned
+    /// them): a harvest that could not finish puts its bits back, so no
+    /// write is lost.
+    public func mark(words: [UInt64]) {
+        for (index, word) in words.enumerated() where word != 0 && index < wordCount {
+            self.words[index].bitwiseOr(word, ordering: .relaxed)
         }
     }
 

@@ -1,0 +1,50 @@
+import SLATCore
+
+/// The dirty bitmaps of the memslots whose writes a stage-2 page table logs
+/// (KVM/arm64 keeps one per memslot). Few entries; the fault handler looks
+/// one up only for a write to a memslot flagged
+/// ``SLATCore/MemslotFlags/dirtyLogging``, so lookups take the shared side
+/// of a reader-writer lock and changes the exclusive side.
+///
+/// Thread safety: every method may be called from any thread.
+public final class StageTwoDirtyLogs: Sendable {
+    @usableFromInline
+    struct Entry: Sendable {
+        @usableFromInline let memslot: UInt32
+        @usableFromInline let bitmap: DirtyBitmap
+    }
+
+    @usableFromInline let bitmaps = ReaderWriterLocked<[Entry]>([])
+
+    /// No memslot logs.
+    public init() {}
+
+    /// The bitmap of `memslot`, or `nil` when it does not log.
+    @inlinable
+    public func bitmap(forMemslot memslot: UInt32) -> DirtyBitmap? {
+        bitmaps.read { list in
+            for entry in list where entry.memslot == memslot { return entry.bitmap }
+            return nil
+        }
+    }
+
+    /// Starts a clear bitmap over `memslot`'s frames; returns `nil` (and
+    /// changes nothing) when the memslot already logs.
+    func start(_ memslot: Memslot) -> DirtyBitmap? {
+        bitmaps.write { list in
+            if list.contains(where: { $0.memslot == memslot.id }) { return nil }
+            let bitmap = DirtyBitmap(frames: memslot.frames)
+            list.append(Entry(memslot: memslot.id, bitmap: bitmap))
+            return bitmap
+        }
+    }
+
+    /// Drops and returns the bitmap of `memslot`.
+    @discardableResult
+    func stop(memslot: UInt32) -> DirtyBitmap? {
+        bitmaps.write { list in
+            guard let index = list.firstIndex(where: { $0.memslot == memslot }) else { return nil }
+            return list.remove(at: index).bitmap
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import SLATCore
+
+// Dirty logging per memslot (KVM/arm64's write-protect based logging):
+// enable (bitmap, flag, write protection), get-and-clear, disable. The
+// stage-2 fault handler marks a page when it grants write access to it in
+// a memslot that logs.
+extension StageTwoPageTable {
+    /// Starts logging the writes to memslot `id`: a clear bitmap
+    /// (``dirtyLogs``), the memslot's ``SLATCore/MemslotFlags/dirtyLogging``
+    /// flag (faults then map pages, and a read maps read-only), then the
+    /// write protection of the slot
+    /// (``protectForDirtyLogging(memslot:guestMemory:lock:context:)``).
+    /// From its return every write to the slot faults once and is logged
+    /// until the next ``getAndClearDirtyLog(memslot:lock:context:)``. A
+    /// memslot that already logs is left as it is.
+    ///
+    /// Locking contract: takes `lock` (the VM's MMU lock) exclusively; the
+    /// caller holds no MMU lock. TLB contract: every page that lost write
+    /// access is invalidated before it returns.
+    /// - Throws: ``SLATError/unknownMemslot(slot:)``, and the protection's
+    ///   errors, after which the memslot does not log.
+    public func enableDirtyLogging<Lock: ReaderWriterLock>(
+        memslot id: UInt32, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
+    ) throws(SLATError) {
+        guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
+        if dirtyLogs.bitmap(forMemslot: id) != nil { return }
+        do {
+            try guestMemory.updateMemslotFlags(id: id, to: slot.flags.union(.dirtyLogging))
+            try protectForDirtyLogging(memslot: slot, guestMemory: guestMemory, lock: lock, context: context)
+        } catch {
+            dirtyLogs.stop(memslot: id)
+            try? guestMemory.updateMemslotFlags(id: id, to: slot.flags)
+            throw error
+        }
+    }
+
+    /// The protection half of enabling dirty logging on `memslot` (already
+    /// flagged ``SLATCore/MemslotFlags/dirtyLogging``; KVM/arm64's
+    /// `kvm_mmu_wp_memory_region`): starts its bitmap if it has none, then
+    /// write-protects its range inside an invalidation of its frames (so a
+    /// fault that resolved before the flag changed retries instead of
+    /// installing a writable block after the pass) under `lock` held
+    /// exclusively, completing the invalidations before the lock is
+    /// released. The next write to each page faults and the fault handler
+    /// grants write access page by page, marking the bitmap.
+    ///
+    /// Locking contract: the caller holds no MMU lock. `context`'s page
+    /// cache is topped up outside the lock.
+    /// - Throws: ``SLATError/outOfTableMemory(needed:available:)`` when a
+    ///   block straddling the slot's ends needs a split and the memory has
+    ///   no page; range errors for a slot beyond the IPA size.
+    public func protectForDirtyLogging<Lock: ReaderWriterLock>(
+        memslot: Memslot, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
+    ) throws(SLATError) {
+        let frames = memslot.frames
+        // Outside the lock: a block straddling each end may need its tables.
+        try context.pageCache.topUp(from: table.memory, toAtLeast: 2 * format.rootLevel)
+        _ = dirtyLogs.start(memslot)
+        let tracker = guestMemory.invalidations
+        tracker.beginInvalidation(frames)
+        defer { tracker.endInvalidation(frames) }
+        try lock.withExclusive { () throws(SLATError) in
+            var batch = TLBFlushBatch()
+            do throws(SLATError) {
+                try writeProtect(frames.physicalRange, mode: .exclusive, context: context, batch: &batch)
+            } catch {
+                settle(batch, mode: .exclusive)
+                throw error
+            }
+            settle(batch, mode: .exclusive)
+        }
+    }
+
+    /// Returns the dirty bitmap of memslot `id` and clears it, write-
+    /// protecting again the pages it reports (KVM_GET_DIRTY_LOG). Bit `i` of
+    /// word `w` is frame `memslot.baseFrame + 64w + i`.
+    ///
+    /// Every write made before this call is in this or an earlier result;
+    /// every write made after it returns faults and will be in a later one
+    /// (a page written between the harvest of its word and its protection
+    /// is reported now, so the VMM's copy after the return sees the write).
+    ///
+    /// Locking contract: takes `lock` exclusively; the caller holds no MMU
+    /// lock. TLB contract: the pages re-protected are invalidated before
+    /// the lock is released.
+    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``;
+    ///   ``SLATError/outOfTableMemory(needed:available:)`` if a reported page
+    ///   lies in a block that must be split first; the bits it took are
+    ///   marked again then, so no write is lost.
+    public func getAndClearDirtyLog<Lock: ReaderWriterLock>(
+        memslot id: UInt32, lock: Lock, context: PageTableContext
+    ) throws(SLATError) -> [UInt64] {
+        guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        let frames = bitmap.frames
+        return try lock.withExclusive { () throws(SLATError) -> [UInt64] in
+            let words = bitmap.takeAll()
+            var batch = TLBFlushBatch()
+            do throws(SLATError) {
+                for (index, word) in words.enumerated() where word != 0 {
+                    let first = frames.start.rawValue &+ UInt64(index) &* 64
+                    try writeProtectRuns(of: word, from: first, within: frames, context: context, batch: &batch)
+                }
+            } catch {
+                settle(batch, mode: .exclusive)
+                bitmap.mark(words: words)
+                throw error
+            }
+            settle(batch, mode: .exclusive)
+            return words
+        }
+    }
+
+    /// Write-protects each run of set bits of `word` (bit `i` is frame
+    /// `first + i`), clipped to `frames`.
+    @inlinable
+    func writeProtectRuns(
+        of word: UInt64, from first: UInt64, within frames: GuestFrameRange, context: PageTableContext,
+        batch: inout TLBFlushBatch
+    ) throws(SLATError) {
+        var rest = word
+        while rest != 0 {
+            let start = UInt64(rest.trailingZeroBitCount)
+            let length = UInt64((~(rest >> start)).trailingZeroBitCount)
+            rest = length + start >= 64 ? 0 : rest & ~(((1 &<< length) &- 1) &<< start)
+            let run = GuestFrameRange(start: GuestFrameNumber(first &+ start), count: length)
+            guard let clipped = run.intersection(frames) else { continue }
+            try writeProtect(clipped.physicalRange, mode: .exclusive, context: context, batch: &batch)
+        }
+    }
+
+    /// Stops logging memslot `id`: clears its flag and drops its bitmap
+    /// (harvest it first). Blocks come back as faults map them: the fault
+    /// handler's anchored merge replaces the page tables (seed 003).
+    ///
+    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
+    ///   ``SLATError/unknownMemslot(slot:)``.
+    public func disableDirtyLogging(memslot id: UInt32, guestMemory: GuestMemory) throws(SLATError) {
+        guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
+        guard dirtyLogs.bitmap(forMemslot: id) != nil else { throw .dirtyLoggingNotEnabled(slot: id) }
+        try guestMemory.updateMemslotFlags(id: id, to: slot.flags.subtracting(.dirtyLogging))
+        dirtyLogs.stop(memslot: id)
+    }
+}
