@@ -4,9 +4,9 @@ import Synchronization
 // `@inlinable` so that the generic operations specialise around them.
 
 /// The entries of a page as plain words, for loops the compiler may
-/// vectorise. Only for pages no other thread can touch while the loop runs:
-/// a page not yet linked, or any page under the exclusive MMU lock when
-/// hardware does not write entries (no volatile accessed/dirty bits).
+/// vectorise. Only for pages nothing else can read or write while the loop
+/// runs: a page not yet linked. A linked page is read by hardware walkers
+/// even under the exclusive MMU lock, so its stores stay single-copy atomic.
 /// `Atomic<UInt64>` has the layout of `UInt64`, so both views agree.
 @inlinable
 func plainEntries(_ entries: EntryPointer) -> UnsafeMutablePointer<UInt64> {

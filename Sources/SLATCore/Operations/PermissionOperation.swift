@@ -188,29 +188,32 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
         let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
         if !shared && !format.hardwareUpdatesAccessFlags {
-            // Exclusive and nothing volatile: no other accessor, so a plain loop
-            // the compiler can vectorise. Unchanged entries are rewritten
-            // with their own value.
-            let words = plainEntries(entries)
+            // Exclusive and nothing volatile: no other thread writes these
+            // entries, so no exchange is needed. Hardware walkers still read
+            // them at any time, so each store is one single-copy-atomic
+            // (relaxed) store, never a torn or vector store; unchanged
+            // entries are rewritten with their own value.
             var changed: UInt64 = 0
             if let masks = format.permissionMasks(grant: grant, revoke: revoke) {
                 let set = masks.set
                 let keep = ~masks.clear
                 for slot in index..<stop {
-                    let old = words[slot]
+                    let pointer = entries + slot
+                    let old = pointer.pointee.load(ordering: .relaxed)
                     let new = (old | set) & keep
                     changed |= old ^ new
-                    words[slot] = new
+                    pointer.pointee.store(new, ordering: .relaxed)
                 }
                 if changed != 0 && !revoke.isEmpty { owe(low, high) }
                 return .skipChildren
             }
             for slot in index..<stop {
-                let old = words[slot]
+                let pointer = entries + slot
+                let old = pointer.pointee.load(ordering: .relaxed)
                 let new = format.isPresent(old, atLevel: 0)
                     ? format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke) : old
                 changed |= old ^ new
-                words[slot] = new
+                pointer.pointee.store(new, ordering: .relaxed)
             }
             if changed != 0 && !revoke.isEmpty { owe(low, high) }
             return .skipChildren
