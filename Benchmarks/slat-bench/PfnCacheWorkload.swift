@@ -72,7 +72,7 @@ enum PfnCacheWorkload {
                 storm: storm.latencies, stormCompletedInWindow: storm.completedInWindow,
                 stormWindowSeconds: Double(stormWindow) / 1e9, stormResolutions: storm.resolutions,
                 stormInvalidationsPerSecond: Double(storm.invalidations) / storm.stormSeconds,
-                stuckRefresh: storm.stuck))
+                stuckRefresh: storm.stuck, stormCounters: storm.counters, stormBlocked: storm.blocked))
         }
         return PfnCacheReport(checkNanoseconds: check, strategies: strategies)
     }
@@ -137,6 +137,10 @@ enum PfnCacheWorkload {
         /// The latency of a refresh in progress when the window closed that
         /// finished only once the storm was being stopped (nanoseconds).
         var stuck: UInt64?
+        /// The cache's counters over the refreshes completed in the window.
+        var counters: PfnCacheReport.RefreshCounters
+        /// Latencies of the refreshes in the window that blocked on a lock.
+        var blocked: [UInt64]
     }
 
     /// Refreshes on a refresher thread while the storm runs for the window.
@@ -150,6 +154,9 @@ enum PfnCacheWorkload {
         let refresher = Thread {
             while !shared.stop.load(ordering: .relaxed) {
                 cache.deactivate()
+                // The counters only this thread changes (the storm's visits
+                // do not count), read untimed around the timed call.
+                let before = PfnCacheReport.RefreshCounters(cache)
                 let start = MonotonicClock.now()
                 do {
                     try cache.activate(guestAddress: cacheAddress, length: 8)
@@ -158,7 +165,8 @@ enum PfnCacheWorkload {
                     break
                 }
                 let end = MonotonicClock.now()
-                shared.samples.withLock { $0.append((start: start, end: end)) }
+                let counters = PfnCacheReport.RefreshCounters(cache) - before
+                shared.samples.withLock { $0.append(RefreshSample(start: start, end: end, counters: counters)) }
             }
             shared.done.signal()
         }
@@ -182,18 +190,29 @@ enum PfnCacheWorkload {
             samples.first { $0.start < windowEnd && $0.end >= stopRequested }
         }
         let stuck = straddling.map { $0.end - $0.start }
+        let counters = inWindow.reduce(PfnCacheReport.RefreshCounters()) { $0 + $1.counters }
+        let blocked = inWindow.filter { $0.counters.contendedLocks != 0 }.map { $0.end - $0.start }
         return StormFigures(
             latencies: inWindow.map { $0.end - $0.start }, completedInWindow: inWindow.count,
             resolutions: resolutionsInWindow, invalidations: invalidations,
-            stormSeconds: MonotonicClock.seconds(from: stormStart, to: stormEnd), stuck: stuck)
+            stormSeconds: MonotonicClock.seconds(from: stormStart, to: stormEnd), stuck: stuck,
+            counters: counters, blocked: blocked)
     }
+}
+
+/// One timed refresh under the storm.
+private struct RefreshSample: Sendable {
+    var start: UInt64
+    var end: UInt64
+    /// What the cache's counters recorded during the refresh.
+    var counters: PfnCacheReport.RefreshCounters
 }
 
 /// What the storm refresher thread shares with the measuring thread.
 private final class RefresherState: Sendable {
     let stop = Atomic<Bool>(false)
     let failed = Atomic<Bool>(false)
-    let samples = Mutex<[(start: UInt64, end: UInt64)]>([])
+    let samples = Mutex<[RefreshSample]>([])
     let done = DispatchSemaphore(value: 0)
 }
 

@@ -102,6 +102,12 @@ final class InFlightInvalidations: @unchecked Sendable {
     /// acquiring loads order whatever the caller reads next (the host page
     /// map) after it.
     func snapshot() -> State {
+        var retries: UInt64 = 0
+        return snapshot(retries: &retries)
+    }
+
+    /// ``snapshot()``, adding to `retries` each re-read forced by a writer.
+    func snapshot(retries: inout UInt64) -> State {
         var backoff = SpinBackoff()
         while true {
             let before = version.load(ordering: .acquiring)
@@ -113,6 +119,7 @@ final class InFlightInvalidations: @unchecked Sendable {
                 atomicMemoryFence(ordering: .acquiring)
                 if version.load(ordering: .relaxed) == before { return state }
             }
+            retries &+= 1
             backoff.wait()
         }
     }
@@ -175,12 +182,23 @@ final class InFlightInvalidations: @unchecked Sendable {
         snapshot().covers(address)
     }
 
+    /// What ``waitUntilClear(of:)`` did.
+    struct WaitOutcome {
+        /// It slept on the condition.
+        var slept: Bool
+        /// Lock-free reads repeated because a writer was publishing.
+        var snapshotRetries: UInt64
+    }
+
     /// Returns at once when no in-flight invalidation may cover `address`
     /// (lock-free); otherwise sleeps until the in-flight count has dropped to
-    /// zero (or the hull no longer covers it). Returns whether it slept.
-    func waitUntilClear(of address: HostVirtualAddress) -> Bool {
-        guard snapshot().covers(address) else { return false }
-        return locked {
+    /// zero (or the hull no longer covers it).
+    func waitUntilClear(of address: HostVirtualAddress) -> WaitOutcome {
+        var retries: UInt64 = 0
+        guard snapshot(retries: &retries).covers(address) else {
+            return WaitOutcome(slept: false, snapshotRetries: retries)
+        }
+        let slept = locked {
             guard lockedState().covers(address) else { return false }
             repeat {
                 let status = pthread_cond_wait(condition, mutex)
@@ -188,5 +206,6 @@ final class InFlightInvalidations: @unchecked Sendable {
             } while lockedState().covers(address)
             return true
         }
+        return WaitOutcome(slept: slept, snapshotRetries: retries)
     }
 }

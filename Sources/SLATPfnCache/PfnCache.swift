@@ -67,6 +67,8 @@ public final class PfnCache: @unchecked Sendable {
     private let attempts = Atomic<UInt64>(0)
     private let waits = Atomic<UInt64>(0)
     private let refreshes = Atomic<UInt64>(0)
+    private let contendedHolds = Atomic<UInt64>(0)
+    private let snapshotRetries = Atomic<UInt64>(0)
     /// Test seam: called on the refreshing thread after each host-frame
     /// resolution, before the write lock is re-taken (no lock held).
     let afterResolution: (@Sendable (UInt64) -> Void)?
@@ -130,8 +132,8 @@ public final class PfnCache: @unchecked Sendable {
     /// Binds the cache to `target` and refreshes it; see the two forms above.
     public func activate(_ target: PfnCacheTarget, length: Int) throws(SLATError) {
         try Self.validate(length: length, offset: target.pageOffset)
-        try refreshMutex.withExclusive { () throws(SLATError) in
-            lock.withExclusive {
+        try exclusively(refreshMutex) { () throws(SLATError) in
+            exclusively(lock) {
                 if state.target != target { state.hostAddress = nil }
                 state.target = target
                 state.active = true
@@ -152,11 +154,11 @@ public final class PfnCache: @unchecked Sendable {
     /// Unbinds the cache: invalid and inactive, removed from the registry.
     /// Waits for running accessors and for a refresh in progress.
     public func deactivate() {
-        refreshMutex.withExclusive { deactivateLocked() }
+        exclusively(refreshMutex) { deactivateLocked() }
     }
 
     private func deactivateLocked() {
-        lock.withExclusive {
+        exclusively(lock) {
             state.active = false
             unpublish()
         }
@@ -193,6 +195,25 @@ public final class PfnCache: @unchecked Sendable {
     public var waitCount: UInt64 { waits.load(ordering: .relaxed) }
     /// Refreshes that published a mapping.
     public var publishedRefreshCount: UInt64 { refreshes.load(ordering: .relaxed) }
+    /// Times an activation, refresh or deactivation found the cache lock or
+    /// the refresh mutex held by another thread and had to block for it
+    /// (instrumentation: a refresh whose address no invalidation covers
+    /// should never have to).
+    public var contendedLockCount: UInt64 { contendedHolds.load(ordering: .relaxed) }
+    /// Times a range-tracked refresh re-read the in-flight state because a
+    /// notifier was rewriting it at that moment (sequence-lock read retries).
+    public var inFlightSnapshotRetryCount: UInt64 { snapshotRetries.load(ordering: .relaxed) }
+
+    /// Runs `body` holding `lock` exclusively, counting a hold that had to
+    /// wait for another thread (the refresh path's instrumentation).
+    private func exclusively<R, E: Error>(_ lock: PThreadReaderWriterLock, _ body: () throws(E) -> R) throws(E) -> R {
+        if !lock.tryLockExclusive() {
+            contendedHolds.wrappingAdd(1, ordering: .relaxed)
+            lock.lockExclusive()
+        }
+        defer { lock.unlockExclusive() }
+        return try body()
+    }
 
     // MARK: Refresh
 
@@ -206,12 +227,12 @@ public final class PfnCache: @unchecked Sendable {
     /// length, and the resolution errors listed at
     /// ``activate(guestAddress:length:)``; the cache is then left invalid.
     public func refresh(length: Int) throws(SLATError) {
-        try refreshMutex.withExclusive { () throws(SLATError) in try refreshLocked(length: length) }
+        try exclusively(refreshMutex) { () throws(SLATError) in try refreshLocked(length: length) }
     }
 
     /// The refresh loop; called with `refreshMutex` held.
     private func refreshLocked(length: Int) throws(SLATError) {
-        let target = try lock.withExclusive { () throws(SLATError) -> PfnCacheTarget in
+        let target = try exclusively(lock) { () throws(SLATError) -> PfnCacheTarget in
             guard state.active, let target = state.target else { throw .pfnCacheInactive }
             try Self.validate(length: length, offset: target.pageOffset)
             return target
@@ -223,7 +244,7 @@ public final class PfnCache: @unchecked Sendable {
             }
             refreshes.wrappingAdd(1, ordering: .relaxed)
         } catch {
-            lock.withExclusive { unpublish() }
+            exclusively(lock) { unpublish() }
             throw error
         }
     }
@@ -247,7 +268,7 @@ public final class PfnCache: @unchecked Sendable {
         // 2. Arm (range-tracked) before any lookup: an invalidation of the
         //    address that starts from now on either disarms the attempt or
         //    is seen in flight by the wait below.
-        lock.withExclusive {
+        exclusively(lock) {
             state.hostAddress = address
             state.armed = strategy == .rangeTracked
         }
@@ -257,8 +278,10 @@ public final class PfnCache: @unchecked Sendable {
             sequence = registry.invalidations.currentSequence
         case .rangeTracked:
             sequence = 0
-            if registry.invalidations.waitUntilClear(of: address) {
-                waits.wrappingAdd(1, ordering: .relaxed)
+            let outcome = registry.invalidations.waitUntilClear(of: address)
+            if outcome.slept { waits.wrappingAdd(1, ordering: .relaxed) }
+            if outcome.snapshotRetries != 0 {
+                snapshotRetries.wrappingAdd(outcome.snapshotRetries, ordering: .relaxed)
             }
         }
         // 3. Resolve the host frame, no lock held.
@@ -267,7 +290,7 @@ public final class PfnCache: @unchecked Sendable {
         let bytes = registry.hostMemory.bytes(of: page.frame).advanced(by: Int(target.pageOffset))
         afterResolution?(count)
         // 4. Publish unless an invalidation may have overtaken the resolution.
-        return lock.withExclusive { () -> Bool in
+        return exclusively(lock) { () -> Bool in
             let stale = switch strategy {
             case .legacy: registry.invalidations.anyActivity(since: sequence)
             case .rangeTracked: !state.armed
