@@ -41,6 +41,8 @@ final class InFlightInvalidations: @unchecked Sendable {
     private let sequenceWord = Atomic<UInt64>(0)
     private let hullStartWord = Atomic<UInt64>(0)
     private let hullEndWord = Atomic<UInt64>(0)
+    /// Refreshes sleeping on `condition` (changed only with `mutex` held).
+    private let sleepers = Atomic<UInt64>(0)
 
     /// One consistent reading of the words.
     struct State {
@@ -143,8 +145,8 @@ final class InFlightInvalidations: @unchecked Sendable {
     }
 
     /// Ends one invalidation: bumps the sequence and the count down; at zero
-    /// resets the hull and wakes every waiting refresh. Called after the host
-    /// change is visible.
+    /// resets the hull and wakes every waiting refresh (the broadcast is
+    /// skipped when none sleeps). Called after the host change is visible.
     func end() {
         locked {
             var state = lockedState()
@@ -156,7 +158,7 @@ final class InFlightInvalidations: @unchecked Sendable {
                 state.hullEnd = 0
             }
             publish(state)
-            if state.count == 0 {
+            if state.count == 0, sleepers.load(ordering: .relaxed) != 0 {
                 let status = pthread_cond_broadcast(condition)
                 precondition(status == 0, "pthread_cond_broadcast failed")
             }
@@ -200,10 +202,12 @@ final class InFlightInvalidations: @unchecked Sendable {
         }
         let slept = locked {
             guard lockedState().covers(address) else { return false }
+            sleepers.wrappingAdd(1, ordering: .relaxed)
             repeat {
                 let status = pthread_cond_wait(condition, mutex)
                 precondition(status == 0, "pthread_cond_wait failed")
             } while lockedState().covers(address)
+            sleepers.wrappingSubtract(1, ordering: .relaxed)
             return true
         }
         return WaitOutcome(slept: slept, snapshotRetries: retries)

@@ -64,16 +64,26 @@ public final class PfnCache: @unchecked Sendable {
     private var state = State()
     /// `validBit | page offset` while the mapping is valid, else 0.
     @usableFromInline let checkWord = Atomic<UInt64>(0)
+    /// What the registry's invalidation visit reads without a lock:
+    /// `watchedBit | host page number of state.hostAddress` while the
+    /// mapping is valid or a refresh is resolving it (`valid || armed`),
+    /// else 0. Written only with `lock` held exclusively, together with the
+    /// state it mirrors.
+    let watchWord = Atomic<UInt64>(0)
+    /// `state.active`, for the registry's count without the cache lock.
+    let activeWord = Atomic<Bool>(false)
     private let attempts = Atomic<UInt64>(0)
     private let waits = Atomic<UInt64>(0)
     private let refreshes = Atomic<UInt64>(0)
     private let contendedHolds = Atomic<UInt64>(0)
     private let snapshotRetries = Atomic<UInt64>(0)
+    private let visitLocks = Atomic<UInt64>(0)
     /// Test seam: called on the refreshing thread after each host-frame
     /// resolution, before the write lock is re-taken (no lock held).
     let afterResolution: (@Sendable (UInt64) -> Void)?
 
     @usableFromInline static var validBit: UInt64 { 1 << 63 }
+    static var watchedBit: UInt64 { 1 << 63 }
     @usableFromInline static var pageBytes: UInt64 { 1 << frameShift }
 
     /// The mapping state, guarded by `lock`.
@@ -82,8 +92,11 @@ public final class PfnCache: @unchecked Sendable {
         var active = false
         /// The mapping may be used.
         var valid = false
-        /// A range-tracked refresh is resolving (or has published) the
-        /// current address; an invalidation covering it disarms it.
+        /// A refresh is resolving (or has published) the current address;
+        /// an invalidation covering it disarms it. The range-tracked
+        /// strategy publishes only while armed; legacy ignores it (it
+        /// re-checks the in-flight count and sequence instead), but arms
+        /// too, so that the lock-free visit sees its resolution.
         var armed = false
         /// The host-virtual address the refresh resolved the target to.
         var hostAddress: HostVirtualAddress?
@@ -105,6 +118,14 @@ public final class PfnCache: @unchecked Sendable {
         self.registry = registry
         self.strategy = strategy
         self.afterResolution = afterResolution
+        // Listed for the cache's whole life, so that activation and
+        // refresh never change the registry's list (which every notifier
+        // start reads).
+        registry.register(self)
+    }
+
+    deinit {
+        registry.unregister(self)
     }
 
     // MARK: Activation
@@ -137,11 +158,9 @@ public final class PfnCache: @unchecked Sendable {
                 if state.target != target { state.hostAddress = nil }
                 state.target = target
                 state.active = true
+                activeWord.store(true, ordering: .relaxed)
                 unpublish()
             }
-            // Registered before the first resolution, so an invalidation that
-            // misses the cache in its visit has counted itself in flight first.
-            registry.register(self)
             do throws(SLATError) {
                 try refreshLocked(length: length)
             } catch {
@@ -151,8 +170,8 @@ public final class PfnCache: @unchecked Sendable {
         }
     }
 
-    /// Unbinds the cache: invalid and inactive, removed from the registry.
-    /// Waits for running accessors and for a refresh in progress.
+    /// Unbinds the cache: invalid and inactive (no invalidation visits it
+    /// any more). Waits for running accessors and for a refresh in progress.
     public func deactivate() {
         exclusively(refreshMutex) { deactivateLocked() }
     }
@@ -160,9 +179,9 @@ public final class PfnCache: @unchecked Sendable {
     private func deactivateLocked() {
         exclusively(lock) {
             state.active = false
+            activeWord.store(false, ordering: .relaxed)
             unpublish()
         }
-        registry.unregister(self)
     }
 
     // MARK: Queries
@@ -203,6 +222,9 @@ public final class PfnCache: @unchecked Sendable {
     /// Times a range-tracked refresh re-read the in-flight state because a
     /// notifier was rewriting it at that moment (sequence-lock read retries).
     public var inFlightSnapshotRetryCount: UInt64 { snapshotRetries.load(ordering: .relaxed) }
+    /// Times an invalidation visit took this cache's lock (only visits of
+    /// invalidations whose range overlaps the watched page do).
+    var invalidationVisitLockCount: UInt64 { visitLocks.load(ordering: .relaxed) }
 
     /// Runs `body` holding `lock` exclusively, counting a hold that had to
     /// wait for another thread (the refresh path's instrumentation).
@@ -265,13 +287,19 @@ public final class PfnCache: @unchecked Sendable {
             address = base.advanced(by: target.pageOffset)
             generation = slotGeneration
         }
-        // 2. Arm (range-tracked) before any lookup: an invalidation of the
-        //    address that starts from now on either disarms the attempt or
-        //    is seen in flight by the wait below.
+        // 2. Arm before any lookup: an invalidation of the address that
+        //    starts from now on either disarms the attempt or is seen in
+        //    flight by the wait (range-tracked) or the sequence (legacy).
         exclusively(lock) {
             state.hostAddress = address
-            state.armed = strategy == .rangeTracked
+            state.armed = true
+            publishWatch()
         }
+        // Pairs with the fence in `PfnCacheRegistry.invalidateRangeStart`
+        // between counting an invalidation in flight and reading the
+        // caches' watch words (store buffering): either that visit sees the
+        // armed watch word, or the reads below see the invalidation.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
         let sequence: UInt64
         switch strategy {
         case .legacy:
@@ -298,11 +326,13 @@ public final class PfnCache: @unchecked Sendable {
             if stale { return false }
             if let generation, registry.guestMemory.memslotGeneration != generation {
                 state.armed = false
+                publishWatch()
                 return false
             }
             state.valid = true
             state.hostFrame = page.frame
             state.bytes = bytes
+            publishWatch()
             checkWord.store(Self.validBit | target.pageOffset, ordering: .releasing)
             return true
         }
@@ -341,12 +371,21 @@ public final class PfnCache: @unchecked Sendable {
 
     // MARK: Invalidation
 
-    /// The registry's visit: if the cache's address is in `range` and a
-    /// mapping is published or being resolved, invalidate and disarm it.
-    /// Checked under the read lock; the write lock is taken only to change.
+    /// Whether the watch word says a mapping published or being resolved
+    /// may lie in `range` (its page overlaps it). Lock-free, for the
+    /// registry's visit; a `true` is confirmed under the lock.
+    func watchOverlaps(_ range: HostVirtualRange) -> Bool {
+        let word = watchWord.load(ordering: .relaxed)
+        guard word != 0 else { return false }
+        let pageStart = (word & ~Self.watchedBit) << frameShift
+        return range.start.rawValue < pageStart &+ Self.pageBytes && pageStart < range.end.rawValue
+    }
+
+    /// The registry's visit of a cache whose watch word overlaps `range`:
+    /// if the cache's address is in `range` and a mapping is published or
+    /// being resolved, invalidate and disarm it under the write lock.
     func invalidate(ifCovering range: HostVirtualRange) {
-        let covered = lock.withShared { covers(range) }
-        guard covered else { return }
+        visitLocks.wrappingAdd(1, ordering: .relaxed)
         lock.withExclusive {
             if covers(range) { unpublish() }
         }
@@ -365,6 +404,17 @@ public final class PfnCache: @unchecked Sendable {
         state.armed = false
         state.hostFrame = nil
         state.bytes = nil
+        publishWatch()
+    }
+
+    /// Mirrors `valid || armed` and the host address into the watch word;
+    /// called with `lock` held exclusively after changing them.
+    private func publishWatch() {
+        var word: UInt64 = 0
+        if state.valid || state.armed, let address = state.hostAddress {
+            word = Self.watchedBit | (address.rawValue >> frameShift)
+        }
+        watchWord.store(word, ordering: .relaxed)
     }
 
     private static func validate(length: Int, offset: UInt64) throws(SLATError) {
