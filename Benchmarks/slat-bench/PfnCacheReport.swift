@@ -153,7 +153,7 @@ struct PfnCacheReport: Sendable {
         let stormRate = strategies.map(\.stormInvalidationsPerSecond).max() ?? 0
         lines.append("storm: 1 thread keeping >= 1 unrelated invalidation in flight (relay over 4 KiB host pages far from the cache), ~\(DecimalText.scaled(stormRate)) invalidations/s")
         lines.append("check: median \(DecimalText.fixed(checkMedian, 2)) ns/call over \(checkNanoseconds.count) x \(PfnCacheWorkload.checkCalls) calls (spread \(DecimalText.fixed(checkNanoseconds.min() ?? 0, 2))-\(DecimalText.fixed(checkNanoseconds.max() ?? 0, 2)))")
-        lines.append("refresh: activate of a deactivated cache (one full resolution + registry insertion), per call incl. two clock reads;")
+        lines.append("refresh: activate of a deactivated cache (one full resolution and publication), per call incl. two clock reads;")
         lines.append("         idle \(PfnCacheWorkload.idleRefreshes) calls; storm: the calls completed in a \(DecimalText.fixed(strategies.first?.stormWindowSeconds ?? 0, 1)) s window on a refresher thread")
         lines.append("")
         let header = ["strategy", "idle p50", "idle p99", "idle/s", "storm p50", "storm p99", "storm/s", "resolutions/s", "stuck for"]

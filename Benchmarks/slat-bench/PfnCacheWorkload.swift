@@ -13,8 +13,7 @@ import Synchronization
 ///   ``checkRepeats`` timed loops of ``checkCalls`` calls.
 /// - Refresh latency: `activate(guestAddress:length:)` of a deactivated cache
 ///   (deactivation untimed), which is one full refresh — memslot lookup,
-///   host page lookup, host frame bytes, publication — plus the registry
-///   insertion. Deactivating, rather than invalidating the cache's own page,
+///   host page lookup, host frame bytes, publication. Deactivating, rather than invalidating the cache's own page,
 ///   keeps that page out of the storm's merged in-flight range (an
 ///   invalidation of it during a storm that never lets the count reach zero
 ///   would hold a range-tracked refresh until the storm pauses: the hull's

@@ -13,8 +13,9 @@ import Synchronization
 /// again after an invalidation; ``withMappedBytes(length:_:)`` runs a closure
 /// on the mapped bytes under the cache's read lock (so the pointer cannot be
 /// used past an invalidation) and ``access(length:_:)`` refreshes as needed
-/// first; ``deactivate()`` unbinds it. An active cache is registered with its
-/// ``PfnCacheRegistry`` (which keeps it alive) until deactivated.
+/// first; ``deactivate()`` unbinds it. A cache is listed by its
+/// ``PfnCacheRegistry`` from creation to destruction (the registry does not
+/// keep it alive); an inactive cache is never visited by invalidations.
 ///
 /// ## Invalidation
 /// When a notifier `start` covering the cache's host-virtual address returns,
@@ -38,7 +39,11 @@ import Synchronization
 /// (a range-tracked refresh may sleep until invalidations end). The mapping
 /// state is guarded by a writer-preferring reader-writer lock: accessors hold
 /// it shared while their closure runs; invalidations and publications hold
-/// it exclusively and briefly. ``check(length:)`` takes no lock. A closure
+/// it exclusively and briefly. An invalidation takes it only when the
+/// cache's watch word (an atomic mirror of its address and of whether a
+/// mapping is published or being resolved) overlaps the invalidated range,
+/// so a refresh never waits for invalidations elsewhere.
+/// ``check(length:)`` takes no lock. A closure
 /// given to an accessor must not call this cache's methods, nor change the
 /// host page map or the memslots (the invalidation would wait for the
 /// closure: deadlock). The host page map, guest memory and host memory are
@@ -48,8 +53,10 @@ import Synchronization
 /// stored property; it is read with `lock` held shared or exclusively and
 /// written only with `lock` held exclusively (and, outside invalidations,
 /// with `refreshMutex` held too). The lock's acquire/release ordering
-/// publishes every write to later holders. `checkWord` is an atomic copy of
-/// the validity for the lock-free ``check(length:)``.
+/// publishes every write to later holders. `checkWord`, `watchWord` and
+/// `activeWord` are atomic mirrors of parts of `state` (written with `lock`
+/// held exclusively) for the lock-free ``check(length:)``, invalidation
+/// screen and active count.
 public final class PfnCache: @unchecked Sendable {
     /// The registry the cache belongs to (its guest memory, host memory and
     /// notifier state).
