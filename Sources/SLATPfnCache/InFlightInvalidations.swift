@@ -50,22 +50,14 @@ final class InFlightInvalidations: @unchecked Sendable {
     private let activityVersion = Atomic<UInt64>(0)
     private let countWord = Atomic<UInt64>(0)
     private let sequenceWord = Atomic<UInt64>(0)
-    /// Keeps the hull's words off the cache lines (and adjacent-line
-    /// prefetch pairs) that every `begin` and `end` writes. Stored
-    /// properties of a class are laid out in declaration order.
+    /// Keeps the hull's words off the cache lines that every `begin` and
+    /// `end` writes.
     private let separation = CacheLineGap()
     /// Sequence-lock version of the hull: odd while a writer updates it.
     private let hullVersion = Atomic<UInt64>(0)
     private let hullStartWord = Atomic<UInt64>(0)
     private let hullEndWord = Atomic<UInt64>(0)
     private let trailingSeparation = CacheLineGap()
-
-    /// 128 bytes nobody reads or writes.
-    private struct CacheLineGap {
-        var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    }
 
     /// One consistent reading of the count and sequence.
     struct Activity {

@@ -71,12 +71,16 @@ public final class PfnCache: @unchecked Sendable {
     private var state = State()
     /// `validBit | page offset` while the mapping is valid, else 0.
     @usableFromInline let checkWord = Atomic<UInt64>(0)
+    /// Keeps `watchWord`, which every notifier `start` reads, off the lines
+    /// of the fields a refresh writes (counters, `checkWord`, the state).
+    private let watchSeparation = CacheLineGap()
     /// What the registry's invalidation visit reads without a lock:
     /// `watchedBit | host page number of state.hostAddress` while the
     /// mapping is valid or a refresh is resolving it (`valid || armed`),
     /// else 0. Written only with `lock` held exclusively, together with the
     /// state it mirrors.
     let watchWord = Atomic<UInt64>(0)
+    private let trailingWatchSeparation = CacheLineGap()
     /// `state.active`, for the registry's count without the cache lock.
     let activeWord = Atomic<Bool>(false)
     private let attempts = Atomic<UInt64>(0)
@@ -421,7 +425,11 @@ public final class PfnCache: @unchecked Sendable {
         if state.valid || state.armed, let address = state.hostAddress {
             word = Self.watchedBit | (address.rawValue >> frameShift)
         }
-        watchWord.store(word, ordering: .relaxed)
+        // An unchanged word is not written again: the line stays shared
+        // with the notifier threads that read it.
+        if watchWord.load(ordering: .relaxed) != word {
+            watchWord.store(word, ordering: .relaxed)
+        }
     }
 
     private static func validate(length: Int, offset: UInt64) throws(SLATError) {
