@@ -23,6 +23,10 @@ import Synchronization
 ///   flight at every moment — each `invalidateRangeStart` of a 4 KiB host
 ///   page in a region far from the cache comes before the previous one's
 ///   `invalidateRangeEnd` — the overlapping `MADV_DONTNEED`s of seed 001.
+/// - Counters: around each timed refresh under the storm the refresher
+///   reads the cache's instrumentation counters (untimed) — resolutions,
+///   waits, blocking lock holds, in-flight re-reads — so the report can say
+///   why refreshes were slow, not just that they were.
 enum PfnCacheWorkload {
     static let checkCalls = 10_000_000
     static let checkRepeats = 5
