@@ -6,6 +6,47 @@ import SLATPfnCache
 /// percentile, while the legacy completion rate collapses (below 1% of its
 /// idle rate).
 struct PfnCacheReport: Sendable {
+    /// What a cache's instrumentation counters recorded over some refreshes.
+    struct RefreshCounters: Sendable {
+        /// Host-frame resolutions (one per attempt; more than one per
+        /// refresh is a retry).
+        var resolutions: UInt64 = 0
+        /// Sleeps on the in-flight condition.
+        var waits: UInt64 = 0
+        /// Blocking acquisitions of the cache lock or refresh mutex.
+        var contendedLocks: UInt64 = 0
+        /// Re-reads of the in-flight state while a notifier rewrote it.
+        var snapshotRetries: UInt64 = 0
+
+        init() {}
+
+        /// The counters of `cache` now.
+        init(_ cache: PfnCache) {
+            resolutions = cache.resolutionCount
+            waits = cache.waitCount
+            contendedLocks = cache.contendedLockCount
+            snapshotRetries = cache.inFlightSnapshotRetryCount
+        }
+
+        static func - (left: Self, right: Self) -> Self {
+            var result = Self()
+            result.resolutions = left.resolutions &- right.resolutions
+            result.waits = left.waits &- right.waits
+            result.contendedLocks = left.contendedLocks &- right.contendedLocks
+            result.snapshotRetries = left.snapshotRetries &- right.snapshotRetries
+            return result
+        }
+
+        static func + (left: Self, right: Self) -> Self {
+            var result = Self()
+            result.resolutions = left.resolutions &+ right.resolutions
+            result.waits = left.waits &+ right.waits
+            result.contendedLocks = left.contendedLocks &+ right.contendedLocks
+            result.snapshotRetries = left.snapshotRetries &+ right.snapshotRetries
+            return result
+        }
+    }
+
     /// One strategy's refresh figures.
     struct StrategyFigures: Sendable {
         let strategy: PfnCacheRefreshStrategy
@@ -23,6 +64,10 @@ struct PfnCacheReport: Sendable {
         /// The latency of a refresh still running at the window's end that
         /// finished only once the storm was stopped, nanoseconds.
         let stuckRefresh: UInt64?
+        /// The counters summed over the refreshes completed in the window.
+        let stormCounters: RefreshCounters
+        /// Latencies of the refreshes in the window that blocked on a lock.
+        let stormBlocked: [UInt64]
 
         var idlePerSecond: Double { idleSeconds > 0 ? Double(idle.count) / idleSeconds : 0 }
         var stormPerSecond: Double { Double(stormCompletedInWindow) / stormWindowSeconds }
@@ -108,7 +153,7 @@ struct PfnCacheReport: Sendable {
         let stormRate = strategies.map(\.stormInvalidationsPerSecond).max() ?? 0
         lines.append("storm: 1 thread keeping >= 1 unrelated invalidation in flight (relay over 4 KiB host pages far from the cache), ~\(DecimalText.scaled(stormRate)) invalidations/s")
         lines.append("check: median \(DecimalText.fixed(checkMedian, 2)) ns/call over \(checkNanoseconds.count) x \(PfnCacheWorkload.checkCalls) calls (spread \(DecimalText.fixed(checkNanoseconds.min() ?? 0, 2))-\(DecimalText.fixed(checkNanoseconds.max() ?? 0, 2)))")
-        lines.append("refresh: activate of a deactivated cache (one full resolution + registry insertion), per call incl. two clock reads;")
+        lines.append("refresh: activate of a deactivated cache (one full resolution and publication), per call incl. two clock reads;")
         lines.append("         idle \(PfnCacheWorkload.idleRefreshes) calls; storm: the calls completed in a \(DecimalText.fixed(strategies.first?.stormWindowSeconds ?? 0, 1)) s window on a refresher thread")
         lines.append("")
         let header = ["strategy", "idle p50", "idle p99", "idle/s", "storm p50", "storm p99", "storm/s", "resolutions/s", "stuck for"]
@@ -136,6 +181,14 @@ struct PfnCacheReport: Sendable {
             if index == 0 { lines.append(String(repeating: "-", count: lines[lines.count - 1].count)) }
         }
         lines.append("(stuck for: latency of a refresh that was running when the window closed and finished only when the storm was stopped)")
+        lines.append("")
+        lines.append("per refresh completed under the storm (the cache's counters):")
+        for figures in strategies where figures.stormCompletedInWindow > 0 {
+            let count = Double(figures.stormCompletedInWindow)
+            let counters = figures.stormCounters
+            let blockedShare = Double(figures.stormBlocked.count) / count * 100
+            lines.append("  \(DecimalText.padRight(figures.strategy.rawValue, 14)) retries \(DecimalText.fixed(Double(counters.resolutions) / count - 1, 4)), waits \(DecimalText.fixed(Double(counters.waits) / count, 4)), in-flight re-reads \(DecimalText.fixed(Double(counters.snapshotRetries) / count, 4)), blocked on a cache lock: \(DecimalText.fixed(blockedShare, 2))% of refreshes (their p50 \(Self.duration(Self.percentile(figures.stormBlocked, 0.5))), p99 \(Self.duration(Self.percentile(figures.stormBlocked, 0.99))))")
+        }
         lines.append("")
         lines.append("targets:")
         for verdict in verdicts {
@@ -165,6 +218,10 @@ struct PfnCacheReport: Sendable {
                 ("\(prefix)StormPerSecond", JSONReport.number(figures.stormPerSecond)),
                 ("\(prefix)StormResolutions", "\(figures.stormResolutions)"),
                 ("\(prefix)StuckNs", value(figures.stuckRefresh)),
+                ("\(prefix)StormWaits", "\(figures.stormCounters.waits)"),
+                ("\(prefix)StormContendedLocks", "\(figures.stormCounters.contendedLocks)"),
+                ("\(prefix)StormBlockedRefreshes", "\(figures.stormBlocked.count)"),
+                ("\(prefix)StormSnapshotRetries", "\(figures.stormCounters.snapshotRetries)"),
             ]
         }
         fields.append(("verdict", JSONReport.string(verdicts.allSatisfy(\.passed) ? "PASS" : "MISS")))

@@ -13,8 +13,7 @@ import Synchronization
 ///   ``checkRepeats`` timed loops of ``checkCalls`` calls.
 /// - Refresh latency: `activate(guestAddress:length:)` of a deactivated cache
 ///   (deactivation untimed), which is one full refresh — memslot lookup,
-///   host page lookup, host frame bytes, publication — plus the registry
-///   insertion. Deactivating, rather than invalidating the cache's own page,
+///   host page lookup, host frame bytes, publication. Deactivating, rather than invalidating the cache's own page,
 ///   keeps that page out of the storm's merged in-flight range (an
 ///   invalidation of it during a storm that never lets the count reach zero
 ///   would hold a range-tracked refresh until the storm pauses: the hull's
@@ -24,6 +23,10 @@ import Synchronization
 ///   flight at every moment — each `invalidateRangeStart` of a 4 KiB host
 ///   page in a region far from the cache comes before the previous one's
 ///   `invalidateRangeEnd` — the overlapping `MADV_DONTNEED`s of seed 001.
+/// - Counters: around each timed refresh under the storm the refresher
+///   reads the cache's instrumentation counters (untimed) — resolutions,
+///   waits, blocking lock holds, in-flight re-reads — so the report can say
+///   why refreshes were slow, not just that they were.
 enum PfnCacheWorkload {
     static let checkCalls = 10_000_000
     static let checkRepeats = 5
@@ -72,7 +75,7 @@ enum PfnCacheWorkload {
                 storm: storm.latencies, stormCompletedInWindow: storm.completedInWindow,
                 stormWindowSeconds: Double(stormWindow) / 1e9, stormResolutions: storm.resolutions,
                 stormInvalidationsPerSecond: Double(storm.invalidations) / storm.stormSeconds,
-                stuckRefresh: storm.stuck))
+                stuckRefresh: storm.stuck, stormCounters: storm.counters, stormBlocked: storm.blocked))
         }
         return PfnCacheReport(checkNanoseconds: check, strategies: strategies)
     }
@@ -137,6 +140,10 @@ enum PfnCacheWorkload {
         /// The latency of a refresh in progress when the window closed that
         /// finished only once the storm was being stopped (nanoseconds).
         var stuck: UInt64?
+        /// The cache's counters over the refreshes completed in the window.
+        var counters: PfnCacheReport.RefreshCounters
+        /// Latencies of the refreshes in the window that blocked on a lock.
+        var blocked: [UInt64]
     }
 
     /// Refreshes on a refresher thread while the storm runs for the window.
@@ -150,6 +157,9 @@ enum PfnCacheWorkload {
         let refresher = Thread {
             while !shared.stop.load(ordering: .relaxed) {
                 cache.deactivate()
+                // The counters only this thread changes (the storm's visits
+                // do not count), read untimed around the timed call.
+                let before = PfnCacheReport.RefreshCounters(cache)
                 let start = MonotonicClock.now()
                 do {
                     try cache.activate(guestAddress: cacheAddress, length: 8)
@@ -158,7 +168,8 @@ enum PfnCacheWorkload {
                     break
                 }
                 let end = MonotonicClock.now()
-                shared.samples.withLock { $0.append((start: start, end: end)) }
+                let counters = PfnCacheReport.RefreshCounters(cache) - before
+                shared.samples.withLock { $0.append(RefreshSample(start: start, end: end, counters: counters)) }
             }
             shared.done.signal()
         }
@@ -182,18 +193,29 @@ enum PfnCacheWorkload {
             samples.first { $0.start < windowEnd && $0.end >= stopRequested }
         }
         let stuck = straddling.map { $0.end - $0.start }
+        let counters = inWindow.reduce(PfnCacheReport.RefreshCounters()) { $0 + $1.counters }
+        let blocked = inWindow.filter { $0.counters.contendedLocks != 0 }.map { $0.end - $0.start }
         return StormFigures(
             latencies: inWindow.map { $0.end - $0.start }, completedInWindow: inWindow.count,
             resolutions: resolutionsInWindow, invalidations: invalidations,
-            stormSeconds: MonotonicClock.seconds(from: stormStart, to: stormEnd), stuck: stuck)
+            stormSeconds: MonotonicClock.seconds(from: stormStart, to: stormEnd), stuck: stuck,
+            counters: counters, blocked: blocked)
     }
+}
+
+/// One timed refresh under the storm.
+private struct RefreshSample: Sendable {
+    var start: UInt64
+    var end: UInt64
+    /// What the cache's counters recorded during the refresh.
+    var counters: PfnCacheReport.RefreshCounters
 }
 
 /// What the storm refresher thread shares with the measuring thread.
 private final class RefresherState: Sendable {
     let stop = Atomic<Bool>(false)
     let failed = Atomic<Bool>(false)
-    let samples = Mutex<[(start: UInt64, end: UInt64)]>([])
+    let samples = Mutex<[RefreshSample]>([])
     let done = DispatchSemaphore(value: 0)
 }
 

@@ -9,7 +9,8 @@ import Synchronization
 /// because caches may be bound to host addresses no memslot covers):
 /// - the number of invalidations started and not yet ended;
 /// - the merged range (hull) of every invalidation started since that count
-///   last was zero — reset when it drops back to zero;
+///   last was zero — reset (empty) when it drops back to zero, so the hull
+///   is empty exactly when nothing is in flight;
 /// - a sequence bumped by every end;
 /// - a condition signalled when the count drops to zero, on which a
 ///   range-tracked refresh sleeps instead of spinning.
@@ -21,37 +22,60 @@ import Synchronization
 /// side of the address never hold it up.
 ///
 /// Locking contract: every method may be called from any thread; none calls
-/// out. Writers (`begin`/`end`) serialise on a pthread mutex and publish the
-/// four words through a sequence lock, so the checks a refresh makes when
-/// nothing covers its address (``covers(_:)``, ``anyActivity(since:)``,
-/// ``currentSequence``) take no lock and never queue behind a storm of
-/// writers. Only ``waitUntilClear(of:)`` takes the mutex, to sleep on the
-/// condition (with the mutex released).
+/// out. Writers (`begin`/`end`) serialise on a pthread mutex and publish
+/// through two sequence locks, each on its own cache lines: the count and
+/// sequence, rewritten by every `begin` and `end`; and the hull, rewritten
+/// only when it changes (an invalidation that widens it, the first after a
+/// quiet spell, the end that brings the count to zero). A storm whose
+/// invalidations stay inside the hull therefore never touches the hull's
+/// line, and a range-tracked refresh — which reads only the hull
+/// (``covers(_:)``, ``waitUntilClear(of:)``) — neither retries nor misses
+/// in its cache because of it. The legacy checks (``anyActivity(since:)``,
+/// ``currentSequence``) read the count and sequence. No check takes a lock;
+/// only ``waitUntilClear(of:)`` takes the mutex, to sleep on the condition
+/// (with the mutex released).
 ///
 /// Sendable safety argument (`@unchecked`): the stored properties are
-/// atomics (written only with `mutex` held) and two pointers to pthread
-/// objects this object allocates in `init` and destroys in `deinit`, so they
-/// never move and outlive every use; pthread functions are thread-safe.
+/// atomics (written only with `mutex` held), padding never accessed, and two
+/// pointers to pthread objects this object allocates in `init` and destroys
+/// in `deinit`, so they never move and outlive every use; pthread functions
+/// are thread-safe.
 final class InFlightInvalidations: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
-    /// Sequence-lock version: odd while a writer updates the words below.
-    private let version = Atomic<UInt64>(0)
+    /// Refreshes sleeping on `condition` (changed only with `mutex` held).
+    private let sleepers = Atomic<UInt64>(0)
+    /// Sequence-lock version of the count and sequence: odd while a writer
+    /// updates them.
+    private let activityVersion = Atomic<UInt64>(0)
     private let countWord = Atomic<UInt64>(0)
     private let sequenceWord = Atomic<UInt64>(0)
+    /// Keeps the hull's words off the cache lines that every `begin` and
+    /// `end` writes.
+    private let separation = CacheLineGap()
+    /// Sequence-lock version of the hull: odd while a writer updates it.
+    private let hullVersion = Atomic<UInt64>(0)
     private let hullStartWord = Atomic<UInt64>(0)
     private let hullEndWord = Atomic<UInt64>(0)
+    private let trailingSeparation = CacheLineGap()
 
-    /// One consistent reading of the words.
-    struct State {
+    /// One consistent reading of the count and sequence.
+    struct Activity {
         var count: UInt64
         var sequence: UInt64
-        var hullStart: UInt64
-        var hullEnd: UInt64
+    }
+
+    /// One consistent reading of the hull; empty (`start == end == 0`)
+    /// exactly when no invalidation is in flight.
+    struct Hull: Equatable {
+        var start: UInt64
+        var end: UInt64
+
+        static var empty: Hull { Hull(start: 0, end: 0) }
 
         /// Whether an in-flight invalidation may cover `address`.
         func covers(_ address: HostVirtualAddress) -> Bool {
-            count != 0 && hullStart <= address.rawValue && address.rawValue < hullEnd
+            start <= address.rawValue && address.rawValue < end
         }
     }
 
@@ -78,115 +102,162 @@ final class InFlightInvalidations: @unchecked Sendable {
         return body()
     }
 
-    /// The words as the mutex holder sees them (call with `mutex` held).
-    private func lockedState() -> State {
-        State(
-            count: countWord.load(ordering: .relaxed), sequence: sequenceWord.load(ordering: .relaxed),
-            hullStart: hullStartWord.load(ordering: .relaxed), hullEnd: hullEndWord.load(ordering: .relaxed))
+    // MARK: Writers (with `mutex` held)
+
+    private func lockedActivity() -> Activity {
+        Activity(count: countWord.load(ordering: .relaxed), sequence: sequenceWord.load(ordering: .relaxed))
     }
 
-    /// Publishes `state` as one sequence-lock write (call with `mutex` held).
-    private func publish(_ state: State) {
-        let start = version.load(ordering: .relaxed)
-        version.store(start &+ 1, ordering: .relaxed)
+    private func lockedHull() -> Hull {
+        Hull(start: hullStartWord.load(ordering: .relaxed), end: hullEndWord.load(ordering: .relaxed))
+    }
+
+    /// Publishes `activity` as one sequence-lock write.
+    private func publish(_ activity: Activity) {
+        let start = activityVersion.load(ordering: .relaxed)
+        activityVersion.store(start &+ 1, ordering: .relaxed)
         // Orders the odd version before the data stores.
         atomicMemoryFence(ordering: .releasing)
-        countWord.store(state.count, ordering: .relaxed)
-        sequenceWord.store(state.sequence, ordering: .relaxed)
-        hullStartWord.store(state.hullStart, ordering: .relaxed)
-        hullEndWord.store(state.hullEnd, ordering: .relaxed)
-        version.store(start &+ 2, ordering: .releasing)
+        countWord.store(activity.count, ordering: .relaxed)
+        sequenceWord.store(activity.sequence, ordering: .relaxed)
+        activityVersion.store(start &+ 2, ordering: .releasing)
     }
 
-    /// A consistent reading without the mutex (sequence-lock read side). The
-    /// acquiring loads order whatever the caller reads next (the host page
-    /// map) after it.
-    func snapshot() -> State {
-        var backoff = SpinBackoff()
-        while true {
-            let before = version.load(ordering: .acquiring)
-            if before & 1 == 0 {
-                let state = State(
-                    count: countWord.load(ordering: .relaxed), sequence: sequenceWord.load(ordering: .relaxed),
-                    hullStart: hullStartWord.load(ordering: .relaxed), hullEnd: hullEndWord.load(ordering: .relaxed))
-                // Orders the data loads before the re-check.
-                atomicMemoryFence(ordering: .acquiring)
-                if version.load(ordering: .relaxed) == before { return state }
-            }
-            backoff.wait()
-        }
+    /// Publishes `hull` as one sequence-lock write.
+    private func publish(_ hull: Hull) {
+        let start = hullVersion.load(ordering: .relaxed)
+        hullVersion.store(start &+ 1, ordering: .relaxed)
+        atomicMemoryFence(ordering: .releasing)
+        hullStartWord.store(hull.start, ordering: .relaxed)
+        hullEndWord.store(hull.end, ordering: .relaxed)
+        hullVersion.store(start &+ 2, ordering: .releasing)
     }
 
     /// Counts an invalidation of `range` in flight and widens the hull.
     /// Called before the caches covering the range are visited.
     func begin(_ range: HostVirtualRange) {
         locked {
-            var state = lockedState()
-            precondition(state.count != UInt64.max, "too many invalidations in flight")
-            if state.count == 0 {
-                state.hullStart = range.start.rawValue
-                state.hullEnd = range.end.rawValue
+            var activity = lockedActivity()
+            precondition(activity.count != UInt64.max, "too many invalidations in flight")
+            let hull = lockedHull()
+            var widened = hull
+            if activity.count == 0 {
+                widened = Hull(start: range.start.rawValue, end: range.end.rawValue)
             } else {
-                state.hullStart = min(state.hullStart, range.start.rawValue)
-                state.hullEnd = max(state.hullEnd, range.end.rawValue)
+                widened.start = min(hull.start, range.start.rawValue)
+                widened.end = max(hull.end, range.end.rawValue)
             }
-            state.count &+= 1
-            publish(state)
+            // Inside the hull already: its words stay as they are (they were
+            // written, under this mutex, by an invalidation still in flight).
+            if widened != hull { publish(widened) }
+            activity.count &+= 1
+            publish(activity)
         }
     }
 
     /// Ends one invalidation: bumps the sequence and the count down; at zero
-    /// resets the hull and wakes every waiting refresh. Called after the host
-    /// change is visible.
+    /// empties the hull and wakes every waiting refresh (the broadcast is
+    /// skipped when none sleeps). Called after the host change is visible.
     func end() {
         locked {
-            var state = lockedState()
-            precondition(state.count != 0, "invalidation end without a start")
-            state.sequence &+= 1
-            state.count &-= 1
-            if state.count == 0 {
-                state.hullStart = 0
-                state.hullEnd = 0
-            }
-            publish(state)
-            if state.count == 0 {
-                let status = pthread_cond_broadcast(condition)
-                precondition(status == 0, "pthread_cond_broadcast failed")
+            var activity = lockedActivity()
+            precondition(activity.count != 0, "invalidation end without a start")
+            activity.sequence &+= 1
+            activity.count &-= 1
+            publish(activity)
+            if activity.count == 0 {
+                publish(Hull.empty)
+                if sleepers.load(ordering: .relaxed) != 0 {
+                    let status = pthread_cond_broadcast(condition)
+                    precondition(status == 0, "pthread_cond_broadcast failed")
+                }
             }
         }
     }
 
+    // MARK: Lock-free readers
+
+    /// A consistent reading of the count and sequence without the mutex
+    /// (sequence-lock read side). The acquiring loads order whatever the
+    /// caller reads next (the host page map) after it.
+    func activity() -> Activity {
+        var backoff = SpinBackoff()
+        while true {
+            let before = activityVersion.load(ordering: .acquiring)
+            if before & 1 == 0 {
+                let activity = Activity(
+                    count: countWord.load(ordering: .relaxed), sequence: sequenceWord.load(ordering: .relaxed))
+                // Orders the data loads before the re-check.
+                atomicMemoryFence(ordering: .acquiring)
+                if activityVersion.load(ordering: .relaxed) == before { return activity }
+            }
+            backoff.wait()
+        }
+    }
+
+    /// A consistent reading of the hull without the mutex, adding to
+    /// `retries` each re-read forced by a writer.
+    func hull(retries: inout UInt64) -> Hull {
+        var backoff = SpinBackoff()
+        while true {
+            let before = hullVersion.load(ordering: .acquiring)
+            if before & 1 == 0 {
+                let hull = Hull(start: hullStartWord.load(ordering: .relaxed), end: hullEndWord.load(ordering: .relaxed))
+                atomicMemoryFence(ordering: .acquiring)
+                if hullVersion.load(ordering: .relaxed) == before { return hull }
+            }
+            retries &+= 1
+            backoff.wait()
+        }
+    }
+
     /// The sequence now (the legacy refresh's snapshot). Lock-free.
-    var currentSequence: UInt64 { snapshot().sequence }
+    var currentSequence: UInt64 { activity().sequence }
 
     /// Invalidations in flight now. Lock-free.
-    var inFlightCount: UInt64 { snapshot().count }
+    var inFlightCount: UInt64 { activity().count }
 
     /// The legacy retry test: any invalidation in flight, anywhere, or one
     /// ended since `sequence`. Lock-free.
     func anyActivity(since sequence: UInt64) -> Bool {
-        let state = snapshot()
-        return state.count != 0 || state.sequence != sequence
+        let activity = activity()
+        return activity.count != 0 || activity.sequence != sequence
     }
 
     /// Whether an in-flight invalidation may cover `address` (it is inside
     /// the hull). Lock-free.
     func covers(_ address: HostVirtualAddress) -> Bool {
-        snapshot().covers(address)
+        var retries: UInt64 = 0
+        return hull(retries: &retries).covers(address)
+    }
+
+    /// What ``waitUntilClear(of:)`` did.
+    struct WaitOutcome {
+        /// It slept on the condition.
+        var slept: Bool
+        /// Lock-free reads of the hull repeated because a writer was
+        /// publishing it.
+        var snapshotRetries: UInt64
     }
 
     /// Returns at once when no in-flight invalidation may cover `address`
-    /// (lock-free); otherwise sleeps until the in-flight count has dropped to
-    /// zero (or the hull no longer covers it). Returns whether it slept.
-    func waitUntilClear(of address: HostVirtualAddress) -> Bool {
-        guard snapshot().covers(address) else { return false }
-        return locked {
-            guard lockedState().covers(address) else { return false }
+    /// (lock-free: the hull only); otherwise sleeps until the in-flight
+    /// count has dropped to zero (or the hull no longer covers it).
+    func waitUntilClear(of address: HostVirtualAddress) -> WaitOutcome {
+        var retries: UInt64 = 0
+        guard hull(retries: &retries).covers(address) else {
+            return WaitOutcome(slept: false, snapshotRetries: retries)
+        }
+        let slept = locked {
+            guard lockedHull().covers(address) else { return false }
+            sleepers.wrappingAdd(1, ordering: .relaxed)
             repeat {
                 let status = pthread_cond_wait(condition, mutex)
                 precondition(status == 0, "pthread_cond_wait failed")
-            } while lockedState().covers(address)
+            } while lockedHull().covers(address)
+            sleepers.wrappingSubtract(1, ordering: .relaxed)
             return true
         }
+        return WaitOutcome(slept: slept, snapshotRetries: retries)
     }
 }

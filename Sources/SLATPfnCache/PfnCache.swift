@@ -13,8 +13,9 @@ import Synchronization
 /// again after an invalidation; ``withMappedBytes(length:_:)`` runs a closure
 /// on the mapped bytes under the cache's read lock (so the pointer cannot be
 /// used past an invalidation) and ``access(length:_:)`` refreshes as needed
-/// first; ``deactivate()`` unbinds it. An active cache is registered with its
-/// ``PfnCacheRegistry`` (which keeps it alive) until deactivated.
+/// first; ``deactivate()`` unbinds it. A cache is listed by its
+/// ``PfnCacheRegistry`` from creation to destruction (the registry does not
+/// keep it alive); an inactive cache is never visited by invalidations.
 ///
 /// ## Invalidation
 /// When a notifier `start` covering the cache's host-virtual address returns,
@@ -38,7 +39,11 @@ import Synchronization
 /// (a range-tracked refresh may sleep until invalidations end). The mapping
 /// state is guarded by a writer-preferring reader-writer lock: accessors hold
 /// it shared while their closure runs; invalidations and publications hold
-/// it exclusively and briefly. ``check(length:)`` takes no lock. A closure
+/// it exclusively and briefly. An invalidation takes it only when the
+/// cache's watch word (an atomic mirror of its address and of whether a
+/// mapping is published or being resolved) overlaps the invalidated range,
+/// so a refresh never waits for invalidations elsewhere.
+/// ``check(length:)`` takes no lock. A closure
 /// given to an accessor must not call this cache's methods, nor change the
 /// host page map or the memslots (the invalidation would wait for the
 /// closure: deadlock). The host page map, guest memory and host memory are
@@ -48,8 +53,10 @@ import Synchronization
 /// stored property; it is read with `lock` held shared or exclusively and
 /// written only with `lock` held exclusively (and, outside invalidations,
 /// with `refreshMutex` held too). The lock's acquire/release ordering
-/// publishes every write to later holders. `checkWord` is an atomic copy of
-/// the validity for the lock-free ``check(length:)``.
+/// publishes every write to later holders. `checkWord`, `watchWord` and
+/// `activeWord` are atomic mirrors of parts of `state` (written with `lock`
+/// held exclusively) for the lock-free ``check(length:)``, invalidation
+/// screen and active count.
 public final class PfnCache: @unchecked Sendable {
     /// The registry the cache belongs to (its guest memory, host memory and
     /// notifier state).
@@ -64,14 +71,30 @@ public final class PfnCache: @unchecked Sendable {
     private var state = State()
     /// `validBit | page offset` while the mapping is valid, else 0.
     @usableFromInline let checkWord = Atomic<UInt64>(0)
+    /// Keeps `watchWord`, which every notifier `start` reads, off the lines
+    /// of the fields a refresh writes (counters, `checkWord`, the state).
+    private let watchSeparation = CacheLineGap()
+    /// What the registry's invalidation visit reads without a lock:
+    /// `watchedBit | host page number of state.hostAddress` while the
+    /// mapping is valid or a refresh is resolving it (`valid || armed`),
+    /// else 0. Written only with `lock` held exclusively, together with the
+    /// state it mirrors.
+    let watchWord = Atomic<UInt64>(0)
+    private let trailingWatchSeparation = CacheLineGap()
+    /// `state.active`, for the registry's count without the cache lock.
+    let activeWord = Atomic<Bool>(false)
     private let attempts = Atomic<UInt64>(0)
     private let waits = Atomic<UInt64>(0)
     private let refreshes = Atomic<UInt64>(0)
+    private let contendedHolds = Atomic<UInt64>(0)
+    private let snapshotRetries = Atomic<UInt64>(0)
+    private let visitLocks = Atomic<UInt64>(0)
     /// Test seam: called on the refreshing thread after each host-frame
     /// resolution, before the write lock is re-taken (no lock held).
     let afterResolution: (@Sendable (UInt64) -> Void)?
 
     @usableFromInline static var validBit: UInt64 { 1 << 63 }
+    static var watchedBit: UInt64 { 1 << 63 }
     @usableFromInline static var pageBytes: UInt64 { 1 << frameShift }
 
     /// The mapping state, guarded by `lock`.
@@ -80,8 +103,11 @@ public final class PfnCache: @unchecked Sendable {
         var active = false
         /// The mapping may be used.
         var valid = false
-        /// A range-tracked refresh is resolving (or has published) the
-        /// current address; an invalidation covering it disarms it.
+        /// A refresh is resolving (or has published) the current address;
+        /// an invalidation covering it disarms it. The range-tracked
+        /// strategy publishes only while armed; legacy ignores it (it
+        /// re-checks the in-flight count and sequence instead), but arms
+        /// too, so that the lock-free visit sees its resolution.
         var armed = false
         /// The host-virtual address the refresh resolved the target to.
         var hostAddress: HostVirtualAddress?
@@ -103,6 +129,14 @@ public final class PfnCache: @unchecked Sendable {
         self.registry = registry
         self.strategy = strategy
         self.afterResolution = afterResolution
+        // Listed for the cache's whole life, so that activation and
+        // refresh never change the registry's list (which every notifier
+        // start reads).
+        registry.register(self)
+    }
+
+    deinit {
+        registry.unregister(self)
     }
 
     // MARK: Activation
@@ -130,16 +164,14 @@ public final class PfnCache: @unchecked Sendable {
     /// Binds the cache to `target` and refreshes it; see the two forms above.
     public func activate(_ target: PfnCacheTarget, length: Int) throws(SLATError) {
         try Self.validate(length: length, offset: target.pageOffset)
-        try refreshMutex.withExclusive { () throws(SLATError) in
-            lock.withExclusive {
+        try exclusively(refreshMutex) { () throws(SLATError) in
+            exclusively(lock) {
                 if state.target != target { state.hostAddress = nil }
                 state.target = target
                 state.active = true
+                activeWord.store(true, ordering: .relaxed)
                 unpublish()
             }
-            // Registered before the first resolution, so an invalidation that
-            // misses the cache in its visit has counted itself in flight first.
-            registry.register(self)
             do throws(SLATError) {
                 try refreshLocked(length: length)
             } catch {
@@ -149,18 +181,18 @@ public final class PfnCache: @unchecked Sendable {
         }
     }
 
-    /// Unbinds the cache: invalid and inactive, removed from the registry.
-    /// Waits for running accessors and for a refresh in progress.
+    /// Unbinds the cache: invalid and inactive (no invalidation visits it
+    /// any more). Waits for running accessors and for a refresh in progress.
     public func deactivate() {
-        refreshMutex.withExclusive { deactivateLocked() }
+        exclusively(refreshMutex) { deactivateLocked() }
     }
 
     private func deactivateLocked() {
-        lock.withExclusive {
+        exclusively(lock) {
             state.active = false
+            activeWord.store(false, ordering: .relaxed)
             unpublish()
         }
-        registry.unregister(self)
     }
 
     // MARK: Queries
@@ -193,6 +225,28 @@ public final class PfnCache: @unchecked Sendable {
     public var waitCount: UInt64 { waits.load(ordering: .relaxed) }
     /// Refreshes that published a mapping.
     public var publishedRefreshCount: UInt64 { refreshes.load(ordering: .relaxed) }
+    /// Times an activation, refresh or deactivation found the cache lock or
+    /// the refresh mutex held by another thread and had to block for it
+    /// (instrumentation: a refresh whose address no invalidation covers
+    /// should never have to).
+    public var contendedLockCount: UInt64 { contendedHolds.load(ordering: .relaxed) }
+    /// Times a range-tracked refresh re-read the in-flight state because a
+    /// notifier was rewriting it at that moment (sequence-lock read retries).
+    public var inFlightSnapshotRetryCount: UInt64 { snapshotRetries.load(ordering: .relaxed) }
+    /// Times an invalidation visit took this cache's lock (only visits of
+    /// invalidations whose range overlaps the watched page do).
+    var invalidationVisitLockCount: UInt64 { visitLocks.load(ordering: .relaxed) }
+
+    /// Runs `body` holding `lock` exclusively, counting a hold that had to
+    /// wait for another thread (the refresh path's instrumentation).
+    private func exclusively<R, E: Error>(_ lock: PThreadReaderWriterLock, _ body: () throws(E) -> R) throws(E) -> R {
+        if !lock.tryLockExclusive() {
+            contendedHolds.wrappingAdd(1, ordering: .relaxed)
+            lock.lockExclusive()
+        }
+        defer { lock.unlockExclusive() }
+        return try body()
+    }
 
     // MARK: Refresh
 
@@ -206,12 +260,12 @@ public final class PfnCache: @unchecked Sendable {
     /// length, and the resolution errors listed at
     /// ``activate(guestAddress:length:)``; the cache is then left invalid.
     public func refresh(length: Int) throws(SLATError) {
-        try refreshMutex.withExclusive { () throws(SLATError) in try refreshLocked(length: length) }
+        try exclusively(refreshMutex) { () throws(SLATError) in try refreshLocked(length: length) }
     }
 
     /// The refresh loop; called with `refreshMutex` held.
     private func refreshLocked(length: Int) throws(SLATError) {
-        let target = try lock.withExclusive { () throws(SLATError) -> PfnCacheTarget in
+        let target = try exclusively(lock) { () throws(SLATError) -> PfnCacheTarget in
             guard state.active, let target = state.target else { throw .pfnCacheInactive }
             try Self.validate(length: length, offset: target.pageOffset)
             return target
@@ -223,7 +277,7 @@ public final class PfnCache: @unchecked Sendable {
             }
             refreshes.wrappingAdd(1, ordering: .relaxed)
         } catch {
-            lock.withExclusive { unpublish() }
+            exclusively(lock) { unpublish() }
             throw error
         }
     }
@@ -244,21 +298,29 @@ public final class PfnCache: @unchecked Sendable {
             address = base.advanced(by: target.pageOffset)
             generation = slotGeneration
         }
-        // 2. Arm (range-tracked) before any lookup: an invalidation of the
-        //    address that starts from now on either disarms the attempt or
-        //    is seen in flight by the wait below.
-        lock.withExclusive {
+        // 2. Arm before any lookup: an invalidation of the address that
+        //    starts from now on either disarms the attempt or is seen in
+        //    flight by the wait (range-tracked) or the sequence (legacy).
+        exclusively(lock) {
             state.hostAddress = address
-            state.armed = strategy == .rangeTracked
+            state.armed = true
+            publishWatch()
         }
+        // Pairs with the fence in `PfnCacheRegistry.invalidateRangeStart`
+        // between counting an invalidation in flight and reading the
+        // caches' watch words (store buffering): either that visit sees the
+        // armed watch word, or the reads below see the invalidation.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
         let sequence: UInt64
         switch strategy {
         case .legacy:
             sequence = registry.invalidations.currentSequence
         case .rangeTracked:
             sequence = 0
-            if registry.invalidations.waitUntilClear(of: address) {
-                waits.wrappingAdd(1, ordering: .relaxed)
+            let outcome = registry.invalidations.waitUntilClear(of: address)
+            if outcome.slept { waits.wrappingAdd(1, ordering: .relaxed) }
+            if outcome.snapshotRetries != 0 {
+                snapshotRetries.wrappingAdd(outcome.snapshotRetries, ordering: .relaxed)
             }
         }
         // 3. Resolve the host frame, no lock held.
@@ -267,7 +329,7 @@ public final class PfnCache: @unchecked Sendable {
         let bytes = registry.hostMemory.bytes(of: page.frame).advanced(by: Int(target.pageOffset))
         afterResolution?(count)
         // 4. Publish unless an invalidation may have overtaken the resolution.
-        return lock.withExclusive { () -> Bool in
+        return exclusively(lock) { () -> Bool in
             let stale = switch strategy {
             case .legacy: registry.invalidations.anyActivity(since: sequence)
             case .rangeTracked: !state.armed
@@ -275,11 +337,13 @@ public final class PfnCache: @unchecked Sendable {
             if stale { return false }
             if let generation, registry.guestMemory.memslotGeneration != generation {
                 state.armed = false
+                publishWatch()
                 return false
             }
             state.valid = true
             state.hostFrame = page.frame
             state.bytes = bytes
+            publishWatch()
             checkWord.store(Self.validBit | target.pageOffset, ordering: .releasing)
             return true
         }
@@ -318,12 +382,21 @@ public final class PfnCache: @unchecked Sendable {
 
     // MARK: Invalidation
 
-    /// The registry's visit: if the cache's address is in `range` and a
-    /// mapping is published or being resolved, invalidate and disarm it.
-    /// Checked under the read lock; the write lock is taken only to change.
+    /// Whether the watch word says a mapping published or being resolved
+    /// may lie in `range` (its page overlaps it). Lock-free, for the
+    /// registry's visit; a `true` is confirmed under the lock.
+    func watchOverlaps(_ range: HostVirtualRange) -> Bool {
+        let word = watchWord.load(ordering: .relaxed)
+        guard word != 0 else { return false }
+        let pageStart = (word & ~Self.watchedBit) << frameShift
+        return range.start.rawValue < pageStart &+ Self.pageBytes && pageStart < range.end.rawValue
+    }
+
+    /// The registry's visit of a cache whose watch word overlaps `range`:
+    /// if the cache's address is in `range` and a mapping is published or
+    /// being resolved, invalidate and disarm it under the write lock.
     func invalidate(ifCovering range: HostVirtualRange) {
-        let covered = lock.withShared { covers(range) }
-        guard covered else { return }
+        visitLocks.wrappingAdd(1, ordering: .relaxed)
         lock.withExclusive {
             if covers(range) { unpublish() }
         }
@@ -342,6 +415,21 @@ public final class PfnCache: @unchecked Sendable {
         state.armed = false
         state.hostFrame = nil
         state.bytes = nil
+        publishWatch()
+    }
+
+    /// Mirrors `valid || armed` and the host address into the watch word;
+    /// called with `lock` held exclusively after changing them.
+    private func publishWatch() {
+        var word: UInt64 = 0
+        if state.valid || state.armed, let address = state.hostAddress {
+            word = Self.watchedBit | (address.rawValue >> frameShift)
+        }
+        // An unchanged word is not written again: the line stays shared
+        // with the notifier threads that read it.
+        if watchWord.load(ordering: .relaxed) != word {
+            watchWord.store(word, ordering: .relaxed)
+        }
     }
 
     private static func validate(length: Int, offset: UInt64) throws(SLATError) {

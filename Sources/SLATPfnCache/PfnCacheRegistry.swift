@@ -1,4 +1,5 @@
 import SLATCore
+import Synchronization
 
 /// The pfn caches of one VM and the notifier plumbing that invalidates them
 /// (KVM's per-VM cache list, in-flight invalidation count and range, and
@@ -9,12 +10,14 @@ import SLATCore
 /// the ``GuestMemory`` events of memslot removals and read-only changes,
 /// which it turns into the host-virtual range of the memslot. For each
 /// invalidation `start` it counts the invalidation in flight, widens the
-/// in-flight range, then visits the active caches: each is checked under its
-/// read lock, and only a cache whose address is in the range is taken under
-/// its write lock and marked invalid. When the `start` callback returns, no
-/// accessor of a covered cache is running and none will run on the old
-/// mapping (concurrency rule 6). Each `end` bumps the sequence, drops the
-/// count and, at zero, wakes the refreshes waiting for it.
+/// in-flight range, then visits the caches: each is checked with one atomic
+/// load of its watch word (no lock: a refresh of an unrelated cache never
+/// waits for the visit), and only a cache whose page overlaps the range is
+/// taken under its write lock, re-checked and marked invalid. When the
+/// `start` callback returns, no accessor of a covered cache is running and
+/// none will run on the old mapping (concurrency rule 6). Each `end` bumps
+/// the sequence, drops the count and, at zero, wakes the refreshes waiting
+/// for it (if any).
 ///
 /// Other notifier sources (a VMM's own mmu-notifier glue, or a model of
 /// invalidations that overlap — Linux runs `MADV_DONTNEED` under the mmap
@@ -24,10 +27,13 @@ import SLATCore
 ///
 /// Locking contract: every method may be called from any thread. The
 /// notifier callbacks run on the changing thread; they take the cache list's
-/// lock briefly, the in-flight mutex briefly and each covered cache's lock
-/// exclusively (so they wait for running accessors of that cache to return).
-/// Therefore an accessor's closure must not change the host map or the
-/// memslots.
+/// lock shared while they read the watch words (a few loads per cache; the
+/// list changes only when a cache is created or destroyed), the in-flight
+/// mutex briefly, and each covered cache's lock exclusively (so they wait
+/// for running accessors of that cache to return). Therefore an accessor's
+/// closure must not change the host map or the memslots. The registry lists
+/// every cache created on it, active or not, until the cache is destroyed;
+/// it does not keep caches alive.
 public final class PfnCacheRegistry: Sendable {
     /// The VM's guest memory: memslots for guest-address caches, the host
     /// page map for every cache.
@@ -36,14 +42,26 @@ public final class PfnCacheRegistry: Sendable {
     public let hostMemory: HostFrameMemory
     /// The in-flight invalidations in host-virtual space.
     let invalidations = InFlightInvalidations()
-    /// The active caches.
-    private let caches = ReaderWriterLocked<[PfnCache]>([])
+    /// Every live cache of this registry (active or not).
+    private let caches = ReaderWriterLocked<[Entry]>([])
     /// Host events whose `start` this registry saw (it may have been
     /// registered in the middle of a change and must ignore that `end`), and
     /// the host ranges of in-flight memslot invalidations by guest event id
     /// and memslot.
     private let pending = ReaderWriterLocked<Pending>(Pending())
     private let tokens = ReaderWriterLocked<(host: ListenerToken?, guest: ListenerToken?)>((nil, nil))
+
+    /// One listed cache. The list does not own it: the cache removes its
+    /// entry in `deinit`, under the list's write lock, before its memory
+    /// goes away, so `object` may be read while the list's lock is held (the
+    /// watch word, without reference counting); `reference` (weak) yields a
+    /// strong reference for use after the lock is released, or `nil` once
+    /// the cache has begun to deinitialise.
+    private struct Entry: Sendable {
+        unowned(unsafe) let object: PfnCache
+        weak var reference: PfnCache?
+        let identity: ObjectIdentifier
+    }
 
     private struct Pending: Sendable {
         var hostEvents: Set<UInt64> = []
@@ -81,7 +99,21 @@ public final class PfnCacheRegistry: Sendable {
     /// ``invalidateRangeEnd(_:)``. Takes each covered cache's lock exclusively.
     public func invalidateRangeStart(_ range: HostVirtualRange) {
         invalidations.begin(range)
-        for cache in caches.read({ $0 }) {
+        // Store buffering with the fence after a refresh arms its watch
+        // word: either this visit reads the armed word, or that refresh's
+        // in-flight checks see this invalidation (PfnCache.attempt).
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        // Lock-free screen of every cache; only overlapping ones are taken
+        // (strongly) and invalidated under their lock, after the list's lock
+        // is released (that may wait for an accessor's closure).
+        let covered = caches.read { entries -> [PfnCache] in
+            var covered: [PfnCache] = []
+            for index in entries.indices where entries[index].object.watchOverlaps(range) {
+                if let cache = entries[index].reference { covered.append(cache) }
+            }
+            return covered
+        }
+        for cache in covered {
             cache.invalidate(ifCovering: range)
         }
     }
@@ -99,18 +131,30 @@ public final class PfnCacheRegistry: Sendable {
     public var invalidationsInFlight: UInt64 { invalidations.inFlightCount }
 
     /// How many caches are active.
-    public var activeCacheCount: Int { caches.read { $0.count } }
-
-    // MARK: Cache list
-
-    func register(_ cache: PfnCache) {
-        caches.write { list in
-            if !list.contains(where: { $0 === cache }) { list.append(cache) }
+    public var activeCacheCount: Int {
+        caches.read { entries in
+            entries.indices.reduce(0) { count, index in
+                count + (entries[index].object.activeWord.load(ordering: .relaxed) ? 1 : 0)
+            }
         }
     }
 
+    /// How many caches the registry lists (every live cache created on it).
+    var listedCacheCount: Int { caches.read { $0.count } }
+
+    // MARK: Cache list
+
+    /// Lists `cache`; called once, at the end of its initialiser.
+    func register(_ cache: PfnCache) {
+        let entry = Entry(object: cache, reference: cache, identity: ObjectIdentifier(cache))
+        caches.write { list in list.append(entry) }
+    }
+
+    /// Removes the entry of the cache with `identity`; called from its
+    /// `deinit`, so no visit can read it after its memory is freed.
     func unregister(_ cache: PfnCache) {
-        caches.write { list in list.removeAll { $0 === cache } }
+        let identity = ObjectIdentifier(cache)
+        caches.write { list in list.removeAll { $0.identity == identity } }
     }
 
     // MARK: Listeners
