@@ -115,9 +115,7 @@ public final class HostPageMap: Sendable {
         changeLock.withLock {
             let current = mappingsState.read { $0 }
             guard let eventRange = Self.affectedRange(of: range, in: current) else { return }
-            change(eventRange, kind: .unmap) { mappings in
-                mappings = Self.carve(mappings, range) { _, _, _ in [] }
-            }
+            change(eventRange, kind: .unmap, to: Self.carve(current, range) { _, _, _ in [] })
         }
     }
 
@@ -155,11 +153,9 @@ public final class HostPageMap: Sendable {
                     from: span.range.start, to: span.range.end,
                     frame: HostFrameNumber(frame.rawValue &+ offset), size: size, writable: span.writable)
             }
-            change(eventRange, kind: .remap) { mappings in
-                mappings = Self.carve(mappings, range) { _, _, _ in [] }
-                let index = Self.firstIndex(in: mappings, endingAfter: range.start)
-                mappings.insert(contentsOf: moved, at: index)
-            }
+            var updated = Self.carve(current, range) { _, _, _ in [] }
+            updated.insert(contentsOf: moved, at: Self.firstIndex(in: updated, endingAfter: range.start))
+            change(eventRange, kind: .remap, to: updated)
         }
     }
 
@@ -176,30 +172,35 @@ public final class HostPageMap: Sendable {
         try changeLock.withLock { () throws(SLATError) in
             let current = mappingsState.read { $0 }
             try Self.requireMapped(range, in: current)
-            let apply: (inout [HostMapping]) -> Void = { mappings in
-                mappings = Self.carve(mappings, range) { span, spanFrame, run in
-                    HostMapping.runs(
-                        from: span.start, to: span.end, frame: spanFrame, size: run.size, writable: writable)
-                }
+            let updated = Self.carve(current, range) { span, spanFrame, run in
+                HostMapping.runs(from: span.start, to: span.end, frame: spanFrame, size: run.size, writable: writable)
             }
             if writable {
-                mappingsState.write(apply)
+                replaceMappings(with: updated)
             } else {
                 let eventRange = Self.affectedRange(of: range, in: current) ?? range
-                change(eventRange, kind: .protect, apply)
+                change(eventRange, kind: .protect, to: updated)
             }
         }
     }
 
-    /// Raises `start`, applies `apply` under the mapping lock, raises `end`.
-    /// Called with `changeLock` held.
-    private func change(
-        _ range: HostVirtualRange, kind: HostInvalidationKind, _ apply: (inout [HostMapping]) -> Void
-    ) {
+    /// Raises `start`, installs `updated` (built from the current list
+    /// before the call), raises `end`. Called with `changeLock` held.
+    private func change(_ range: HostVirtualRange, kind: HostInvalidationKind, to updated: [HostMapping]) {
         let id = eventIDs.wrappingAdd(1, ordering: .relaxed).oldValue
         listeners.notify(HostInvalidation(id: id, phase: .start, range: range, kind: kind))
-        mappingsState.write(apply)
+        replaceMappings(with: updated)
         listeners.notify(HostInvalidation(id: id, phase: .end, range: range, kind: kind))
+    }
+
+    /// Swaps `updated` in. The list is built before and the old one freed
+    /// after the write lock, so lookups (a fault's or a pfn-cache refresh's
+    /// resolve) wait only for the swap, never for a rebuild. Called with
+    /// `changeLock` held, so the list `updated` was built from is current.
+    private func replaceMappings(with updated: [HostMapping]) {
+        var replaced = updated
+        mappingsState.write { mappings in swap(&mappings, &replaced) }
+        _ = replaced  // the old list is released here, outside the lock
     }
 
     // MARK: Helpers (pure functions of the mapping list)
