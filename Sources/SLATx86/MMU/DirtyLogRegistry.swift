@@ -1,9 +1,10 @@
 import SLATCore
+import Synchronization
 
 /// The dirty logs of the memslots that have logging on: mode and bitmap per
-/// memslot id. Few entries; looked up by faults that grant write access in
-/// a dirty-logged slot, so reads take only the shared side of a
-/// reader-writer lock.
+/// memslot id. Few entries; looked up through a reader-writer lock, and by
+/// the fault paths through each vCPU's ``DirtyLogMemo``, which is valid
+/// while ``generation`` has not moved.
 ///
 /// Thread safety: every method may be called from any thread.
 @usableFromInline
@@ -16,6 +17,11 @@ final class DirtyLogRegistry: Sendable {
     }
 
     @usableFromInline let entries = ReaderWriterLocked<[Entry]>([])
+    /// Bumped (inside the write side, after the list changed) by every
+    /// ``add(_:)`` and ``remove(memslot:)``. A reader that loads it before
+    /// looking an entry up, and finds it unchanged later, knows the list it
+    /// saw is still the list.
+    @usableFromInline let generation = Atomic<UInt64>(0)
 
     @usableFromInline init() {}
 
@@ -24,6 +30,15 @@ final class DirtyLogRegistry: Sendable {
     func entry(forMemslot memslot: UInt32) -> Entry? {
         entries.read { list in
             for entry in list where entry.memslot == memslot { return entry }
+            return nil
+        }
+    }
+
+    /// The log whose bitmap covers `frame`, or `nil`.
+    @usableFromInline
+    func entry(containing frame: GuestFrameNumber) -> Entry? {
+        entries.read { list in
+            for entry in list where entry.bitmap.frames.contains(frame) { return entry }
             return nil
         }
     }
@@ -39,6 +54,7 @@ final class DirtyLogRegistry: Sendable {
         entries.write { list in
             if list.contains(where: { $0.memslot == entry.memslot }) { return false }
             list.append(entry)
+            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
             return true
         }
     }
@@ -47,7 +63,9 @@ final class DirtyLogRegistry: Sendable {
     func remove(memslot: UInt32) -> Entry? {
         entries.write { list in
             guard let index = list.firstIndex(where: { $0.memslot == memslot }) else { return nil }
-            return list.remove(at: index)
+            let removed = list.remove(at: index)
+            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            return removed
         }
     }
 }
