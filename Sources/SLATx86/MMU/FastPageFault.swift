@@ -148,7 +148,7 @@ extension ExtendedPageTableMMU {
     /// reader slot `slot`'s ``DirtyLogMemo``). Call it after the exchange
     /// that granted write access: see ``DirtyLogMemo`` for why a log
     /// enabled before the write-protect that exchange replaced is seen.
-    @inlinable
+    @inlinable @inline(__always)
     func markDirtyIfLogging(_ frame: GuestFrameNumber, slot: Int) {
         guard dirtyLoggingSlots.load(ordering: .acquiring) > 0 else { return }
         dirtyLog(containing: frame, slot: slot)?.mark(frame)
