@@ -96,6 +96,29 @@ struct FastFaultSelectionTests {
         #expect(second.isMarked(GuestFrameNumber(vm.baseFrame + 7)))
     }
 
+    @Test("a fast fault between enable's protection pass and the end of its invalidation marks the new log")
+    func fastFaultInsideEnableWindowIsLogged() throws {
+        let vm = try SimulatedVM(frames: 64)
+        // vCPU 0's resolve memo now holds the memslot without the logging flag.
+        try vm.access(7, .write, vcpu: 0)
+        // enableDirtyLogging's steps, stopped before the invalidation ends
+        // (the sequence has not moved yet, so that memo still looks current).
+        let slot = try #require(vm.guestMemory.memslot(id: SimulatedVM.slotID))
+        let bitmap = DirtyBitmap(frames: slot.frames)
+        #expect(vm.mmu.dirtyLogs.add(DirtyLogRegistry.Entry(memslot: slot.id, mode: .writeProtect, bitmap: bitmap)))
+        vm.mmu.dirtyLoggingSlots.wrappingAdd(1, ordering: .acquiringAndReleasing)
+        try vm.guestMemory.updateMemslotFlags(id: slot.id, to: slot.flags.union(.dirtyLogging))
+        vm.guestMemory.invalidations.beginInvalidation(slot.frames)
+        vm.mmu.lock.lockExclusive()
+        vm.mmu.protectForDirtyLogging(slot.frames, mode: .writeProtect)
+        vm.mmu.lock.unlockExclusive()
+        let fault = GuestPageFault(address: vm.address(7), access: .write, isPermissionFault: true)
+        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
+        vm.guestMemory.invalidations.endInvalidation(slot.frames)
+        // The leaf is writable again, so only the bitmap can report the write.
+        #expect(bitmap.isMarked(GuestFrameNumber(vm.baseFrame + 7)))
+    }
+
     @Test("the full path marks the log of the page's memslot through the same memo")
     func fullPathMarksThroughMemo() throws {
         let vm = try SimulatedVM(frames: 64)
