@@ -14,6 +14,13 @@ final class DirtyLogRegistry: Sendable {
         @usableFromInline let memslot: UInt32
         @usableFromInline let mode: DirtyLogMode
         @usableFromInline let bitmap: DirtyBitmap
+
+        @usableFromInline
+        init(memslot: UInt32, mode: DirtyLogMode, bitmap: DirtyBitmap) {
+            self.memslot = memslot
+            self.mode = mode
+            self.bitmap = bitmap
+        }
     }
 
     @usableFromInline let entries = ReaderWriterLocked<[Entry]>([])
@@ -50,6 +57,7 @@ final class DirtyLogRegistry: Sendable {
     func mode(forMemslot memslot: UInt32) -> DirtyLogMode? { entry(forMemslot: memslot)?.mode }
 
     /// Adds a log; returns `false` if the memslot already has one.
+    @usableFromInline
     func add(_ entry: Entry) -> Bool {
         entries.write { list in
             if list.contains(where: { $0.memslot == entry.memslot }) { return false }
@@ -60,6 +68,7 @@ final class DirtyLogRegistry: Sendable {
     }
 
     /// Removes and returns the log of `memslot`.
+    @usableFromInline
     func remove(memslot: UInt32) -> Entry? {
         entries.write { list in
             guard let index = list.firstIndex(where: { $0.memslot == memslot }) else { return nil }
