@@ -25,6 +25,10 @@ extension ExtendedPageTableMMU {
     /// the value that made it fail; never for a huge leaf in a dirty-logged
     /// slot.
     ///
+    /// The walk starts at `vcpu`'s remembered leaf table when it is still
+    /// current (``fastFaultLeaf(_:addressSpace:slot:)``); the page is marked
+    /// through `vcpu`'s ``DirtyLogMemo``.
+    ///
     /// Locking contract: takes no lock; walks inside `vcpu`'s reclaimer
     /// read section. Entries it may change are volatile (rule 5): every
     /// locked writer exchanges them and reads the old value from that
