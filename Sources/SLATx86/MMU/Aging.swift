@@ -28,7 +28,8 @@ extension ExtendedPageTableMMU {
     /// off the leaf is made access-tracked (read and execute saved, every
     /// access bit cleared) so the next access faults and the fast page fault
     /// restores it; those leaves lost access, so they are invalidated
-    /// before this returns.
+    /// before this returns (and from then on ``handleFault(_:vcpu:)`` tries
+    /// the fast page fault for not-present violations too).
     ///
     /// Locking contract: takes no lock; uses `context`'s reader slot.
     @inlinable @discardableResult
@@ -36,6 +37,10 @@ extension ExtendedPageTableMMU {
         var young = false
         var batch = TLBFlushBatch()
         let accessedBits = format.accessedDirtyEnabled
+        // Before the first leaf becomes access-tracked (a hint for faults).
+        if !accessedBits && !accessTrackingUsed.load(ordering: .relaxed) {
+            accessTrackingUsed.store(true, ordering: .sequentiallyConsistent)
+        }
         visitLeaves(backedBy: range, context: context) { pointer, entry, address, level in
             let old = updateLeaf(pointer, expected: entry) { current in
                 guard isYoung(current) else { return nil }

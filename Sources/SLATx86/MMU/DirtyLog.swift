@@ -22,6 +22,10 @@ extension ExtendedPageTableMMU {
     /// invalidated before this returns (decided on the exchange's old value).
     /// - Throws: ``SLATError/unknownMemslot(slot:)``;
     ///   ``SLATError/unsupportedDirtyFlag`` for dirty-bit mode without A/D flags.
+    // Inlinable so that its protection pass is specialised for the caller's
+    // table memory and TLB (unspecialised, every leaf visited cost a
+    // generic-metadata lookup).
+    @inlinable
     public func enableDirtyLogging(memslot id: UInt32, mode: DirtyLogMode? = nil) throws(SLATError) {
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         let mode = mode ?? (format.accessedDirtyEnabled ? .dirtyBit : .writeProtect)

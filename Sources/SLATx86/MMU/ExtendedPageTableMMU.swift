@@ -65,6 +65,12 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     @usableFromInline let tableUnlinks = Atomic<UInt64>(0)
     /// Number of memslots with dirty logging on (a fast check for zaps).
     @usableFromInline let dirtyLoggingSlots = Atomic<Int>(0)
+    /// Set, once and for good, by the first ``clearYoung(_:context:)`` that
+    /// may make a leaf access-tracked (A/D flags off). Until then a fault
+    /// on a not-present entry cannot be one the fast page fault fixes, and
+    /// ``handleFault(_:vcpu:)`` does not try it. Read-mostly: never written
+    /// by a fault.
+    @usableFromInline let accessTrackingUsed = Atomic<Bool>(false)
     @usableFromInline let listLock = SpinLock()
     /// NX-huge-page splits to recover: (address space, block address, level).
     @usableFromInline var nxSplits: [NXHugePageSplit] = []

@@ -25,6 +25,10 @@ extension ExtendedPageTableMMU {
     /// the value that made it fail; never for a huge leaf in a dirty-logged
     /// slot.
     ///
+    /// The walk starts at `vcpu`'s remembered leaf table when it is still
+    /// current (``fastFaultLeaf(_:addressSpace:slot:)``); the page is marked
+    /// through `vcpu`'s ``DirtyLogMemo``.
+    ///
     /// Locking contract: takes no lock; walks inside `vcpu`'s reclaimer
     /// read section. Entries it may change are volatile (rule 5): every
     /// locked writer exchanges them and reads the old value from that
@@ -37,14 +41,7 @@ extension ExtendedPageTableMMU {
         let slot = vcpu.readerSlot
         reclaimer.enterReadSection(slot: slot)
         defer { reclaimer.leaveReadSection(slot: slot) }
-        var level = format.rootLevel
-        var pointer = memory.entries(at: root(addressSpace: fault.addressSpace)) + format.index(of: fault.address, atLevel: level)
-        var entry = pointer.pointee.load(ordering: .acquiring)
-        while format.isPresent(entry, atLevel: level) && format.isTable(entry, atLevel: level) {
-            level -= 1
-            pointer = memory.entries(at: format.childTable(of: entry)) + format.index(of: fault.address, atLevel: level)
-            entry = pointer.pointee.load(ordering: .acquiring)
-        }
+        var (pointer, entry, level) = fastFaultLeaf(fault.address, addressSpace: fault.addressSpace, slot: slot)
         let needed: UInt64
         switch fault.access {
         case .read: needed = ExtendedPageTableBits.read
@@ -59,7 +56,7 @@ extension ExtendedPageTableMMU {
             var new = tracked ? Self.restoringAccess(entry) : entry
             if fault.access == .write {
                 guard new & ExtendedPageTableBits.mmuWritable != 0 else { return .notFixable }
-                if level > 0 && isDirtyLogging(fault.address.frame) { return .notFixable }
+                if level > 0 && isDirtyLogging(fault.address.frame, slot: slot) { return .notFixable }
                 new |= ExtendedPageTableBits.write | ExtendedPageTableBits.dirty | ExtendedPageTableBits.accessed
             }
             guard new & needed != 0 else { return .notFixable }
@@ -73,6 +70,53 @@ extension ExtendedPageTableMMU {
             attempts -= 1
         }
         return .notFixable
+    }
+
+    /// The entry the fast page fault works on: the leaf mapping `address`,
+    /// or the first entry that is not a table on the way to it. A walk that
+    /// needs a 4 KiB leaf in the 2 MiB region of reader slot `slot`'s
+    /// ``LeafTableMemo`` starts at the remembered table while no table has
+    /// been unlinked since; a walk that reaches a level-0 table remembers it.
+    ///
+    /// Soundness without the lock (the fast path takes none): the caller is
+    /// inside its read section, and ``tableUnlinks`` is loaded after entering
+    /// it and before anything is read from the tables. An unlink whose bump
+    /// this load does not see is concurrent with the walk: its page is
+    /// retired only after the bump, so not freed before this read section
+    /// ends, and the walk may use it exactly as a walk from the root that
+    /// read the parent entry just before the unlink (an exchange on a leaf
+    /// of an unlinked table grants nothing the hardware can reach once the
+    /// unlinker has flushed; a frozen entry is not present).
+    @inlinable @inline(__always)
+    func fastFaultLeaf(
+        _ address: GuestPhysicalAddress, addressSpace: Int, slot: Int
+    ) -> (pointer: EntryPointer, entry: UInt64, level: Int) {
+        let format = self.format
+        let generation = tableUnlinks.load(ordering: .sequentiallyConsistent)
+        let rootAddress = root(addressSpace: addressSpace).rawValue
+        let slotEntry = resolveCacheEntry(slot: slot)
+        let region = address.rawValue & ~(format.entrySize(atLevel: 1) &- 1)
+        let memo = slotEntry.pointee.leafTable
+        if memo.table != 0 && memo.generation == generation && memo.root == rootAddress
+            && memo.addressSpace == addressSpace && memo.region == region {
+            let pointer = memory.entries(at: HostPhysicalAddress(memo.table)) + format.index(of: address, atLevel: 0)
+            return (pointer, pointer.pointee.load(ordering: .acquiring), 0)
+        }
+        var level = format.rootLevel
+        var pointer = memory.entries(at: HostPhysicalAddress(rootAddress)) + format.index(of: address, atLevel: level)
+        var entry = pointer.pointee.load(ordering: .acquiring)
+        while format.isPresent(entry, atLevel: level) && format.isTable(entry, atLevel: level) {
+            level -= 1
+            let child = format.childTable(of: entry)
+            if level == 0 {
+                slotEntry.pointee.leafTable = LeafTableMemo(
+                    table: child.rawValue, generation: generation, root: rootAddress,
+                    addressSpace: addressSpace, region: region)
+            }
+            pointer = memory.entries(at: child) + format.index(of: address, atLevel: level)
+            entry = pointer.pointee.load(ordering: .acquiring)
+        }
+        return (pointer, entry, level)
     }
 
     /// An access-tracked leaf with its saved read and execute bits back
@@ -94,30 +138,23 @@ extension ExtendedPageTableMMU {
             | saved | ExtendedPageTableBits.accessTracked
     }
 
-    /// Whether the memslot holding `frame` logs dirty pages.
-    @usableFromInline
-    func isDirtyLogging(_ frame: GuestFrameNumber) -> Bool {
+    /// Whether a dirty log covers `frame` (through reader slot `slot`'s
+    /// ``DirtyLogMemo``). A log is registered before its memslot is flagged
+    /// and unregistered after the flag is cleared, so this errs towards
+    /// "logging", which only sends a huge-leaf write to the full path.
+    @inlinable
+    func isDirtyLogging(_ frame: GuestFrameNumber, slot: Int) -> Bool {
         guard dirtyLoggingSlots.load(ordering: .acquiring) > 0 else { return false }
-        return guestMemory.memslot(containing: frame)?.flags.contains(.dirtyLogging) ?? false
+        return dirtyLog(containing: frame, slot: slot) != nil
     }
 
-    /// Marks `frame` in its memslot's dirty bitmap if the slot logs. The
-    /// memslot comes from reader slot `slot`'s resolve memo when that is
-    /// current (its dirty-logging flag can only be stale towards "on",
-    /// which finds no bitmap), else from ``guestMemory``.
-    @usableFromInline
+    /// Marks `frame` in the dirty log that covers it, if any (through
+    /// reader slot `slot`'s ``DirtyLogMemo``). Call it after the exchange
+    /// that granted write access: see ``DirtyLogMemo`` for why a log
+    /// enabled before the write-protect that exchange replaced is seen.
+    @inlinable @inline(__always)
     func markDirtyIfLogging(_ frame: GuestFrameNumber, slot: Int) {
         guard dirtyLoggingSlots.load(ordering: .acquiring) > 0 else { return }
-        let entry = resolveCacheEntry(slot: slot)
-        let memslot: Memslot
-        if entry.pointee.isValid && entry.pointee.memslot.contains(frame)
-            && entry.pointee.sequence == tracker.snapshot().value {
-            memslot = entry.pointee.memslot
-        } else {
-            guard let found = guestMemory.memslot(containing: frame) else { return }
-            memslot = found
-        }
-        guard memslot.flags.contains(.dirtyLogging) else { return }
-        dirtyLogs.bitmap(forMemslot: memslot.id)?.mark(frame)
+        dirtyLog(containing: frame, slot: slot)?.mark(frame)
     }
 }

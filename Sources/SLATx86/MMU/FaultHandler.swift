@@ -5,8 +5,12 @@ import Synchronization
 // the *shared* MMU lock with compare-and-exchange only.
 extension ExtendedPageTableMMU {
     /// Handles an EPT violation of a vCPU: the lockless fast page fault
-    /// first when the entry was present (``GuestPageFault/isPermissionFault``)
-    /// or A/D flags are off (access tracking), else (or when that cannot fix it) the full fault path.
+    /// first when the entry was present (``GuestPageFault/isPermissionFault``),
+    /// or, with A/D flags off, when the violation may be an access-tracked
+    /// leaf (those are not present to the hardware, so the exit qualification
+    /// cannot tell them from an empty entry; only ``clearYoung(_:context:)``
+    /// makes them, see ``accessTrackingUsed``); else, or when the fast path
+    /// cannot fix it, the full fault path.
     ///
     /// Full path: top up `vcpu`'s page cache (outside the lock); snapshot
     /// the invalidation sequence and resolve the memslot and host frame
@@ -38,9 +42,13 @@ extension ExtendedPageTableMMU {
     ///   cannot be topped up. Nothing is changed when it throws.
     @inlinable
     public func handleFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
-        // Without A/D flags an access-tracked leaf faults as not present,
-        // so every fault may be one the fast path fixes (as KVM decides).
-        if fault.isPermissionFault || !format.accessedDirtyEnabled {
+        // Without A/D flags an access-tracked leaf faults as not present, so
+        // KVM tries every such fault fast. Until aging has made a leaf
+        // access-tracked no not-present fault can be fixed that way; the
+        // flag is a hint only (the full path fixes an access-tracked leaf
+        // too, by installing the leaf afresh), so a relaxed load will do.
+        if fault.isPermissionFault
+            || (!format.accessedDirtyEnabled && accessTrackingUsed.load(ordering: .relaxed)) {
             switch fastPageFault(fault, vcpu: vcpu) {
             case .fixed(let level): return .fixed(level: level)
             case .spurious: return .spurious
@@ -59,8 +67,10 @@ extension ExtendedPageTableMMU {
         let slot = vcpu.readerSlot
         precondition(slot >= 0 && slot < configuration.readerSlots, "vCPU reader slot out of range")
         let page = try resolve(frame: fault.address.frame, write: write, slot: slot)
-        let logMode = page.dirtyLogging ? dirtyLogs.mode(forMemslot: page.memslot.id) ?? .writeProtect : .writeProtect
-        var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration, logMode: logMode)
+        // The log this fault would mark, from the vCPU's memo (DirtyLogMemo).
+        let log = page.dirtyLogging ? dirtyLog(containing: page.frame, slot: slot) : nil
+        var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration,
+                             logMode: log?.mode ?? .writeProtect)
         let exclusive = configuration.faultsTakeLockExclusively
         if exclusive {
             lock.lockExclusive()
@@ -83,9 +93,7 @@ extension ExtendedPageTableMMU {
         } else {
             lock.unlockSharedLeavingReadSection(slot: slot)
         }
-        if plan.marksDirty, case .fixed = outcome {
-            dirtyLogs.bitmap(forMemslot: page.memslot.id)?.mark(page.frame)
-        }
+        if plan.marksDirty, case .fixed = outcome { log?.mark(page.frame) }
         return outcome
     }
 

@@ -30,6 +30,8 @@ struct ResolveCacheEntry {
     @usableFromInline var runWritable = false
     /// The vCPU's last 4 KiB-leaf table (``LeafTableMemo``).
     @usableFromInline var leafTable = LeafTableMemo()
+    /// The vCPU's last dirty log (``DirtyLogMemo``).
+    @usableFromInline var dirtyLog = DirtyLogMemo()
 
     @usableFromInline init() {}
 }
