@@ -12,7 +12,10 @@ public final class DirtyBitmap: @unchecked Sendable {
     public let frames: GuestFrameRange
     /// Words in the bitmap.
     public let wordCount: Int
-    @usableFromInline let words: UnsafeMutablePointer<Atomic<UInt64>>
+    /// The bitmap's words, for fault paths that mark without a call (bit
+    /// `i` of word `w` is frame `frames.start + 64w + i`; set bits with an
+    /// atomic OR). Valid while the bitmap is alive: keep a reference.
+    public let words: UnsafeMutablePointer<Atomic<UInt64>>
 
     /// A clear bitmap for `frames`.
     public init(frames: GuestFrameRange) {
