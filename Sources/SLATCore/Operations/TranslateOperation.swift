@@ -100,7 +100,7 @@ extension PageTable {
     /// Takes no lock. Alongside shared writers, call it inside a reclaimer
     /// read section (``translate(_:context:)``) so the tables it walks are
     /// not freed under it.
-    @inlinable
+    @inlinable @inline(__always)
     public func translate(_ address: GuestPhysicalAddress) -> TranslationResult {
         guard let (found, level) = leafEntry(ifInside: address) else { return .outsideAddressSpace }
         guard let entry = found else { return .notPresent(level: level) }
