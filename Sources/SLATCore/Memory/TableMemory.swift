@@ -49,6 +49,8 @@ public protocol TableMemory: AnyObject, Sendable {
     /// region base offset + physical base), that mapping, so walks can
     /// translate table addresses without calling back into the memory on
     /// every level. `nil` (the default) for memories that are not linear.
+    /// It must not change over the memory's lifetime: a ``PageTable`` reads
+    /// it once, when it is made, for its lookups.
     var linearMap: LinearTableMap? { get }
 }
 
