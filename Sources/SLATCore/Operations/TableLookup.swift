@@ -17,8 +17,12 @@ struct TableLookup: @unchecked Sendable {
     /// `1 << inputAddressBits`: addresses at or above it are outside the tables.
     @usableFromInline let inputLimit: UInt64
 
+    /// Resolves the lookup values of a table. Traps if `format` breaks the
+    /// protocol's geometry (a table page of 8-byte entries resolves
+    /// `granuleShift - 3` bits), which the lookup's 4 KiB walk relies on.
     @inlinable
     init<Format: PageTableFormat, Memory: TableMemory>(format: Format, memory: Memory, root: HostPhysicalAddress) {
+        precondition(format.bitsPerLevel == format.granuleShift - 3, "bitsPerLevel must be granuleShift - 3")
         let linear = memory.linearMap
         self.linear = linear
         self.rootEntries = linear?.entries(at: root) ?? memory.entries(at: root)

@@ -17,21 +17,21 @@ extension PageTable {
     /// A random lookup is bound by the instructions around its dependent
     /// loads (independent lookups overlap in the processor), so the root
     /// pointer, linear map and bound come precomputed (``TableLookup``) and,
-    /// for the 4 KiB granule over a linear table memory, the walk is
-    /// straight-line code for root levels 2 to 4 (every 4 KiB EPT and
-    /// stage-2 walk of 3 to 5 levels): with the granule and level constants,
-    /// every shift, index mask and level test folds, and a table address
-    /// becomes a pointer with one add. Every entry is still read with an
-    /// acquiring load and tested by the format exactly as before; other
-    /// granules, memories and root levels take the same code with the
-    /// geometry in variables.
+    /// over a linear table memory, the walk is straight-line code for the
+    /// shapes formats use: root levels 2 to 4 with the 4 KiB granule (every
+    /// EPT walk, stage 2 with 3 or 4 levels) and 1 to 2 with larger ones.
+    /// With the level (and for 4 KiB the granule) constant, every shift,
+    /// index mask and level test folds, and a table address becomes a
+    /// pointer with one add. Every entry is still read with an acquiring
+    /// load and tested by the format exactly as before; other shapes and
+    /// memories take the same code with the geometry in variables.
     @inlinable @inline(__always)
     func leafEntry(ifInside address: GuestPhysicalAddress) -> (entry: UInt64?, level: Int)? {
         guard address.rawValue < lookup.inputLimit else { return nil }
         let rootLevel = format.rootLevel
         if let linear = lookup.linear {
             // Constant for EPT; one compare for stage 2. `bitsPerLevel` is
-            // `granuleShift - 3` (the protocol's definition), so 9.
+            // `granuleShift - 3` (checked when the table was made), so 9.
             if format.granuleShift == 12 {
                 // Three cases: compares, where four would make a jump table.
                 switch rootLevel {
