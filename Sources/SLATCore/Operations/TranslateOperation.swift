@@ -125,7 +125,7 @@ extension PageTable {
 
     /// ``translate(_:)`` inside a read section of `context`'s reader slot:
     /// safe while shared writers free tables.
-    @inlinable
+    @inlinable @inline(__always)
     public func translate(_ address: GuestPhysicalAddress, context: PageTableContext) -> TranslationResult {
         reclaimer.enterReadSection(slot: context.readerSlot)
         defer { reclaimer.leaveReadSection(slot: context.readerSlot) }
