@@ -148,7 +148,8 @@ extension PageTableFormat {
     /// Levels a walk visits.
     @inlinable public var levelCount: Int { rootLevel + 1 }
     /// Bytes of guest-physical space the tables translate.
-    // No trapping conversion: a lookup's bound check then hoists out of loops.
+    // Wrapping shift and truncating conversion: no trap check where it is
+    // inlined (`inputAddressBits` is below 64 there).
     @inlinable public var inputAddressSpaceSize: UInt64 {
         inputAddressBits >= 64 ? .max : 1 &<< UInt64(truncatingIfNeeded: inputAddressBits)
     }
