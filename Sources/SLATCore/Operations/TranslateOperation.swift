@@ -9,10 +9,20 @@ extension PageTable {
         leafEntry(ifInside: address) ?? (nil, format.rootLevel)
     }
 
+    /// The leaf entry and its level for `address`, or the level of the
+    /// first non-present entry (`entry == nil`); `nil` if `address` is
+    /// outside the input address space.
+    @inlinable @inline(__always)
+    func leafEntry(ifInside address: GuestPhysicalAddress) -> (entry: UInt64?, level: Int)? {
+        walk(ifInside: address, leaf: { ($0, $1) }, missing: { (nil, $0) })
+    }
+
     /// The hot walk shared by ``translate(_:)`` and ``outputAddress(of:)``:
-    /// `nil` if `address` is outside the input address space, else the leaf
-    /// entry and its level, or the level of the first non-present entry
-    /// (`entry == nil`).
+    /// `nil` if `address` is outside the input address space, else
+    /// `leaf(entry, level)` for the leaf that maps it or `missing(level)`
+    /// for the level of the first non-present entry. The walk calls them
+    /// where it finds the leaf, with the level a constant, so what they
+    /// compute from the level folds there.
     ///
     /// A random lookup is bound by the instructions around its dependent
     /// loads (independent lookups overlap in the processor), so the root
@@ -26,7 +36,10 @@ extension PageTable {
     /// load and tested by the format exactly as before; other shapes and
     /// memories take the same code with the geometry in variables.
     @inlinable @inline(__always)
-    func leafEntry(ifInside address: GuestPhysicalAddress) -> (entry: UInt64?, level: Int)? {
+    func walk<Result>(
+        ifInside address: GuestPhysicalAddress,
+        leaf: (_ entry: UInt64, _ level: Int) -> Result, missing: (_ level: Int) -> Result
+    ) -> Result? {
         guard address.rawValue < lookup.inputLimit else { return nil }
         let rootLevel = format.rootLevel
         if let linear = lookup.linear {
@@ -35,39 +48,42 @@ extension PageTable {
             if format.granuleShift == 12 {
                 // Three cases: compares, where four would make a jump table.
                 switch rootLevel {
-                case 3: return leafEntry(for: address, rootLevel: 3, granuleShift: 12, bitsPerLevel: 9, linear: linear)
-                case 2: return leafEntry(for: address, rootLevel: 2, granuleShift: 12, bitsPerLevel: 9, linear: linear)
-                case 4: return leafEntry(for: address, rootLevel: 4, granuleShift: 12, bitsPerLevel: 9, linear: linear)
+                case 3: return walk(address, rootLevel: 3, granuleShift: 12, bitsPerLevel: 9, linear: linear,
+                                    leaf: leaf, missing: missing)
+                case 2: return walk(address, rootLevel: 2, granuleShift: 12, bitsPerLevel: 9, linear: linear,
+                                    leaf: leaf, missing: missing)
+                case 4: return walk(address, rootLevel: 4, granuleShift: 12, bitsPerLevel: 9, linear: linear,
+                                    leaf: leaf, missing: missing)
                 default: break
                 }
             } else {
                 // Larger granules (stage 2's 16 and 64 KiB): two- and
                 // three-level walks, the granule a variable.
                 switch rootLevel {
-                case 1: return leafEntry(for: address, rootLevel: 1, granuleShift: format.granuleShift,
-                                         bitsPerLevel: format.bitsPerLevel, linear: linear)
-                case 2: return leafEntry(for: address, rootLevel: 2, granuleShift: format.granuleShift,
-                                         bitsPerLevel: format.bitsPerLevel, linear: linear)
+                case 1: return walk(address, rootLevel: 1, granuleShift: format.granuleShift,
+                                    bitsPerLevel: format.bitsPerLevel, linear: linear, leaf: leaf, missing: missing)
+                case 2: return walk(address, rootLevel: 2, granuleShift: format.granuleShift,
+                                    bitsPerLevel: format.bitsPerLevel, linear: linear, leaf: leaf, missing: missing)
                 default: break
                 }
             }
-            return leafEntry(for: address, rootLevel: rootLevel, granuleShift: format.granuleShift,
-                             bitsPerLevel: format.bitsPerLevel, linear: linear)
+            return walk(address, rootLevel: rootLevel, granuleShift: format.granuleShift,
+                        bitsPerLevel: format.bitsPerLevel, linear: linear, leaf: leaf, missing: missing)
         }
-        return leafEntry(for: address, rootLevel: rootLevel, granuleShift: format.granuleShift,
-                         bitsPerLevel: format.bitsPerLevel, linear: nil)
+        return walk(address, rootLevel: rootLevel, granuleShift: format.granuleShift,
+                    bitsPerLevel: format.bitsPerLevel, linear: nil, leaf: leaf, missing: missing)
     }
 
-    /// The walk of ``leafEntry(ifInside:)`` for an address inside the input
-    /// address space, with the format's root level, granule shift and bits
-    /// per level passed as constants where the caller can. The loop's only
+    /// The walk of ``walk(ifInside:leaf:missing:)`` for an address inside
+    /// the input address space, with the format's root level, granule
+    /// shift and bits per level passed as constants where the caller can. The loop's only
     /// back edge counts the levels down, so a constant `rootLevel` unrolls
     /// it completely.
     @inlinable @inline(__always)
-    func leafEntry(
-        for address: GuestPhysicalAddress, rootLevel: Int, granuleShift: Int, bitsPerLevel: Int,
-        linear: LinearTableMap?
-    ) -> (entry: UInt64?, level: Int) {
+    func walk<Result>(
+        _ address: GuestPhysicalAddress, rootLevel: Int, granuleShift: Int, bitsPerLevel: Int,
+        linear: LinearTableMap?, leaf: (_ entry: UInt64, _ level: Int) -> Result, missing: (_ level: Int) -> Result
+    ) -> Result {
         let raw = address.rawValue
         let tableMask = (1 as UInt64) &<< UInt64(truncatingIfNeeded: bitsPerLevel) &- 1
         var table = lookup.rootEntries
@@ -79,12 +95,12 @@ extension PageTable {
             let child: HostPhysicalAddress
             if Format.testsTablesFirst {
                 guard let table = format.childTableIfTable(entry, atLevel: level) else {
-                    return (format.isPresent(entry, atLevel: level) ? entry : nil, level)
+                    return format.isPresent(entry, atLevel: level) ? leaf(entry, level) : missing(level)
                 }
                 child = table
             } else {
-                if !format.isPresent(entry, atLevel: level) { return (nil, level) }
-                if !format.isTable(entry, atLevel: level) { return (entry, level) }
+                if !format.isPresent(entry, atLevel: level) { return missing(level) }
+                if !format.isTable(entry, atLevel: level) { return leaf(entry, level) }
                 child = format.childTable(of: entry)
             }
             table = linear?.entries(at: child) ?? memory.entries(at: child)
@@ -92,7 +108,7 @@ extension PageTable {
             index = (raw &>> UInt64(truncatingIfNeeded: granuleShift &+ bitsPerLevel &* level)) & tableMask
         }
         let entry = table[Int(truncatingIfNeeded: index)].load(ordering: .acquiring)
-        return (format.isPresent(entry, atLevel: 0) ? entry : nil, 0)
+        return format.isPresent(entry, atLevel: 0) ? leaf(entry, 0) : missing(0)
     }
 
     /// Walks the tables for `address` as the hardware would.
@@ -117,10 +133,12 @@ extension PageTable {
     /// hot lookup, without decoding attributes.
     @inlinable @inline(__always)
     public func outputAddress(of address: GuestPhysicalAddress) -> HostPhysicalAddress? {
-        guard let (found, level) = leafEntry(ifInside: address), let entry = found else { return nil }
-        // The leaf's output is aligned to its size, so adding the offset is an or.
-        let offset = address.rawValue & (format.entrySize(atLevel: level) &- 1)
-        return HostPhysicalAddress(format.outputAddress(ofLeaf: entry, atLevel: level).rawValue | offset)
+        let output = walk(ifInside: address, leaf: { entry, level in
+            // The leaf's output is aligned to its size, so adding the offset is an or.
+            let offset = address.rawValue & (format.entrySize(atLevel: level) &- 1)
+            return format.outputAddress(ofLeaf: entry, atLevel: level).rawValue | offset
+        }, missing: { _ in UInt64?.none })
+        return (output ?? nil).map { HostPhysicalAddress($0) }
     }
 
     /// ``translate(_:)`` inside a read section of `context`'s reader slot:
