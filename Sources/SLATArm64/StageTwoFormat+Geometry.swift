@@ -57,7 +57,17 @@ extension StageTwoFormat: PageTableFormat {
     /// The next-level table address of a table descriptor.
     @inlinable
     public func childTable(of entry: UInt64) -> HostPhysicalAddress {
-        HostPhysicalAddress(entry & tableAddressMask | (entry & highAddressMask) << StageTwoDescriptorBits.addressHighShift)
+        HostPhysicalAddress(withHighAddress(entry & tableAddressMask, of: entry))
+    }
+
+    /// `inPlace` (address bits taken in place from `entry`) with OA[51:48]
+    /// added from bits 15:12 where the format keeps them there. Only the
+    /// 64 KiB granule can (``highAddressMask`` is 0 otherwise), so the test
+    /// is on the granule: a walk that has compared ``granuleShift`` with a
+    /// constant (SLATCore's 4 KiB lookup) drops the high field entirely.
+    @inlinable
+    func withHighAddress(_ inPlace: UInt64, of entry: UInt64) -> UInt64 {
+        granuleShift != 16 ? inPlace : inPlace | (entry & highAddressMask) << StageTwoDescriptorBits.addressHighShift
     }
 
     /// An output address in descriptor form: bits 47:0 in place and, with the

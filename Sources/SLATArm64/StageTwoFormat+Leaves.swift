@@ -53,8 +53,8 @@ extension StageTwoFormat {
     /// 64 KiB granule and a 52-bit PA, OA[51:48] from bits 15:12.
     @inlinable
     public func outputAddress(ofLeaf entry: UInt64, atLevel level: Int) -> HostPhysicalAddress {
-        let inPlace = entry & StageTwoDescriptorBits.addressSpan & UInt64.max &<< UInt64(shift(atLevel: level))
-        return HostPhysicalAddress(inPlace | (entry & highAddressMask) << StageTwoDescriptorBits.addressHighShift)
+        let inPlace = entry & StageTwoDescriptorBits.addressSpan & UInt64.max &<< UInt64(truncatingIfNeeded: shift(atLevel: level))
+        return HostPhysicalAddress(withHighAddress(inPlace, of: entry))
     }
 
     /// Every attribute of a leaf; `dirty` is always `false` (stage 2 has no

@@ -67,7 +67,7 @@ extension ExtendedPageTableFormat {
     /// Bits 51:12 of a leaf, less the bits below its size at `level`.
     @inlinable
     public func outputAddress(ofLeaf entry: UInt64, atLevel level: Int) -> HostPhysicalAddress {
-        HostPhysicalAddress(entry & ExtendedPageTableBits.address & UInt64.max &<< UInt64(shift(atLevel: level)))
+        HostPhysicalAddress(entry & ExtendedPageTableBits.address & UInt64.max &<< UInt64(truncatingIfNeeded: shift(atLevel: level)))
     }
 
     /// Every attribute of a leaf; a memory type of 2, 3 or 7 decodes as

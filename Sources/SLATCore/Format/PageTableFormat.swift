@@ -148,7 +148,11 @@ extension PageTableFormat {
     /// Levels a walk visits.
     @inlinable public var levelCount: Int { rootLevel + 1 }
     /// Bytes of guest-physical space the tables translate.
-    @inlinable public var inputAddressSpaceSize: UInt64 { inputAddressBits >= 64 ? .max : 1 << UInt64(inputAddressBits) }
+    // Wrapping shift and truncating conversion: no trap check where it is
+    // inlined (`inputAddressBits` is below 64 there).
+    @inlinable public var inputAddressSpaceSize: UInt64 {
+        inputAddressBits >= 64 ? .max : 1 &<< UInt64(truncatingIfNeeded: inputAddressBits)
+    }
     /// log2 of the bytes one entry at `level` maps.
     // Wrapping arithmetic and masking shifts below: levels are small and
     // validated by the format, and these run once per level of every walk.

@@ -49,6 +49,8 @@ public protocol TableMemory: AnyObject, Sendable {
     /// region base offset + physical base), that mapping, so walks can
     /// translate table addresses without calling back into the memory on
     /// every level. `nil` (the default) for memories that are not linear.
+    /// It must not change over the memory's lifetime: a ``PageTable`` reads
+    /// it once, when it is made, for its lookups.
     var linearMap: LinearTableMap? { get }
 }
 
@@ -67,17 +69,22 @@ public struct LinearTableMap: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     /// The physical address of the first page of the region.
     public let physicalBase: UInt64
+    /// `base - physicalBase` as a wrapping address: a table's pointer is its
+    /// physical address plus this, one add per level of a walk.
+    @usableFromInline let bias: UInt
 
     /// A map of a region starting at `base` whose first page is at `physicalBase`.
     @inlinable
     public init(base: UnsafeMutableRawPointer, physicalBase: UInt64) {
         self.base = base
         self.physicalBase = physicalBase
+        self.bias = UInt(bitPattern: base) &- UInt(truncatingIfNeeded: physicalBase)
     }
 
-    /// The entries of the page at `page`.
+    /// The entries of the page at `page` (a page of the region).
     @inlinable
     public func entries(at page: HostPhysicalAddress) -> EntryPointer {
-        (base + Int(truncatingIfNeeded: page.rawValue &- physicalBase)).assumingMemoryBound(to: Atomic<UInt64>.self)
+        // A page of the region maps to a non-null address inside it.
+        EntryPointer(bitPattern: UInt(truncatingIfNeeded: page.rawValue) &+ bias).unsafelyUnwrapped
     }
 }

@@ -36,6 +36,8 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
     public let root: HostPhysicalAddress
     /// Frees tables unlinked by shared operations after a grace period.
     public let reclaimer: EpochReclaimer<Memory>
+    /// The root pointer, linear map and input bound lookups use.
+    @usableFromInline let lookup: TableLookup
 
     /// Allocates an empty root.
     ///
@@ -51,6 +53,7 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
         self.memory = memory
         self.root = try memory.allocateContiguousPages(format.rootTableCount)
         self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
+        self.lookup = TableLookup(format: format, memory: memory, root: root)
     }
 
     /// Adopts an existing root (for instance one rebuilt from an image).
@@ -59,6 +62,7 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
         self.memory = memory
         self.root = root
         self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
+        self.lookup = TableLookup(format: format, memory: memory, root: root)
     }
 
     /// Adopts an existing root whose unlinked pages go through an existing
@@ -68,6 +72,7 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
         self.memory = memory
         self.root = root
         self.reclaimer = reclaimer
+        self.lookup = TableLookup(format: format, memory: memory, root: root)
     }
 
     /// A walker over these tables.
