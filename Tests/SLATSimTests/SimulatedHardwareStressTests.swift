@@ -29,6 +29,10 @@ import Testing
                                   accessesPerVCPU: 20_000, step: page)
 
         let finished = Atomic<Bool>(false)
+        // The region starts empty; the mutator starts changing it only after
+        // the first demand fault, so the run always exercises faults (under
+        // load the mutator could otherwise map the whole region first).
+        let faulted = Atomic<Bool>(false)
         let mutatorDone = DispatchSemaphore(value: 0)
         let table = machine.table
         let tlb = machine.tlb
@@ -37,6 +41,7 @@ import Testing
             let context = PageTableContext(readerSlot: vcpus)
             var random = SimulationRandom(seed: 0x57E55)
             var rounds = 0
+            while !faulted.load(ordering: .acquiring) { sched_yield() }
             while !finished.load(ordering: .relaxed) || rounds < 20 {
                 rounds += 1
                 let blockStart = region.start.rawValue + random.below(2) * block
@@ -67,7 +72,10 @@ import Testing
             mutatorDone.signal()
         }
         mutator.start()
-        let result = runner.run(stream, seed: 0xC0FFEE, maximumRetries: 1000) { pager.handle($0, $1) }
+        let result = runner.run(stream, seed: 0xC0FFEE, maximumRetries: 1000) { vcpu, violation in
+            faulted.store(true, ordering: .releasing)
+            return pager.handle(vcpu, violation)
+        }
         finished.store(true, ordering: .relaxed)
         mutatorDone.wait()
         machine.table.reclaimer.synchronize()
