@@ -11,8 +11,9 @@ struct RelativeTarget: Sendable {
     let derivation: String
     /// The threads of the judged result.
     var threads = 2
-    /// Whether the target applies on stage-2 formats too (else EPT only).
-    var includesStageTwo = false
+    /// Why the ratio is only reported, not judged, on stage-2 formats; `nil`
+    /// leaves stage-2 results out.
+    var stageTwoNote: String?
 
     /// The relative targets of the issues.
     static let all: [RelativeTarget] = [
@@ -23,8 +24,14 @@ struct RelativeTarget: Sendable {
                        derivation: "issue 4, 'clearly ahead' taken as 1.2x"),
         // Issue 6: the write pass after enabling dirty logging at least 2x
         // faster with the eager split than with fault-time splitting.
+        // Judged on EPT, where the target comes from (seed 004's x86
+        // measurements: fault-time splitting there maps one page per fault).
+        // SLAT's stage-2 fault path already splits a protected block into a
+        // full table of pages, so both stage-2 passes take one permission
+        // fault per page; their ratio is printed as a note.
         RelativeTarget(metric: .eagerSplitWritePass, baseline: .faultSplitWritePass, minimumSpeedup: 2,
-                       derivation: "issue 6", threads: 1, includesStageTwo: true),
+                       derivation: "issue 6", threads: 1, stageTwoNote: "no target on stage 2: its fault path "
+                           + "already splits a block completely (Docs/eager-split.md)"),
     ]
 
     /// A `PASS`/`MISS` line for every relative target whose two results are
@@ -33,14 +40,18 @@ struct RelativeTarget: Sendable {
         var lines: [String] = []
         for target in all {
             for result in results where result.metric == target.metric && result.threads == target.threads
-                && (target.includesStageTwo || !result.format.isStageTwo) {
+                && (target.stageTwoNote != nil || !result.format.isStageTwo) {
                 guard let base = results.first(where: { $0.metric == target.baseline && $0.format == result.format }),
                       result.nsPerOp > 0 else { continue }
                 let speedup = base.nsPerOp / result.nsPerOp
-                let verdict = speedup >= target.minimumSpeedup ? "PASS" : "MISS"
-                lines.append("  \(verdict)  " + DecimalText.padRight(result.metric.rawValue, 23)
-                    + DecimalText.padRight(result.format.rawValue, 8)
+                let ratio = DecimalText.padRight(result.metric.rawValue, 23) + DecimalText.padRight(result.format.rawValue, 8)
                     + "\(DecimalText.fixed(speedup, 2))x \(target.baseline.rawValue) "
+                if result.format.isStageTwo, let note = target.stageTwoNote {
+                    lines.append("  NOTE  " + ratio + "(\(note))")
+                    continue
+                }
+                let verdict = speedup >= target.minimumSpeedup ? "PASS" : "MISS"
+                lines.append("  \(verdict)  " + ratio
                     + "(target >= \(DecimalText.fixed(target.minimumSpeedup, 1))x, \(target.derivation))")
             }
         }
