@@ -97,9 +97,10 @@ public protocol PageTableFormat: Sendable {
     /// *every* value an entry may hold: `(entry | set) & ~clear` equals
     /// ``changingPermissions(ofLeaf:grant:revoke:)`` for present leaves and
     /// leaves every non-present value (empty, frozen) unchanged. Bulk
-    /// permission changes then need no per-entry presence test, so the loop
-    /// vectorises. `nil` (the default) when no such form exists — grants
-    /// always, since they would make empty entries present.
+    /// permission changes then need no per-entry presence test (a load, an
+    /// AND and a single-copy-atomic store per entry). `nil` (the default)
+    /// when no such form exists — grants always, since they would make empty
+    /// entries present.
     func permissionMasks(grant: Permissions, revoke: Permissions) -> (set: UInt64, clear: UInt64)?
 }
 

@@ -197,6 +197,20 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             if let masks = format.permissionMasks(grant: grant, revoke: revoke) {
                 let set = masks.set
                 let keep = ~masks.clear
+                if set == 0 {
+                    // Revoke only (write protection): an entry changes iff it
+                    // had a cleared bit, so OR-ing the old values decides the
+                    // flush with one instruction per entry.
+                    var seen: UInt64 = 0
+                    for slot in index..<stop {
+                        let pointer = entries + slot
+                        let old = pointer.pointee.load(ordering: .relaxed)
+                        seen |= old
+                        pointer.pointee.store(old & keep, ordering: .relaxed)
+                    }
+                    if seen & masks.clear != 0 { owe(low, high) }
+                    return .skipChildren
+                }
                 for slot in index..<stop {
                     let pointer = entries + slot
                     let old = pointer.pointee.load(ordering: .relaxed)
