@@ -12,6 +12,11 @@ import Synchronization
 /// contexts for the vCPUs plus two spare (the split context uses the last).
 final class EPTSplitVM: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; each thread uses its own context.
+    /// Attempts before an access counts as stuck. A fault that meets an
+    /// invalidation in flight (enabling dirty logging) returns retry at
+    /// once, as a vCPU re-enters the guest; after a few attempts the thread
+    /// yields so the invalidating thread can finish on 2 CPUs.
+    static let maximumAttempts = 100_000
     typealias MMU = ExtendedPageTableMMU<SimulatedTableMemory<TableArena>, SimulatedContextTLB>
     let format: ExtendedPageTableFormat
     let guestMemory = GuestMemory()
@@ -63,7 +68,8 @@ final class EPTSplitVM: @unchecked Sendable {
     func access(_ index: UInt64, _ kind: AccessKind, vcpu: Int) throws -> [Violation] {
         let address = address(index)
         var seen: [Violation] = []
-        for _ in 0..<1000 {
+        for attempt in 0..<Self.maximumAttempts {
+            if attempt >= 8 { sched_yield() }
             switch walker.access(address, kind, through: tlb.vcpu(vcpu)) {
             case .translated: return seen
             case .violation(let violation):
@@ -109,6 +115,11 @@ final class EPTSplitVM: @unchecked Sendable {
 /// lock, the fault handler and the notifier binding.
 final class StageTwoSplitVM: @unchecked Sendable {
     // @unchecked Sendable: immutable after init; each thread uses its own context.
+    /// Attempts before an access counts as stuck. A fault that meets an
+    /// invalidation in flight (enabling dirty logging) returns retry at
+    /// once, as a vCPU re-enters the guest; after a few attempts the thread
+    /// yields so the invalidating thread can finish on 2 CPUs.
+    static let maximumAttempts = 100_000
     typealias Memory = SimulatedTableMemory<TableArena>
     typealias MMU = StageTwoPageTable<Memory, SimulatedContextTLB, CountingCacheMaintenance>
     let format: StageTwoFormat
@@ -158,7 +169,8 @@ final class StageTwoSplitVM: @unchecked Sendable {
     @discardableResult
     func access(_ address: GuestPhysicalAddress, _ kind: AccessKind, vcpu: Int) throws -> [Violation] {
         var seen: [Violation] = []
-        for _ in 0..<1000 {
+        for attempt in 0..<Self.maximumAttempts {
+            if attempt >= 8 { sched_yield() }
             switch walker.access(address, kind, through: tlb.vcpu(vcpu)) {
             case .translated: return seen
             case .violation(let violation):
