@@ -87,20 +87,28 @@ final class TDPFixture: @unchecked Sendable {
         for thread in 0..<count {
             done.enter()
             let worker = Thread {
-                gate.arrived.wrappingAdd(1, ordering: .acquiringAndReleasing)
-                while !gate.open.load(ordering: .acquiring) {}
+                // The last thread to arrive opens the gate and starts the
+                // clock; the caller sleeps meanwhile. (When the caller spun
+                // for the arrivals it held one of this machine's 2 CPUs, and
+                // a worker it had displaced often started a 4 ms scheduler
+                // tick late: the threads then ran one after the other.)
+                if gate.arrived.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == count {
+                    gate.start.store(Int(MonotonicClock.now()), ordering: .relaxed)
+                    gate.open.store(true, ordering: .releasing)
+                } else {
+                    while !gate.open.load(ordering: .acquiring) {}
+                }
                 let cpuStart = threadCPUTime()
                 body(thread)
                 gate.cpu.wrappingAdd(Int(threadCPUTime() &- cpuStart), ordering: .relaxed)
+                gate.end.max(Int(MonotonicClock.now()), ordering: .relaxed)
                 done.leave()
             }
             worker.start()
         }
-        while gate.arrived.load(ordering: .acquiring) < count {}
-        let start = MonotonicClock.now()
-        gate.open.store(true, ordering: .releasing)
         done.wait()
-        return (MonotonicClock.now() &- start, UInt64(gate.cpu.load(ordering: .relaxed)))
+        let wall = UInt64(gate.end.load(ordering: .relaxed) &- gate.start.load(ordering: .relaxed))
+        return (wall, UInt64(gate.cpu.load(ordering: .relaxed)))
     }
 
     /// CPU time of the calling thread in nanoseconds.
@@ -116,4 +124,7 @@ final class StartGate: Sendable {
     let arrived = Atomic<Int>(0)
     let open = Atomic<Bool>(false)
     let cpu = Atomic<Int>(0)
+    /// When the gate opened and when the last thread finished (monotonic ns).
+    let start = Atomic<Int>(0)
+    let end = Atomic<Int>(0)
 }
