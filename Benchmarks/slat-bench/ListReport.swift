@@ -21,7 +21,7 @@ enum ListReport {
                 }
             }
         }
-        for target in RelativeTarget.all {
+        for target in RelativeTarget.all where target.note == nil {
             lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) EPT     >= \(DecimalText.fixed(target.minimumSpeedup, 1))x \(target.baseline.rawValue) (\(target.derivation))")
             if let note = target.stageTwoNote {
                 lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) stage 2 ratio reported, \(note)")

@@ -29,6 +29,10 @@ enum Metric: String, CaseIterable, Sendable {
     /// EPT: the same threads with faults taking the MMU lock exclusively,
     /// the baseline that shows what the shared lock buys.
     case faultThreadsExclusive = "fault-threads-exclusive-lock"
+    /// EPT: the same threads, each faulting a VM of its own (own MMU, lock,
+    /// tables and guest memory): nothing in SLAT is shared, so this is the
+    /// machine's own ceiling for the two-thread fault rate.
+    case faultThreadsSeparateVMs = "fault-threads-separate-vms"
     /// EPT: thread CPU time per fault of the one-thread run (less sensitive
     /// to other load than wall time).
     case faultCPUTime = "fault-cpu-time"
@@ -90,7 +94,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .wrprotect: .wrprotect
         case .unmap: .unmap
         case .pfncache: .pfncache
-        case .fault, .faultThreads, .faultThreadsExclusive, .faultCPUTime: .fault
+        case .fault, .faultThreads, .faultThreadsExclusive, .faultThreadsSeparateVMs, .faultCPUTime: .fault
         case .dirtyLogPopulate, .dirtyLogEnable, .dirtyLogWrite, .dirtyLogGetClear, .dirtyLogRewrite, .dirtyLogDisable: .dirtyLog
         case .zap: .zap
         case .ageClearYoung, .ageTestYoung: .age
@@ -133,7 +137,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .wrprotect: "changePermissions"
         case .unmap: "unmap"
         case .pfncache: "PfnCache.refresh"
-        case .fault, .faultThreads, .faultThreadsExclusive, .faultCPUTime, .kvmPageTableTestCreate,
+        case .fault, .faultThreads, .faultThreadsExclusive, .faultThreadsSeparateVMs, .faultCPUTime, .kvmPageTableTestCreate,
              .kvmPageTableTestSplit, .kvmPageTableTestMerge:
             format.isStageTwo ? "StageTwoFaultHandler.handle" : "ExtendedPageTableMMU.handleFault"
         case .merge, .mergeShared, .split: "StageTwoPageTable.map"

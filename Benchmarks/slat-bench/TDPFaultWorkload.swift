@@ -9,14 +9,23 @@ enum TDPFaultWorkload {
         var cpuSamples: [UInt64] = []
         var counters = OperationCounters()
         for repeatIndex in 0...options.repeats {
-            let fixture = try TDPFixture(format: options.format, size: options.size, hostSize: .size4K, threads: options.threads,
-                                         exclusiveFaults: options.exclusiveLock)
+            // One VM, or with `separateVMs` one VM per thread, each VM
+            // covering the whole range so every thread faults the same
+            // frames of its VM that it would fault of the shared one.
+            let vmCount = options.separateVMs ? options.threads : 1
+            var fixtures: [TDPFixture] = []
+            for _ in 0..<vmCount {
+                fixtures.append(try TDPFixture(format: options.format, size: options.size, hostSize: .size4K,
+                                               threads: options.threads, exclusiveFaults: options.exclusiveLock))
+            }
+            let vms = FixtureList(fixtures)
             let threads = options.threads
-            let perThread = fixture.frameCount / UInt64(threads)
+            let perThread = fixtures[0].frameCount / UInt64(threads)
             let failures = FirstFailure<BenchFailure>()
-            let before = fixture.snapshot()
+            let before = fixtures.map { $0.snapshot() }
             let (nanoseconds, cpu) = TDPFixture.parallel(threads) { thread in
                 let first = UInt64(thread) * perThread
+                let fixture = vms.fixture(forThread: thread)
                 do throws(BenchFailure) {
                     try fixture.fault(first..<(first + perThread), access: .write, vcpu: fixture.contexts[thread])
                 } catch {
@@ -24,11 +33,12 @@ enum TDPFaultWorkload {
                 }
             }
             if let failure = failures.first { throw failure }
-            counters = OperationCounters(from: before, to: fixture.snapshot())
-            // Verify: every page maps to its host frame, writable.
-            let table = fixture.mmu.table()
+            counters = OperationCounters(from: before[0], to: fixtures[0].snapshot())
+            // Verify: every page maps to its host frame, writable, in the VM
+            // of the thread that faulted it.
             for index in stride(from: 0, to: perThread * UInt64(threads), by: 4099) {
-                guard case .mapped(let translation) = table.translate(fixture.address(ofFrame: index)),
+                let fixture = vms.fixture(forThread: Int(index / perThread))
+                guard case .mapped(let translation) = fixture.mmu.table().translate(fixture.address(ofFrame: index)),
                       translation.output.rawValue == (0x20_0000 &+ index) << 12 else {
                     throw .verification("tdp fault: frame \(index) not mapped to its host frame")
                 }
@@ -37,11 +47,11 @@ enum TDPFaultWorkload {
                 samples.append(nanoseconds)
                 cpuSamples.append(cpu)
             }
-            fixture.mmu.teardown()
+            for fixture in fixtures { fixture.mmu.teardown() }
         }
         let faults = Int(options.size >> 12) / options.threads * options.threads
-        let lock = options.exclusiveLock ? "exclusive" : "shared"
-        let name = "fault (\(options.threads) thread\(options.threads == 1 ? "" : "s"), \(lock) lock)"
+        let lock = options.separateVMs ? "a VM each" : options.exclusiveLock ? "exclusive lock" : "shared lock"
+        let name = "fault (\(options.threads) thread\(options.threads == 1 ? "" : "s"), \(lock))"
         var results = [
             TDPResult(name: name + " wall", operations: faults, unit: "fault", samples: samples, counters: counters),
             TDPResult(name: name + " thread CPU time, all threads", operations: faults, unit: "fault", samples: cpuSamples,
@@ -77,3 +87,15 @@ enum TDPFaultWorkload {
 }
 
 /// The first error any thread hit.
+
+/// The VMs of one parallel fault run: one shared by every thread, or one
+/// per thread. Read-only while the threads run.
+final class FixtureList: Sendable {
+    let fixtures: [TDPFixture]
+    init(_ fixtures: [TDPFixture]) { self.fixtures = fixtures }
+
+    /// The VM `thread` faults.
+    func fixture(forThread thread: Int) -> TDPFixture {
+        fixtures.count == 1 ? fixtures[0] : fixtures[thread]
+    }
+}

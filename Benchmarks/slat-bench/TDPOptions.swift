@@ -18,6 +18,8 @@ struct TDPOptions: Sendable {
     var threads = 1
     /// Faults take the MMU lock exclusively (baseline).
     var exclusiveLock = false
+    /// Each thread faults a VM of its own (the machine's ceiling).
+    var separateVMs = false
     /// Dirty-log mode (dirty-log workload).
     var dirtyMode: DirtyLogMode = .writeProtect
 

@@ -46,6 +46,13 @@ enum TDPWorkloads {
             plan.progress.starting(Metric.faultThreadsExclusive.rawValue, on: plan.format, repeats: plan.repeats, size: size)
             report(.faultThreadsExclusive, try TDPFaultWorkload.run(baseline)[0], threads: plan.threads)
         }
+        if wanted.contains(.faultThreadsSeparateVMs) && plan.threads > 1 {
+            var ceiling = options
+            ceiling.threads = plan.threads
+            ceiling.separateVMs = true
+            plan.progress.starting(Metric.faultThreadsSeparateVMs.rawValue, on: plan.format, repeats: plan.repeats, size: size)
+            report(.faultThreadsSeparateVMs, try TDPFaultWorkload.run(ceiling)[0], threads: plan.threads)
+        }
         let phases = wanted.filter { $0.workload == .dirtyLog }
         if !phases.isEmpty {
             plan.progress.starting(Workload.dirtyLog.rawValue, on: plan.format, repeats: plan.repeats, size: size)

@@ -53,7 +53,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .wrprotect: [.wrprotect]
         case .unmap: [.unmap]
         case .pfncache: [.pfncache]
-        case .fault: [.fault, .faultThreads, .faultThreadsExclusive, .faultCPUTime]
+        case .fault: [.fault, .faultThreads, .faultThreadsExclusive, .faultThreadsSeparateVMs, .faultCPUTime]
         case .merge: [.merge, .mergeShared]
         case .split: [.split, .splitEager]
         case .kvmPageTableTest: [.kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge]
