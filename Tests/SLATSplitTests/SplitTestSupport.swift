@@ -96,14 +96,7 @@ final class EPTSplitVM: @unchecked Sendable {
     var leaves: [LeafMapping] { mmu.table().leaves(in: frames.physicalRange) }
 
     /// A reference model of the slot as mapped now.
-    func model() -> ReferenceModel {
-        var model = ReferenceModel(format: format)
-        for leaf in leaves {
-            model.map(GuestPhysicalRange(start: leaf.guestAddress, size: leaf.size), to: leaf.output,
-                      permissions: leaf.attributes.permissions)
-        }
-        return model
-    }
+    func model() -> ReferenceModel { referenceModel(of: leaves, format: format) }
 
     func detectorReports() -> [SimulationReport] {
         tlb.verifyCoherence()
@@ -192,19 +185,22 @@ final class StageTwoSplitVM: @unchecked Sendable {
 
     var leaves: [LeafMapping] { mmu.table.leaves(in: guestRange) }
 
-    func model() -> ReferenceModel {
-        var model = ReferenceModel(format: format)
-        for leaf in leaves {
-            model.map(GuestPhysicalRange(start: leaf.guestAddress, size: leaf.size), to: leaf.output,
-                      permissions: leaf.attributes.permissions)
-        }
-        return model
-    }
+    func model() -> ReferenceModel { referenceModel(of: leaves, format: format) }
 
     func detectorReports() -> [SimulationReport] {
         tlb.verifyCoherence()
         return log.reports
     }
+}
+
+/// A reference model holding exactly `leaves`.
+func referenceModel<Format: PageTableFormat>(of leaves: [LeafMapping], format: Format) -> ReferenceModel {
+    var model = ReferenceModel(format: format)
+    for leaf in leaves {
+        model.map(GuestPhysicalRange(start: leaf.guestAddress, size: leaf.size), to: leaf.output,
+                  permissions: leaf.attributes.permissions)
+    }
+    return model
 }
 
 enum SplitTestError: Error {

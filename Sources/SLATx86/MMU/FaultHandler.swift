@@ -144,10 +144,9 @@ extension ExtendedPageTableMMU {
             level = 0
             table = memory.entries(at: HostPhysicalAddress(memo.table))
         }
-        // One level down into the table `entry` points to; a leaf table is
+        // One level down into table page `child`; a leaf table is
         // remembered for this vCPU's next fault in the region.
-        func descend(into entry: UInt64) {
-            let child = format.childTable(of: entry)
+        func enter(_ child: HostPhysicalAddress) {
             table = memory.entries(at: child)
             level -= 1
             if level == 0 {
@@ -156,6 +155,7 @@ extension ExtendedPageTableMMU {
                     addressSpace: addressSpace, region: region)
             }
         }
+        func descend(into entry: UInt64) { enter(format.childTable(of: entry)) }
         while true {
             let pointer = table + format.index(of: address, atLevel: level)
             var entry = pointer.pointee.load(ordering: .acquiring)
@@ -198,13 +198,7 @@ extension ExtendedPageTableMMU {
                     if let page = helpers.linkEmptyTable(
                         pointer, expected: &entry, level: level, mode: .shared, context: vcpu, softwareBits: marker) {
                         if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
-                        table = memory.entries(at: page)
-                        level -= 1
-                        if level == 0 {
-                            slotEntry.pointee.leafTable = LeafTableMemo(
-                                table: page.rawValue, generation: generation, root: rootAddress,
-                                addressSpace: addressSpace, region: region)
-                        }
+                        enter(page)
                         break entryLoop
                     }
                     if vcpu.pageCache.count == 0 { return .retry }
@@ -217,13 +211,7 @@ extension ExtendedPageTableMMU {
                 case .split(let child):
                     cleanup.split(address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level)
                     if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
-                    table = memory.entries(at: child)
-                    level -= 1
-                    if level == 0 {
-                        slotEntry.pointee.leafTable = LeafTableMemo(
-                            table: child.rawValue, generation: generation, root: rootAddress,
-                            addressSpace: addressSpace, region: region)
-                    }
+                    enter(child)
                     break entryLoop
                 case .lostRace:
                     continue entryLoop
