@@ -29,3 +29,13 @@ enum BenchFailure: Error {
         }
     }
 }
+
+/// Runs `body`, reporting a refusal by the library as ``BenchFailure/library(_:_:)``
+/// named `what`.
+func library<T>(_ what: String, _ body: () throws(SLATError) -> T) throws(BenchFailure) -> T {
+    do {
+        return try body()
+    } catch {
+        throw .library(what, error)
+    }
+}

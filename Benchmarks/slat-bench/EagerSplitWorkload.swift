@@ -72,7 +72,7 @@ enum EagerSplitWorkload {
         let mmu = fixture.mmu
         let format = fixture.format
         let memory = fixture.arena
-        let root = mmu.root()
+        let root = try library("root") { () throws(SLATError) in try mmu.root() }
         let write = ExtendedPageTableBits.write
         let dirty = ExtendedPageTableBits.dirty
         // Read once: an array element read in the loop costs a retain and a

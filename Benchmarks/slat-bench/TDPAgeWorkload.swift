@@ -15,11 +15,11 @@ enum TDPAgeWorkload {
             let context = fixture.contexts[1]
             let before = fixture.snapshot()
             var start = MonotonicClock.now()
-            let young = fixture.mmu.clearYoung(range, context: context)
+            let young = try library("clearYoung") { () throws(SLATError) in try fixture.mmu.clearYoung(range, context: context) }
             let clearTime = MonotonicClock.now() &- start
             clearCounters = OperationCounters(from: before, to: fixture.snapshot())
             start = MonotonicClock.now()
-            let stillYoung = fixture.mmu.testYoung(range, context: context)
+            let stillYoung = try library("testYoung") { () throws(SLATError) in try fixture.mmu.testYoung(range, context: context) }
             let testTime = MonotonicClock.now() &- start
             guard young, !stillYoung else { throw .verification("tdp age: young \(young), after clear \(stillYoung)") }
             if repeatIndex > 0 {

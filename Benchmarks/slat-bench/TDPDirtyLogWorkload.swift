@@ -62,7 +62,7 @@ enum TDPDirtyLogWorkload {
             } catch {
                 throw .verification("tdp dirty-log: \(error)")
             }
-            guard case .mapped(let translation) = mmu.table().translate(fixture.address(ofFrame: 0)),
+            guard case .mapped(let translation) = try library("table", { () throws(SLATError) in try mmu.table() }).translate(fixture.address(ofFrame: 0)),
                   translation.level == 1 else {
                 throw .verification("tdp dirty-log: huge pages not recovered after disable")
             }

@@ -38,7 +38,7 @@ enum TDPFaultWorkload {
             // of the thread that faulted it.
             for index in stride(from: 0, to: perThread * UInt64(threads), by: 4099) {
                 let fixture = vms.fixture(forThread: Int(index / perThread))
-                guard case .mapped(let translation) = fixture.mmu.table().translate(fixture.address(ofFrame: index)),
+                guard case .mapped(let translation) = try library("table", { () throws(SLATError) in try fixture.mmu.table() }).translate(fixture.address(ofFrame: index)),
                       translation.output.rawValue == (0x20_0000 &+ index) << 12 else {
                     throw .verification("tdp fault: frame \(index) not mapped to its host frame")
                 }

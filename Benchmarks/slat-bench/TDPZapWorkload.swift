@@ -12,7 +12,7 @@ enum TDPZapWorkload {
             try fixture.fault(0..<fixture.frameCount, access: .write, vcpu: fixture.contexts[0])
             let before = fixture.snapshot()
             let start = MonotonicClock.now()
-            let removed = fixture.mmu.zap(fixture.frames)
+            let removed = try library("zap") { () throws(SLATError) in try fixture.mmu.zap(fixture.frames) }
             let time = MonotonicClock.now() &- start
             counters = OperationCounters(from: before, to: fixture.snapshot())
             guard removed == Int(fixture.frameCount), fixture.tlb.counts.total > 0 else {

@@ -44,6 +44,16 @@ public enum SLATError: Error, Hashable, Sendable {
     case invalidTableRegion
     /// A reader slot index outside the reclaimer's slot count.
     case readerSlotOutOfRange(Int, slots: Int)
+    /// An address-space index outside the MMU's address-space count.
+    case addressSpaceOutOfRange(Int, count: Int)
+    /// An MMU configuration with an address-space count the backend does not
+    /// support (`supported` is the largest it does).
+    case unsupportedAddressSpaceCount(Int, supported: Int)
+    /// A guest-physical address at or beyond the format's input address
+    /// size (`limit`, one past the highest address the tables translate).
+    case guestAddressOutOfRange(GuestPhysicalAddress, limit: UInt64)
+    /// The VM's tables were torn down; nothing can use them any more.
+    case tornDown
 
     // Guest memory model
     /// A memslot overlaps the guest range of an existing one.

@@ -134,6 +134,12 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
                     return .violation(Violation(kind: .notPresent, address: address, access: kind, level: level))
                 }
                 if level > 0 && format.isTable(entry, atLevel: level) {
+                    // EPT's table entries carry R/W/X: every entry of the
+                    // walk must allow the access (SDM vol. 3, "EPT Violations").
+                    if let access, !format.permissions(ofTable: entry, atLevel: level).contains(access.requiredPermission) {
+                        return .violation(Violation(kind: .permission, address: address, access: access, level: level,
+                                                    granted: format.permissions(ofTable: entry, atLevel: level)))
+                    }
                     if updatingFlags && profile.setsAccessedFlagInTables && entry & accessedMask == 0 {
                         let (exchanged, _) = pointer.pointee.compareExchange(
                             expected: entry, desired: entry | accessedMask, ordering: .acquiringAndReleasing)

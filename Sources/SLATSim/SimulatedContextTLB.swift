@@ -67,6 +67,20 @@ public final class SimulatedContextTLB: TLB {
         grantCheck.set { walker.stillGrants($0) }
     }
 
+    /// Checks every cached entry against the tables of the root it was
+    /// walked from (the first page of its path): for VMs whose vCPUs may
+    /// use different roots for a while (a root replaced while a vCPU has
+    /// not yet loaded the new one). `walker(root)` makes a read-only walker
+    /// of the tables below `root`.
+    public func attachPerRoot<Format: PageTableFormat, Memory: TableMemory>(
+        _ walker: @escaping @Sendable (HostPhysicalAddress) -> HardwareWalker<Format, Memory>
+    ) {
+        grantCheck.set { cached in
+            guard cached.path.count > 0 else { return false }
+            return walker(cached.path[0]).stillGrants(cached)
+        }
+    }
+
     /// Invalidations requested of the context (each counted once, not per vCPU).
     public var counts: TLBInvalidationCounts { counter.counts }
 

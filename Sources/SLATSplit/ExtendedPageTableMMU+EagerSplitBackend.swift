@@ -22,9 +22,10 @@ extension ExtendedPageTableMMU: EagerSplitBackend {
     /// ``MMUConfiguration/addressSpaceCount``.
     @inlinable public var splitAddressSpaceCount: Int { configuration.addressSpaceCount }
 
-    /// ``root(addressSpace:)``.
+    /// The current root (the engine counts address spaces from
+    /// ``splitAddressSpaceCount``; after teardown, the emptied root).
     @inlinable
-    public func splitRoot(addressSpace: Int) -> HostPhysicalAddress { root(addressSpace: addressSpace) }
+    public func splitRoot(addressSpace: Int) -> HostPhysicalAddress { rootAddress(addressSpace) }
 
     /// Page-aligned, non-empty and inside the guest-physical width.
     @inlinable
@@ -38,17 +39,19 @@ extension ExtendedPageTableMMU: EagerSplitBackend {
 
     /// SLATCore's ``SLATCore/PageTable/splitLeaf(_:expected:level:mode:context:tableEntryBits:)``
     /// in shared mode (the leaf may be volatile: hardware A/D, fast faults);
-    /// a won split owes the huge leaf's invalidation at its size in `batch`.
+    /// a won split is accounted by the MMU's one accounting point, which
+    /// owes the huge leaf's invalidation at its size in `batch`.
     @inlinable
     public func splitHugeLeaf(
         _ pointer: EntryPointer, expected: inout UInt64, level: Int, address: GuestPhysicalAddress,
         targetLevel: Int, context: PageTableContext, batch: inout TLBFlushBatch
     ) -> LeafSplitOutcome {
-        let outcome = PageTable(format: format, memory: memory, root: root(addressSpace: 0), reclaimer: reclaimer)
+        let leaf = expected
+        let outcome = PageTable(format: format, memory: memory, root: rootAddress(0), reclaimer: reclaimer)
             .splitLeaf(pointer, expected: &expected, level: level, mode: .shared, context: context)
-        if case .split = outcome {
-            let size = format.entrySize(atLevel: level)
-            batch.invalidate(address: address.alignedDown(to: size), level: level, size: size)
+        if case .split(let child) = outcome {
+            accountChange(old: leaf, new: format.tableEntry(child: child), address: address, level: level,
+                          mode: .shared, batch: &batch)
         }
         return outcome
     }
@@ -57,7 +60,7 @@ extension ExtendedPageTableMMU: EagerSplitBackend {
     @inlinable
     public func settleSplitBatch(_ batch: consuming TLBFlushBatch) {
         if batch.isEmpty { _ = batch.discard(); return }
-        PageTable(format: format, memory: memory, root: root(addressSpace: 0), reclaimer: reclaimer)
+        PageTable(format: format, memory: memory, root: rootAddress(0), reclaimer: reclaimer)
             .settle(batch, tlb: tlb, mode: .shared)
     }
 }

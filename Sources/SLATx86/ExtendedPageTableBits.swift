@@ -54,6 +54,9 @@ public enum ExtendedPageTableBits {
     @inlinable public static var accessTracked: UInt64 { 1 << 55 }
     /// Bit 56 (software bit 4): the execute bit of an access-tracked leaf, saved.
     @inlinable public static var savedExecute: UInt64 { 1 << 56 }
+    /// Bit 60 (software bit 8): the user-execute bit (bit 10, mode-based
+    /// execute control) of an access-tracked leaf, saved.
+    @inlinable public static var savedUserExecute: UInt64 { 1 << 60 }
     /// Bit 59 (software bit 7), table entries only: the table replaced (or
     /// stands for) a huge leaf that an instruction fetch forced down to small
     /// pages under the NX-huge-page policy; faults must not put a huge leaf

@@ -35,12 +35,24 @@ extension ExtendedPageTableFormat: PageTableFormat {
         level != 0 && entry & ExtendedPageTableBits.pageSize == 0
     }
 
-    /// `R|W|X` + "MMU present" + the child's address (bits 51:12).
+    /// `R|W|X` (and user-execute, bit 10, with mode-based execute control:
+    /// a user-mode fetch needs it in every entry of the walk, SDM vol. 3
+    /// "EPT Violations") + "MMU present" + the child's address (bits 51:12).
     @inlinable
     public func tableEntry(child: HostPhysicalAddress) -> UInt64 {
         assert(child.rawValue & 0xFFF == 0, "table pages are 4 KiB aligned")
         return (child.rawValue & ExtendedPageTableBits.address)
             | ExtendedPageTableBits.readWriteExecute | ExtendedPageTableBits.mmuPresent
+            | (ExtendedPageTableBits.userExecute & modeBasedExecuteMask)
+    }
+
+    /// The accesses a table entry lets the walk through: its R/W/X bits
+    /// (and user-execute with mode-based execute control), decoded as a
+    /// leaf's (SDM: an access is allowed only if every entry of the walk
+    /// allows it).
+    @inlinable
+    public func permissions(ofTable entry: UInt64, atLevel level: Int) -> Permissions {
+        permissions(ofLeaf: entry)
     }
 
     /// Bits 51:12 of a table entry.

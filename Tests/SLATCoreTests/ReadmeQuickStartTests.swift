@@ -26,11 +26,17 @@ import SLAT
         // each with its own context (page cache + reader slot).
         DispatchQueue.concurrentPerform(iterations: 2) { index in
             let vcpu = PageTableContext(readerSlot: index)
+            var eptp = try? mmu.reloadRoot(vcpu)                      // write it to the VMCS
             for page in UInt64(0)..<256 {
                 let address = GuestPhysicalAddress(0x1_0000_0000 + (UInt64(index) * 256 + page) * 0x20_0000)
                 let fault = GuestPageFault(address: address, access: .write)
-                while case .retry? = try? mmu.handleFault(fault, vcpu: vcpu) {}
+                while true {
+                    // Before each VM entry: were the roots replaced (invalidateAllRoots)?
+                    if (try? mmu.isRootReloadRequested(vcpu)) == true { eptp = try? mmu.reloadRoot(vcpu) }
+                    guard case .retry? = try? mmu.handleFault(fault, vcpu: vcpu) else { break }
+                }
             }
+            _ = eptp
         }
 
         // Dirty logging for migration: write-protect, let the guest write (its
@@ -48,13 +54,13 @@ import SLAT
         try stealTime.access(length: 64) { bytes in bytes.storeBytes(of: UInt64(42), as: UInt64.self) }
         // README end
 
-        #expect(mmu.table().translate(GuestPhysicalAddress(0x1_3FFF_F000)).translation?.size == 0x20_0000,
+        #expect(try mmu.table().translate(GuestPhysicalAddress(0x1_3FFF_F000)).translation?.size == 0x20_0000,
                 "every 2 MiB page of the slot was faulted in as a 2 MiB leaf")
         #expect(dirtyWords.first == 1 << 3, "exactly the written frame 3 is dirty")
-        #expect(mmu.table().translate(GuestPhysicalAddress(0x1_0000_3000)).translation?.size == 0x20_0000,
+        #expect(try mmu.table().translate(GuestPhysicalAddress(0x1_0000_3000)).translation?.size == 0x20_0000,
                 "disabling dirty logging recovered the huge page")
         #expect(try stealTime.access(length: 8) { $0.load(as: UInt64.self) } == 42)
-        #expect(mmu.pointer().rawValue & 0x40 != 0, "the EPTP enables A/D flags")
+        #expect(try mmu.pointer().rawValue & 0x40 != 0, "the EPTP enables A/D flags")
         mmu.teardown()
     }
 }

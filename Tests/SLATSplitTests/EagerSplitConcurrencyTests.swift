@@ -49,7 +49,7 @@ struct EagerSplitConcurrencyTests {
         }
         #expect(holes.value == 0, "accesses that met no translation")
         #expect(vm.leaves.allSatisfy { $0.size == 4096 })
-        #expect(model.differences(from: vm.mmu.table()).isEmpty)
+        #expect(try model.differences(from: vm.mmu.table()).isEmpty)
         let logged = Set(markedFrames(try vm.mmu.getAndClearDirtyLog(memslot: EPTSplitVM.slotID)))
         #expect(mustBeLogged.all.subtracting(logged).isEmpty)
         #expect(vm.detectorReports().isEmpty, "\(vm.log.summary)")
@@ -105,7 +105,7 @@ struct EagerSplitConcurrencyTests {
                 var random = SimulationRandom(seed: 11)
                 for _ in 0..<12 {
                     let first = random.below(vm.frameCount - 600)
-                    vm.mmu.zap(GuestFrameRange(start: GuestFrameNumber(vm.baseFrame + first), count: 600))
+                    try vm.mmu.zap(GuestFrameRange(start: GuestFrameNumber(vm.baseFrame + first), count: 600))
                 }
             default:
                 var random = SimulationRandom(seed: SimulationRandom.derivedSeed(3, stream: thread))

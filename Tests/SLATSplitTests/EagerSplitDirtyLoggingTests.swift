@@ -21,10 +21,10 @@ struct EagerSplitDirtyLoggingTests {
         #expect(report?.leavesSplit == 16)
         #expect(vm.leaves.allSatisfy { $0.size == 4096 })
         let free = vm.memory.freePageCount
-        let tables = vm.mmu.table().reachableTablePages().count
+        let tables = try vm.mmu.table().reachableTablePages().count
         for frame in stride(from: UInt64(0), to: vm.frameCount, by: 3) { try vm.access(frame, .write, vcpu: 0) }
         #expect(vm.memory.freePageCount == free)
-        #expect(vm.mmu.table().reachableTablePages().count == tables)
+        #expect(try vm.mmu.table().reachableTablePages().count == tables)
     }
 
     @Test("EPT: with eager splitting switched off the huge leaves stay and the write pass splits each by a fault")
@@ -35,9 +35,9 @@ struct EagerSplitDirtyLoggingTests {
         dirtyLogging.isEagerSplitEnabled = false
         #expect(try dirtyLogging.enableDirtyLogging(memslot: EPTSplitVM.slotID) == nil)
         #expect(vm.leaves.count == 16)
-        let tables = vm.mmu.table().reachableTablePages().count
+        let tables = try vm.mmu.table().reachableTablePages().count
         for frame in stride(from: UInt64(0), to: vm.frameCount, by: 512) { try vm.access(frame, .write, vcpu: 0) }
-        #expect(vm.mmu.table().reachableTablePages().count == tables + 16)
+        #expect(try vm.mmu.table().reachableTablePages().count == tables + 16)
         #expect(vm.leaves.allSatisfy { $0.size == 4096 })
     }
 

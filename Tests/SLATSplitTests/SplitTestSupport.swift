@@ -47,7 +47,7 @@ final class EPTSplitVM: @unchecked Sendable {
         memory = SimulatedTableMemory(wrapping: arena, watching: [tlb])
         mmu = try MMU(format: format, memory: memory, tlb: tlb, guestMemory: guestMemory,
                       configuration: MMUConfiguration(addressSpaceCount: addressSpaces, readerSlots: vcpus + 2))
-        walker = HardwareWalker(format: format, memory: memory, root: mmu.root())
+        walker = HardwareWalker(format: format, memory: memory, root: try mmu.root())
         tlb.attach(walker)
         contexts = (0..<(vcpus + 2)).map { PageTableContext(readerSlot: $0) }
     }
@@ -93,7 +93,7 @@ final class EPTSplitVM: @unchecked Sendable {
     }
 
     /// The slot's leaves.
-    var leaves: [LeafMapping] { mmu.table().leaves(in: frames.physicalRange) }
+    var leaves: [LeafMapping] { (try? mmu.table().leaves(in: frames.physicalRange)) ?? [] }
 
     /// A reference model of the slot as mapped now.
     func model() -> ReferenceModel { referenceModel(of: leaves, format: format) }

@@ -88,7 +88,7 @@ struct DirtyLogTests {
         let vm = try populated(8)
         try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .dirtyBit)
         try vm.access(3, .write, vcpu: 0)
-        vm.mmu.zap(vm.frames)
+        try vm.mmu.zap(vm.frames)
         #expect(markedFrames(try vm.mmu.getAndClearDirtyLog(memslot: SimulatedVM.slotID)) == [3])
     }
 
@@ -125,7 +125,7 @@ struct HugePageRecoveryTests {
     func smallHostPagesStay() throws {
         let vm = try SimulatedVM(frames: 1024)
         for index: UInt64 in 0..<512 { try vm.access(index, .read, vcpu: 0) }
-        #expect(vm.mmu.recoverHugePages(in: vm.frames) == 0)
+        #expect(try vm.mmu.recoverHugePages(in: vm.frames) == 0)
         #expect(vm.leaf(0)?.level == 0)
     }
 }

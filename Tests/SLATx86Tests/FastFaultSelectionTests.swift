@@ -44,7 +44,7 @@ struct FastFaultSelectionTests {
     func notPresentTakesFastPathAfterAging() throws {
         let vm = try SimulatedVM(frames: 64, accessedDirty: false, arenaPages: 16)
         try vm.access(5, .write, vcpu: 0)
-        #expect(vm.mmu.clearYoung(HostVirtualRange(start: SimulatedVM.hostBase, size: 64 << 12), context: vm.contexts[2]))
+        #expect(try vm.mmu.clearYoung(HostVirtualRange(start: SimulatedVM.hostBase, size: 64 << 12), context: vm.contexts[2]))
         exhaustTableMemory(vm)
         let fault = GuestPageFault(address: vm.address(5), access: .read, isPermissionFault: false)
         #expect(try vm.mmu.handleFault(fault, vcpu: vm.contexts[1]) == .fixed(level: 0))
@@ -86,13 +86,13 @@ struct FastFaultSelectionTests {
         try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .writeProtect)
         let fault = GuestPageFault(address: vm.address(7), access: .write, isPermissionFault: true)
         let first = try #require(vm.mmu.dirtyBitmap(memslot: SimulatedVM.slotID))
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
         #expect(first.isMarked(GuestFrameNumber(vm.baseFrame + 7)))
         try vm.mmu.disableDirtyLogging(memslot: SimulatedVM.slotID, recoverHugePages: false)
         try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .writeProtect)
         let second = try #require(vm.mmu.dirtyBitmap(memslot: SimulatedVM.slotID))
         #expect(second !== first)
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
         #expect(second.isMarked(GuestFrameNumber(vm.baseFrame + 7)))
     }
 
@@ -113,7 +113,7 @@ struct FastFaultSelectionTests {
         vm.mmu.protectForDirtyLogging(slot.frames, mode: .writeProtect)
         vm.mmu.lock.unlockExclusive()
         let fault = GuestPageFault(address: vm.address(7), access: .write, isPermissionFault: true)
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
         vm.guestMemory.invalidations.endInvalidation(slot.frames)
         // The leaf is writable again, so only the bitmap can report the write.
         #expect(bitmap.isMarked(GuestFrameNumber(vm.baseFrame + 7)))
@@ -136,13 +136,13 @@ struct FastFaultSelectionTests {
         _ = try vm.mmu.getAndClearDirtyLog(memslot: SimulatedVM.slotID)
         let fault = GuestPageFault(address: vm.address(0), access: .write, isPermissionFault: true)
         // Remembers the 4 KiB table of the region for vCPU 0.
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
         // Collapses that table into a writable 2 MiB leaf and retires it.
         try vm.mmu.disableDirtyLogging(memslot: SimulatedVM.slotID)
         #expect(vm.leaf(1)?.level == 1)
         vm.mmu.reclaimer.synchronize()
         let other = GuestPageFault(address: vm.address(1), access: .write, isPermissionFault: true)
-        let outcome = vm.mmu.fastPageFault(other, vcpu: vm.contexts[0])
+        let outcome = try vm.mmu.fastPageFault(other, vcpu: vm.contexts[0])
         #expect(outcome == .spurious || outcome == .fixed(level: 1))
         #expect(vm.detectorReports().isEmpty)
     }

@@ -13,7 +13,7 @@ struct FastPageFaultTests {
         _ = try vm.mmu.getAndClearDirtyLog(memslot: SimulatedVM.slotID)
         #expect(try #require(vm.leaf(7)).entry & ExtendedPageTableBits.write == 0)
         vm.mmu.lock.lockExclusive()  // proves no lock is needed: a locked path would deadlock
-        let outcome = vm.mmu.fastPageFault(
+        let outcome = try vm.mmu.fastPageFault(
             GuestPageFault(address: vm.address(7), access: .write, isPermissionFault: true), vcpu: vm.contexts[0])
         vm.mmu.lock.unlockExclusive()
         #expect(outcome == .fixed(level: 0))
@@ -25,7 +25,7 @@ struct FastPageFaultTests {
     func readOnlyLeafNotFixable() throws {
         let vm = try SimulatedVM(slotFlags: .readOnly)
         try vm.access(3, .read, vcpu: 0)
-        let outcome = vm.mmu.fastPageFault(
+        let outcome = try vm.mmu.fastPageFault(
             GuestPageFault(address: vm.address(3), access: .write, isPermissionFault: true), vcpu: vm.contexts[0])
         #expect(outcome == .notFixable)
     }
@@ -37,7 +37,7 @@ struct FastPageFaultTests {
         try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .writeProtect)
         #expect(try #require(vm.leaf(5)).level == 1)
         let fault = GuestPageFault(address: vm.address(5), access: .write, isPermissionFault: true)
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .notFixable)
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .notFixable)
         #expect(try vm.mmu.handleFault(fault, vcpu: vm.contexts[0]) == .fixed(level: 0))
         #expect(vm.detectorReports().isEmpty)
     }
@@ -47,14 +47,14 @@ struct FastPageFaultTests {
         let vm = try SimulatedVM()
         try vm.access(2, .write, vcpu: 0)
         let fault = GuestPageFault(address: vm.address(2), access: .write, isPermissionFault: true)
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[1]) == .spurious)
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[1]) == .spurious)
     }
 
     @Test("no leaf: not fixable")
     func missingLeafNotFixable() throws {
         let vm = try SimulatedVM()
         let fault = GuestPageFault(address: vm.address(2), access: .read, isPermissionFault: true)
-        #expect(vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .notFixable)
+        #expect(try vm.mmu.fastPageFault(fault, vcpu: vm.contexts[0]) == .notFixable)
     }
 
     @Test("leaves the fast path may restore are volatile, so locked writers exchange them")

@@ -57,7 +57,7 @@ struct FaultPathTests {
         #expect(outcome == .fixed(level: 0))
         for index: UInt64 in [0, 10, 11, 511] {
             #expect(vm.leaf(index)?.level == 0)
-            #expect(vm.mmu.table().translate(vm.address(index)).translation?.output == vm.hostAddress(index))
+            #expect(try vm.mmu.table().translate(vm.address(index)).translation?.output == vm.hostAddress(index))
         }
         #expect(vm.detectorReports().isEmpty)
     }
@@ -103,7 +103,7 @@ struct FaultErrorTests {
         #expect(throws: SLATError.noMemslot(outside.frame)) {
             _ = try vm.mmu.handleFault(GuestPageFault(address: outside, access: .read), vcpu: vm.contexts[0])
         }
-        #expect(vm.mmu.table().translate(outside).translation == nil)
+        #expect(try vm.mmu.table().translate(outside).translation == nil)
         // Only the vCPU's cache was topped up; no table was linked.
         #expect(vm.memory.allocatedPageCount - before == vm.contexts[0].pageCache.count)
     }
@@ -125,7 +125,7 @@ struct FaultErrorTests {
         #expect(throws: SLATError.self) {
             _ = try vm.mmu.handleFault(GuestPageFault(address: vm.address(0), access: .read), vcpu: vm.contexts[0])
         }
-        let root = vm.memory.entries(at: vm.mmu.root())
+        let root = vm.memory.entries(at: try vm.mmu.root())
         #expect((0..<512).allSatisfy { root[$0].load(ordering: .relaxed) == 0 })
         #expect(vm.contexts[0].pageCache.count == 0)
     }
@@ -144,7 +144,7 @@ struct FaultErrorTests {
         vm.mmu.reclaimer.leaveReadSection(slot: empty.readerSlot)
         vm.mmu.lock.unlockShared()
         #expect(outcome == .retry)
-        let root = vm.memory.entries(at: vm.mmu.root())
+        let root = vm.memory.entries(at: try vm.mmu.root())
         #expect((0..<512).allSatisfy { root[$0].load(ordering: .relaxed) == 0 })
         #expect(try vm.mmu.handleFault(GuestPageFault(address: vm.address(0), access: .read), vcpu: empty) == .fixed(level: 0))
     }

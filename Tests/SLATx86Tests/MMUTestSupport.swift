@@ -28,9 +28,11 @@ final class SimulatedVM: @unchecked Sendable {
 
     init(
         frames: UInt64 = 4096, hostSize: HostMappingSize = .size4K, vcpus: Int = 2, accessedDirty: Bool = true,
+        modeBasedExecute: Bool = false,
         configuration: MMUConfiguration = MMUConfiguration(), arenaPages: Int = 4096, slotFlags: MemslotFlags = []
     ) throws {
-        format = try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: accessedDirty)
+        format = try ExtendedPageTableFormat(levelCount: 4, modeBasedExecute: modeBasedExecute,
+                                             accessedDirtyEnabled: accessedDirty)
         frameCount = frames
         try guestMemory.hostPages.map(Self.hostBase, to: HostFrameNumber(hostFrameBase), size: hostSize,
                                       count: (frames << 12) >> hostSize.shift)
@@ -41,7 +43,7 @@ final class SimulatedVM: @unchecked Sendable {
         var configuration = configuration
         configuration.readerSlots = max(configuration.readerSlots, vcpus + 2)
         mmu = try MMU(format: format, memory: memory, tlb: tlb, guestMemory: guestMemory, configuration: configuration)
-        walker = HardwareWalker(format: format, memory: memory, root: mmu.root())
+        walker = HardwareWalker(format: format, memory: memory, root: try mmu.root())
         tlb.attach(walker)
         contexts = (0..<(vcpus + 2)).map { PageTableContext(readerSlot: $0) }
     }
@@ -64,6 +66,9 @@ final class SimulatedVM: @unchecked Sendable {
         for attempt in 0..<100_000 {
             // A storm of invalidations makes faults retry; let them end.
             if attempt > 0 && attempt % 64 == 0 { sched_yield() }
+            // The VMM's check before VM entry (single-threaded tests only
+            // replace roots: the walker is shared).
+            if try mmu.isRootReloadRequested(contexts[vcpu]) { try reloadRoots(vcpu: vcpu) }
             switch walker.access(address, kind, through: tlb.vcpu(vcpu)) {
             case .translated(let output, _):
                 return output
@@ -77,17 +82,26 @@ final class SimulatedVM: @unchecked Sendable {
         throw SimulatedVMError.noProgress(address)
     }
 
+    /// vCPU `vcpu` reloads its EPTP (``ExtendedPageTableMMU/reloadRoot(_:addressSpace:)``)
+    /// and the walker follows the new root.
+    func reloadRoots(vcpu: Int) throws {
+        let pointer = try mmu.reloadRoot(contexts[vcpu])
+        walker = HardwareWalker(format: format, memory: memory, root: pointer.rootAddress)
+        tlb.attach(walker)
+    }
+
     static func guestAccess(_ kind: AccessKind) -> GuestAccess {
         switch kind {
         case .read: .read
         case .write: .write
-        case .executePrivileged, .executeUser: .execute
+        case .executePrivileged: .execute
+        case .executeUser: .userExecute
         }
     }
 
     /// The leaf mapping frame `index` now: raw entry and level.
     func leaf(_ index: UInt64) -> (entry: UInt64, level: Int)? {
-        guard case .mapped(let translation) = mmu.table().translate(address(index)) else { return nil }
+        guard let table = try? mmu.table(), case .mapped(let translation) = table.translate(address(index)) else { return nil }
         return (translation.entry, translation.level)
     }
 
@@ -101,7 +115,7 @@ final class SimulatedVM: @unchecked Sendable {
     /// page (`expected(index)`), up to 8.
     func wrongTranslations(expected: (UInt64) -> HostPhysicalAddress?) -> [UInt64] {
         var wrong: [UInt64] = []
-        let table = mmu.table()
+        guard let table = try? mmu.table() else { return [] }
         for index in 0..<frameCount {
             if case .mapped(let translation) = table.translate(address(index)) {
                 if translation.output != expected(index) { wrong.append(index) }

@@ -54,7 +54,7 @@ struct NXHugePageTests {
     func recoveryRestoresHugeLeaf() throws {
         let vm = try makeVM()
         try vm.access(20, .executePrivileged, vcpu: 0)
-        #expect(vm.mmu.recoverNXHugePages() == 1)
+        #expect(try vm.mmu.recoverNXHugePages() == 1)
         #expect(vm.leaf(20) == nil)
         #expect(vm.mmu.pendingNXSplits.isEmpty)
         try vm.access(20, .read, vcpu: 0)

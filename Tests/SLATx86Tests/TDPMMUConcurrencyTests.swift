@@ -38,7 +38,7 @@ struct TDPMMUConcurrencyTests {
         for frame in touched.all {
             model.map(GuestPhysicalRange(start: vm.address(frame), size: 4096), to: vm.hostAddress(frame), permissions: .read)
         }
-        let table = vm.mmu.table()
+        let table = try vm.mmu.table()
         for frame in touched.all {
             let translation = try #require(table.translate(vm.address(frame)).translation)
             #expect(translation.output == model.translation(of: vm.address(frame))?.output)
@@ -144,8 +144,8 @@ struct TDPMMUConcurrencyTests {
                 var last = false
                 repeat {
                     last = finished.isSet
-                    if vm.mmu.clearYoung(everything, context: ager) { youngSeen.wrappingAdd(1, ordering: .relaxed) }
-                    _ = vm.mmu.testYoung(everything, context: ager)
+                    if try vm.mmu.clearYoung(everything, context: ager) { youngSeen.wrappingAdd(1, ordering: .relaxed) }
+                    _ = try vm.mmu.testYoung(everything, context: ager)
                 } while !last
                 return
             }
@@ -225,7 +225,7 @@ struct TDPMMUConcurrencyTests {
             if thread == vcpus {
                 var round = 0
                 while !finished.isSet {
-                    vm.mmu.recoverNXHugePages()
+                    try vm.mmu.recoverNXHugePages()
                     if round % 4 == 1 { try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .writeProtect) }
                     if round % 4 == 3 { try vm.mmu.disableDirtyLogging(memslot: SimulatedVM.slotID) }
                     round += 1

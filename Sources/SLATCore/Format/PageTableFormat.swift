@@ -76,6 +76,11 @@ public protocol PageTableFormat: Sendable {
     func changingPermissions(ofLeaf entry: UInt64, grant: Permissions, revoke: Permissions) -> UInt64
     /// The permissions of a leaf (faster than ``attributes(ofLeaf:atLevel:)``).
     func permissions(ofLeaf entry: UInt64) -> Permissions
+    /// The accesses a present table entry at `level` lets a walk through
+    /// (formats whose table entries carry permission bits, as EPT's R/W/X:
+    /// an access must be allowed by every entry of its walk). Formats
+    /// without them return ``Permissions/all``.
+    func permissions(ofTable entry: UInt64, atLevel level: Int) -> Permissions
     /// The same leaf moved to the next output address at the same level:
     /// `entry` plus one leaf size in its address field. Used to fill runs.
     func leafEntry(_ entry: UInt64, advancedBy bytes: UInt64) -> UInt64
@@ -194,4 +199,10 @@ extension PageTableFormat {
     }
     /// The largest address bits an output may need: `1 << outputAddressBits`.
     @inlinable public var outputAddressLimit: UInt64 { outputAddressBits >= 64 ? .max : 1 << UInt64(outputAddressBits) }
+}
+
+extension PageTableFormat {
+    /// Table entries carry no permissions unless the format says so.
+    @inlinable
+    public func permissions(ofTable entry: UInt64, atLevel level: Int) -> Permissions { .all }
 }

@@ -101,8 +101,28 @@ public final class GuestMemory: Sendable {
     /// own write-protect / split flow). Throws
     /// ``SLATError/unknownMemslot(slot:)`` when there is none.
     public func updateMemslotFlags(id: UInt32, to flags: MemslotFlags) throws(SLATError) {
+        try updateMemslotFlags(id: id) { _ in flags }
+    }
+
+    /// Adds `flags` to the memslot named `id`, reading and writing its flags
+    /// in one step (a concurrent change of other flags is kept). As
+    /// ``updateMemslotFlags(id:to:)`` otherwise.
+    public func updateMemslotFlags(id: UInt32, inserting flags: MemslotFlags) throws(SLATError) {
+        try updateMemslotFlags(id: id) { $0.union(flags) }
+    }
+
+    /// Removes `flags` from the memslot named `id`, in one step. As
+    /// ``updateMemslotFlags(id:inserting:)``.
+    public func updateMemslotFlags(id: UInt32, removing flags: MemslotFlags) throws(SLATError) {
+        try updateMemslotFlags(id: id) { $0.subtracting(flags) }
+    }
+
+    /// Replaces the flags of memslot `id` by `transform` of the current ones,
+    /// under the memslot update lock.
+    private func updateMemslotFlags(id: UInt32, _ transform: (MemslotFlags) -> MemslotFlags) throws(SLATError) {
         try translator.memslotUpdates.withExclusive { () throws(SLATError) in
             guard let slot = memslots.memslot(id: id) else { throw .unknownMemslot(slot: id) }
+            let flags = transform(slot.flags)
             if flags.contains(.readOnly) && !slot.flags.contains(.readOnly) {
                 _ = try invalidating(slot, cause: .memslotMadeReadOnly) { () throws(SLATError) in
                     try memslots.updateFlags(id: id, to: flags)

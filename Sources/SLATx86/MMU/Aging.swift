@@ -10,8 +10,11 @@ extension ExtendedPageTableMMU {
     ///
     /// Locking contract: takes no lock; uses `context`'s reader slot (one
     /// per thread). Changes nothing.
+    /// - Throws: ``SLATError/readerSlotOutOfRange(_:slots:)``, ``SLATError/tornDown``.
     @inlinable
-    public func testYoung(_ range: HostVirtualRange, context: PageTableContext) -> Bool {
+    public func testYoung(_ range: HostVirtualRange, context: PageTableContext) throws(SLATError) -> Bool {
+        _ = try checkedSlot(context)
+        try checkNotTornDown()
         var young = false
         visitLeaves(backedBy: range, context: context) { pointer, entry, _, _ in
             if isYoung(entry) { young = true }
@@ -31,9 +34,14 @@ extension ExtendedPageTableMMU {
     /// before this returns (and from then on ``handleFault(_:vcpu:)`` tries
     /// the fast page fault for not-present violations too).
     ///
+    /// Each change is accounted (``accountChange(old:new:address:level:mode:batch:)``).
+    ///
     /// Locking contract: takes no lock; uses `context`'s reader slot.
+    /// - Throws: ``SLATError/readerSlotOutOfRange(_:slots:)``, ``SLATError/tornDown``.
     @inlinable @discardableResult
-    public func clearYoung(_ range: HostVirtualRange, context: PageTableContext) -> Bool {
+    public func clearYoung(_ range: HostVirtualRange, context: PageTableContext) throws(SLATError) -> Bool {
+        _ = try checkedSlot(context)
+        try checkNotTornDown()
         var young = false
         var batch = TLBFlushBatch()
         let accessedBits = format.accessedDirtyEnabled
@@ -42,15 +50,14 @@ extension ExtendedPageTableMMU {
             accessTrackingUsed.store(true, ordering: .sequentiallyConsistent)
         }
         visitLeaves(backedBy: range, context: context) { pointer, entry, address, level in
-            let old = updateLeaf(pointer, expected: entry) { current in
+            let change = updateLeaf(pointer, expected: entry) { current in
                 guard isYoung(current) else { return nil }
                 return accessedBits ? current & ~ExtendedPageTableBits.accessed : Self.accessTrackedForm(of: current)
             }
-            if old != nil {
+            if let (old, new) = change {
                 young = true
-                if !accessedBits {
-                    batch.invalidate(address: address, level: level, size: format.entrySize(atLevel: level))
-                }
+                // An access-tracked leaf lost its access: owed a flush.
+                accountChange(old: old, new: new, address: address, level: level, mode: .shared, batch: &batch)
             }
             return true
         }
@@ -76,11 +83,13 @@ extension ExtendedPageTableMMU {
         let slot = context.readerSlot
         reclaimer.enterReadSection(slot: slot)
         defer { reclaimer.leaveReadSection(slot: slot) }
+        // Torn down meanwhile: teardown set this before waiting for read sections.
+        guard rootGeneration.load(ordering: .sequentiallyConsistent) != Self.tornDownGeneration else { return }
         for memslot in guestMemory.memslots(overlapping: range) {
             guard let frames = memslot.frames(backedBy: range) else { continue }
             for space in 0..<configuration.addressSpaceCount {
                 var iterator = PageTableIterator(
-                    format: format, memory: memory, root: root(addressSpace: space), range: frames.physicalRange)
+                    format: format, memory: memory, root: rootAddress(space), range: frames.physicalRange)
                 while iterator.isValid {
                     if format.isLeaf(iterator.snapshot, atLevel: iterator.level) {
                         if !body(iterator.pointer, iterator.snapshot, iterator.address, iterator.level) { return }

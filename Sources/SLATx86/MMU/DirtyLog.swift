@@ -27,36 +27,53 @@ extension ExtendedPageTableMMU {
     // generic-metadata lookup).
     @inlinable
     public func enableDirtyLogging(memslot id: UInt32, mode: DirtyLogMode? = nil) throws(SLATError) {
+        try checkNotTornDown()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         let mode = mode ?? (format.accessedDirtyEnabled ? .dirtyBit : .writeProtect)
         if mode == .dirtyBit && !format.accessedDirtyEnabled { throw .unsupportedDirtyFlag }
+        if let existing = dirtyLogs.entry(forMemslot: id) {
+            // Logging already; unless the log outlived its memslot (removed
+            // and added again with the same id while the MMU was not told).
+            if existing.bitmap.frames == slot.frames && slot.flags.contains(.dirtyLogging) { return }
+            dropDirtyLog(memslot: id)
+        }
         let entry = DirtyLogRegistry.Entry(memslot: id, mode: mode, bitmap: DirtyBitmap(frames: slot.frames))
         guard dirtyLogs.add(entry) else { return }
         dirtyLoggingSlots.wrappingAdd(1, ordering: .acquiringAndReleasing)
         do {
-            try guestMemory.updateMemslotFlags(id: id, to: slot.flags.union(.dirtyLogging))
+            try guestMemory.updateMemslotFlags(id: id, inserting: .dirtyLogging)
         } catch {
-            _ = dirtyLogs.remove(memslot: id)
-            dirtyLoggingSlots.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+            dropDirtyLog(memslot: id)
             throw error
         }
         let tracker = guestMemory.invalidations
         tracker.beginInvalidation(slot.frames)
         lock.lockExclusive()
-        protectForDirtyLogging(slot.frames, mode: mode)
+        if !tornDown.load(ordering: .acquiring) { protectForDirtyLogging(slot.frames, mode: mode) }
         lock.unlockExclusive()
         tracker.endInvalidation(slot.frames)
     }
 
-    /// The protection pass of ``enableDirtyLogging(memslot:mode:)``; lock
-    /// held exclusively.
+    /// Removes the log of memslot `id`, if any.
+    @usableFromInline
+    func dropDirtyLog(memslot id: UInt32) {
+        if dirtyLogs.remove(memslot: id) != nil {
+            dirtyLoggingSlots.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+        }
+    }
+
+    /// The protection pass of ``enableDirtyLogging(memslot:mode:)`` over
+    /// every live root; lock held exclusively. Each change is accounted
+    /// (``accountChange(old:new:address:level:mode:batch:)``): a leaf that
+    /// lost write access or a set dirty bit owes its flush, decided on the
+    /// exchange's old value.
     @inlinable
     func protectForDirtyLogging(_ frames: GuestFrameRange, mode: DirtyLogMode) {
         var batch = TLBFlushBatch()
-        for space in 0..<configuration.addressSpaceCount {
-            forEachLeaf(in: frames.physicalRange, addressSpace: space, batch: &batch) { iterator, batch in
+        for (space, root) in liveRoots(nil) {
+            forEachLeaf(in: frames.physicalRange, addressSpace: space, root: root, batch: &batch) { iterator, batch in
                 let level = iterator.level
-                let old = updateLeaf(iterator.pointer, expected: iterator.snapshot) { entry in
+                return changeLeaf(&iterator, startsLogging: true, batch: &batch) { entry in
                     if level > 0 {
                         return entry & ~(ExtendedPageTableBits.write | ExtendedPageTableBits.mmuWritable)
                     }
@@ -64,13 +81,7 @@ extension ExtendedPageTableMMU {
                     case .writeProtect: return entry & ~ExtendedPageTableBits.write
                     case .dirtyBit: return entry & ~ExtendedPageTableBits.dirty
                     }
-                }
-                guard let old else { return false }
-                let lost = level > 0 || mode == .writeProtect ? ExtendedPageTableBits.write : ExtendedPageTableBits.dirty
-                if old & lost != 0 {
-                    batch.invalidate(address: iterator.address, level: level, size: format.entrySize(atLevel: level))
-                }
-                return true
+                } != nil
             }
         }
         settle(batch)
@@ -90,23 +101,22 @@ extension ExtendedPageTableMMU {
     /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``.
     @inlinable
     public func getAndClearDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
+        try checkNotTornDown()
         guard let log = dirtyLogs.entry(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
         let frames = log.bitmap.frames
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
+        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
         var batch = TLBFlushBatch()
+        let roots = liveRoots(nil)
         if log.mode == .dirtyBit {
-            for space in 0..<configuration.addressSpaceCount {
-                forEachLeaf(in: frames.physicalRange, addressSpace: space, batch: &batch) { iterator, batch in
-                    let level = iterator.level
-                    let old = updateLeaf(iterator.pointer, expected: iterator.snapshot) { entry in
+            // Cleaning a dirty bit is a change like any other: the
+            // accounting moves it to the log.
+            for (space, root) in roots {
+                forEachLeaf(in: frames.physicalRange, addressSpace: space, root: root, batch: &batch) { iterator, batch in
+                    changeLeaf(&iterator, batch: &batch) { entry in
                         entry & ExtendedPageTableBits.dirty != 0 ? entry & ~ExtendedPageTableBits.dirty : nil
-                    }
-                    guard let old, old & ExtendedPageTableBits.dirty != 0 else { return false }
-                    let size = format.entrySize(atLevel: level)
-                    log.bitmap.mark(GuestFrameRange(covering: GuestPhysicalRange(start: iterator.address, size: size)))
-                    batch.invalidate(address: iterator.address, level: level, size: size)
-                    return true
+                    } != nil
                 }
             }
         }
@@ -117,20 +127,17 @@ extension ExtendedPageTableMMU {
                 let first = frames.start.rawValue &+ UInt64(index) &* 64
                 let range = GuestFrameRange(start: GuestFrameNumber(first), count: 64).intersection(frames)
                 guard let range else { continue }
-                for space in 0..<configuration.addressSpaceCount {
-                    forEachLeaf(in: range.physicalRange, addressSpace: space, batch: &batch) { iterator, batch in
+                for (space, root) in roots {
+                    forEachLeaf(in: range.physicalRange, addressSpace: space, root: root, batch: &batch) { iterator, batch in
                         let level = iterator.level
                         if level == 0 {
                             let bit = (iterator.address.frame.rawValue &- first) & 63
                             if word & (1 &<< bit) == 0 { return false }
                         }
-                        let old = updateLeaf(iterator.pointer, expected: iterator.snapshot) { entry in
+                        return changeLeaf(&iterator, batch: &batch) { entry in
                             level > 0 ? entry & ~(ExtendedPageTableBits.write | ExtendedPageTableBits.mmuWritable)
                                 : entry & ~ExtendedPageTableBits.write
-                        }
-                        guard let old, old & ExtendedPageTableBits.write != 0 else { return false }
-                        batch.invalidate(address: iterator.address, level: level, size: format.entrySize(atLevel: level))
-                        return true
+                        } != nil
                     }
                 }
             }
@@ -140,17 +147,17 @@ extension ExtendedPageTableMMU {
     }
 
     /// Clears write access on the leaf mapping `address` (keeping
-    /// MMU-writable on small leaves); owes its flush if it was writable.
+    /// MMU-writable on small leaves); accounted, so it owes its flush if it
+    /// was writable.
     @inlinable
     func writeProtectLeaf(holding address: GuestPhysicalAddress, addressSpace: Int, batch: inout TLBFlushBatch) {
         guard let (pointer, entry, level) = leafPointer(for: address, addressSpace: addressSpace) else { return }
-        let old = updateLeaf(pointer, expected: entry) { entry in
+        let change = updateLeaf(pointer, expected: entry) { entry in
             level > 0 ? entry & ~(ExtendedPageTableBits.write | ExtendedPageTableBits.mmuWritable)
                 : entry & ~ExtendedPageTableBits.write
         }
-        if let old, old & ExtendedPageTableBits.write != 0 {
-            let size = format.entrySize(atLevel: level)
-            batch.invalidate(address: address.alignedDown(to: size), level: level, size: size)
+        if let (old, new) = change {
+            accountChange(old: old, new: new, address: address, level: level, mode: .exclusive, batch: &batch)
         }
     }
 
@@ -159,7 +166,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     func leafPointer(for address: GuestPhysicalAddress, addressSpace: Int) -> (EntryPointer, UInt64, Int)? {
         var level = format.rootLevel
-        var pointer = memory.entries(at: root(addressSpace: addressSpace)) + format.index(of: address, atLevel: level)
+        var pointer = memory.entries(at: rootAddress(addressSpace)) + format.index(of: address, atLevel: level)
         var entry = pointer.pointee.load(ordering: .acquiring)
         while format.isPresent(entry, atLevel: level) {
             if !format.isTable(entry, atLevel: level) { return (pointer, entry, level) }
@@ -178,12 +185,12 @@ extension ExtendedPageTableMMU {
     /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
     ///   ``SLATError/unknownMemslot(slot:)``.
     public func disableDirtyLogging(memslot id: UInt32, recoverHugePages recover: Bool = true) throws(SLATError) {
+        try checkNotTornDown()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         guard dirtyLogs.entry(forMemslot: id) != nil else { throw .dirtyLoggingNotEnabled(slot: id) }
-        try guestMemory.updateMemslotFlags(id: id, to: slot.flags.subtracting(.dirtyLogging))
-        _ = dirtyLogs.remove(memslot: id)
-        dirtyLoggingSlots.wrappingSubtract(1, ordering: .acquiringAndReleasing)
-        if recover { recoverHugePages(in: slot.frames) }
+        try guestMemory.updateMemslotFlags(id: id, removing: .dirtyLogging)
+        dropDirtyLog(memslot: id)
+        if recover { try recoverHugePages(in: slot.frames) }
     }
 
     /// The dirty bitmap of memslot `id` (not cleared), or `nil` when it does

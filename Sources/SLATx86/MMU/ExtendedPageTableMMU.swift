@@ -74,8 +74,18 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     @usableFromInline let listLock = SpinLock()
     /// NX-huge-page splits to recover: (address space, block address, level).
     @usableFromInline var nxSplits: [NXHugePageSplit] = []
-    /// Roots replaced by ``invalidateAllRoots()`` and not yet torn down.
-    var invalidatedRoots: [HostPhysicalAddress] = []
+    /// Roots replaced by ``invalidateAllRoots()`` and not yet freed
+    /// (protected by `listLock`; changed under the exclusive MMU lock only).
+    @usableFromInline var invalidatedRoots: [InvalidatedRoot] = []
+    /// The root generation: advanced by ``invalidateAllRoots()`` under the
+    /// exclusive lock; ``tornDownGeneration`` after ``teardown()``.
+    @usableFromInline let rootGeneration = Atomic<UInt64>(1)
+    /// Per reader slot, the root generation whose EPTPs the vCPU loaded
+    /// (0: none yet). See RootLifetime.swift.
+    @usableFromInline let loadedGenerations: UnsafeMutablePointer<Atomic<UInt64>>
+    /// Set under the exclusive lock by ``teardown()``.
+    @usableFromInline let tornDown = Atomic<Bool>(false)
+    /// The notifier registration (protected by `listLock`).
     var notifierToken: ListenerToken?
 
     /// An MMU with an empty root per address space, registered on
@@ -83,15 +93,16 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     ///
     /// - Throws: ``SLATError/unsupportedGranule(_:)``,
     ///   ``SLATError/readerSlotOutOfRange(_:slots:)`` for no reader slot,
-    ///   ``SLATError/unsupportedLevel(_:)`` for an address-space count other
-    ///   than 1 or 2 or a maximum leaf level above 2,
+    ///   ``SLATError/unsupportedAddressSpaceCount(_:supported:)`` for an
+    ///   address-space count other than 1 or 2,
+    ///   ``SLATError/unsupportedLevel(_:)`` for a maximum leaf level outside 0...2,
     ///   ``SLATError/outOfTableMemory(needed:available:)``.
     public init(
         format: ExtendedPageTableFormat, memory: Memory, tlb: T, guestMemory: GuestMemory,
         configuration: MMUConfiguration = MMUConfiguration()
     ) throws(SLATError) {
         guard configuration.addressSpaceCount == 1 || configuration.addressSpaceCount == 2 else {
-            throw .unsupportedLevel(configuration.addressSpaceCount)
+            throw .unsupportedAddressSpaceCount(configuration.addressSpaceCount, supported: 2)
         }
         guard (0...2).contains(configuration.maximumLeafLevel) else { throw .unsupportedLevel(configuration.maximumLeafLevel) }
         let first = try PageTable(format: format, memory: memory, readerSlots: configuration.readerSlots)
@@ -116,6 +127,8 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         self.helpers = first
         self.roots = .allocate(capacity: allocated.count)
         for (index, root) in allocated.enumerated() { (roots + index).initialize(to: Atomic(root.rawValue)) }
+        self.loadedGenerations = .allocate(capacity: configuration.readerSlots)
+        for slot in 0..<configuration.readerSlots { (loadedGenerations + slot).initialize(to: Atomic(0)) }
         self.dirtyLogs = DirtyLogRegistry()
         let stride = Self.resolveCacheStride
         self.resolveCaches = .allocate(byteCount: stride * configuration.readerSlots, alignment: 128)
@@ -126,6 +139,13 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     }
 
     deinit {
+        // Torn down (the listener held this object until then): the emptied
+        // root pages go now, when nothing can walk them any more.
+        if tornDown.load(ordering: .acquiring) {
+            for space in 0..<configuration.addressSpaceCount { memory.freePage(rootAddress(space)) }
+        }
+        loadedGenerations.deinitialize(count: configuration.readerSlots)
+        loadedGenerations.deallocate()
         roots.deinitialize(count: configuration.addressSpaceCount)
         roots.deallocate()
         for slot in 0..<configuration.readerSlots {
@@ -135,24 +155,40 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     }
 
     /// The current root of `addressSpace`.
+    ///
+    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
     @inlinable
-    public func root(addressSpace: Int = 0) -> HostPhysicalAddress {
-        precondition(addressSpace >= 0 && addressSpace < configuration.addressSpaceCount, "no such address space")
-        return HostPhysicalAddress(roots[addressSpace].load(ordering: .acquiring))
+    public func root(addressSpace: Int = 0) throws(SLATError) -> HostPhysicalAddress {
+        try checkAddressSpace(addressSpace)
+        try checkNotTornDown()
+        return rootAddress(addressSpace)
     }
 
-    /// The EPTP a vCPU loads for `addressSpace` (write-back tables).
-    public func pointer(addressSpace: Int = 0) -> ExtendedPageTablePointer {
-        // The root comes from this MMU's memory: aligned and in range.
-        do { return try ExtendedPageTablePointer(format: format, root: root(addressSpace: addressSpace)) } catch {
-            preconditionFailure("root table outside the format's output address range")
-        }
+    /// The current root of `addressSpace`, unchecked: for SLAT's walks,
+    /// which pass only address spaces they checked or counted. After
+    /// ``teardown()`` it is the emptied root page.
+    @inlinable
+    package func rootAddress(_ addressSpace: Int) -> HostPhysicalAddress {
+        HostPhysicalAddress(roots[addressSpace].load(ordering: .acquiring))
+    }
+
+    /// The EPTP a vCPU loads for `addressSpace` (write-back tables). A vCPU
+    /// loads it through ``reloadRoot(_:addressSpace:)``, which also records
+    /// which roots it uses.
+    ///
+    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
+    public func pointer(addressSpace: Int = 0) throws(SLATError) -> ExtendedPageTablePointer {
+        // The root comes from this MMU's memory, which the format accepted
+        // when it allocated it: aligned and in range.
+        try ExtendedPageTablePointer(format: format, root: root(addressSpace: addressSpace))
     }
 
     /// A core page-table view of `addressSpace`'s current root (for
     /// translation, enumeration and tests). Sharing the MMU's reclaimer.
-    public func table(addressSpace: Int = 0) -> PageTable<ExtendedPageTableFormat, Memory> {
-        PageTable(format: format, memory: memory, root: root(addressSpace: addressSpace), reclaimer: reclaimer)
+    ///
+    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
+    public func table(addressSpace: Int = 0) throws(SLATError) -> PageTable<ExtendedPageTableFormat, Memory> {
+        PageTable(format: format, memory: memory, root: try root(addressSpace: addressSpace), reclaimer: reclaimer)
     }
 
     /// Table pages a fault may need at most: one per level below the root,

@@ -35,19 +35,37 @@ extension ExtendedPageTableMMU {
     /// exchange to decide its TLB flush, so a write access granted here is
     /// never left cached behind a write-protect.
     /// TLB contract: it only adds access; nothing to flush.
+    /// - Throws: as ``handleFault(_:vcpu:)`` for what the VMM passed
+    ///   (reader slot, address space, address) and ``SLATError/tornDown``.
     @inlinable
-    public func fastPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) -> FastFaultOutcome {
+    public func fastPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FastFaultOutcome {
+        try validate(fault, vcpu: vcpu)
+        return fastPageFaultValidated(fault, vcpu: vcpu)
+    }
+
+    /// ``fastPageFault(_:vcpu:)`` after ``validate(_:vcpu:)``. A vCPU that
+    /// must reload its roots, or a torn-down MMU, gets
+    /// ``FastFaultOutcome/notFixable`` (the full path says which).
+    @inlinable
+    func fastPageFaultValidated(_ fault: GuestPageFault, vcpu: PageTableContext) -> FastFaultOutcome {
         let format = self.format
         let slot = vcpu.readerSlot
         reclaimer.enterReadSection(slot: slot)
         defer { reclaimer.leaveReadSection(slot: slot) }
-        var (pointer, entry, level) = fastFaultLeaf(fault.address, addressSpace: fault.addressSpace, slot: slot)
-        let needed: UInt64
-        switch fault.access {
-        case .read: needed = ExtendedPageTableBits.read
-        case .write: needed = ExtendedPageTableBits.write
-        case .execute: needed = ExtendedPageTableBits.execute
+        // Loaded inside the read section: teardown changes it before it
+        // waits for read sections, so a walk that saw the old value ends
+        // before any page is freed.
+        let generation = rootGeneration.load(ordering: .sequentiallyConsistent)
+        let loaded = loadedGenerations[slot].load(ordering: .relaxed)
+        if loaded != generation {
+            // A vCPU that loaded nothing yet can only use the current EPTP
+            // (recorded before the walk reads the root, as reloadRoot does);
+            // else it must reload first, or the MMU is torn down.
+            guard loaded == 0 && generation != Self.tornDownGeneration else { return .notFixable }
+            loadedGenerations[slot].store(generation, ordering: .sequentiallyConsistent)
         }
+        var (pointer, entry, level) = fastFaultLeaf(fault.address, addressSpace: fault.addressSpace, slot: slot)
+        let needed = format.permissionBit(for: fault.access)
         var attempts = configuration.fastFaultAttempts
         while attempts > 0 {
             guard format.isPresent(entry, atLevel: level) else { return .notFixable }
@@ -93,7 +111,7 @@ extension ExtendedPageTableMMU {
     ) -> (pointer: EntryPointer, entry: UInt64, level: Int) {
         let format = self.format
         let generation = tableUnlinks.load(ordering: .sequentiallyConsistent)
-        let rootAddress = root(addressSpace: addressSpace).rawValue
+        let rootAddress = self.rootAddress(addressSpace).rawValue
         let slotEntry = resolveCacheEntry(slot: slot)
         let region = address.rawValue & ~(format.entrySize(atLevel: 1) &- 1)
         let memo = slotEntry.pointee.leafTable
@@ -119,21 +137,25 @@ extension ExtendedPageTableMMU {
         return (pointer, entry, level)
     }
 
-    /// An access-tracked leaf with its saved read and execute bits back
-    /// (write comes back only through the MMU-writable path).
+    /// An access-tracked leaf with its saved read, execute and user-execute
+    /// bits back (write comes back only through the MMU-writable path).
     @inlinable
     static func restoringAccess(_ entry: UInt64) -> UInt64 {
         let saved = (entry & ExtendedPageTableBits.savedRead) >> 54 | (entry & ExtendedPageTableBits.savedExecute) >> 54
-        return entry & ~(ExtendedPageTableBits.accessTracked | ExtendedPageTableBits.savedRead | ExtendedPageTableBits.savedExecute)
+            | (entry & ExtendedPageTableBits.savedUserExecute) >> 50
+        return entry & ~(ExtendedPageTableBits.accessTracked | ExtendedPageTableBits.savedRead
+                         | ExtendedPageTableBits.savedExecute | ExtendedPageTableBits.savedUserExecute)
             | saved | ExtendedPageTableBits.accessed
     }
 
-    /// The access-tracked form of a leaf: read and execute saved, every
-    /// access bit cleared, the marker set (present to software through the
-    /// "MMU present" bit, not to hardware).
+    /// The access-tracked form of a leaf: read, execute and user-execute
+    /// (mode-based execute control) saved, every access bit cleared, the
+    /// marker set (present to software through the "MMU present" bit, not
+    /// to hardware).
     @inlinable
     static func accessTrackedForm(of entry: UInt64) -> UInt64 {
         let saved = (entry & ExtendedPageTableBits.read) << 54 | (entry & ExtendedPageTableBits.execute) << 54
+            | (entry & ExtendedPageTableBits.userExecute) << 50
         return entry & ~(ExtendedPageTableBits.readWriteExecute | ExtendedPageTableBits.userExecute)
             | saved | ExtendedPageTableBits.accessTracked
     }

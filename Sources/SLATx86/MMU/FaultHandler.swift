@@ -39,9 +39,20 @@ extension ExtendedPageTableMMU {
     ///   read-only slot, ``SLATError/hostAddressNotMapped(_:)``,
     ///   ``SLATError/hostPageReadOnly(_:)``, and
     ///   ``SLATError/outOfTableMemory(needed:available:)`` when the cache
-    ///   cannot be topped up. Nothing is changed when it throws.
+    ///   cannot be topped up; for what the VMM passed:
+    ///   ``SLATError/readerSlotOutOfRange(_:slots:)``,
+    ///   ``SLATError/addressSpaceOutOfRange(_:count:)``,
+    ///   ``SLATError/guestAddressOutOfRange(_:limit:)`` (an address the
+    ///   format's walk would alias), ``SLATError/outputAddressTooWide(_:outputBits:)``
+    ///   for a host frame beyond the format's physical-address width, and
+    ///   ``SLATError/tornDown``. Nothing is changed when it throws.
+    ///
+    /// Root lifetime: while the vCPU has not reloaded the roots that
+    /// ``invalidateAllRoots()`` replaced (``isRootReloadRequested(_:)``), the
+    /// fault returns ``FaultOutcome/retry`` and changes nothing.
     @inlinable
     public func handleFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
+        try validate(fault, vcpu: vcpu)
         // Without A/D flags an access-tracked leaf faults as not present, so
         // KVM tries every such fault fast. Until aging has made a leaf
         // access-tracked no not-present fault can be fixed that way; the
@@ -49,24 +60,52 @@ extension ExtendedPageTableMMU {
         // too, by installing the leaf afresh), so a relaxed load will do.
         if fault.isPermissionFault
             || (!format.accessedDirtyEnabled && accessTrackingUsed.load(ordering: .relaxed)) {
-            switch fastPageFault(fault, vcpu: vcpu) {
+            switch fastPageFaultValidated(fault, vcpu: vcpu) {
             case .fixed(let level): return .fixed(level: level)
             case .spurious: return .spurious
             case .notFixable: break
             }
         }
-        return try slowPageFault(fault, vcpu: vcpu)
+        return try slowPageFaultValidated(fault, vcpu: vcpu)
+    }
+
+    /// Throws unless the VMM's inputs to a fault are in range: `vcpu`'s
+    /// reader slot, the address space, and the address (below the format's
+    /// input address size: the walk indexes only those bits, so a higher
+    /// address would alias a low one). Also refuses a torn-down MMU.
+    @inlinable
+    func validate(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) {
+        let slot = vcpu.readerSlot
+        guard slot >= 0 && slot < configuration.readerSlots else {
+            throw .readerSlotOutOfRange(slot, slots: configuration.readerSlots)
+        }
+        guard fault.addressSpace >= 0 && fault.addressSpace < configuration.addressSpaceCount else {
+            throw .addressSpaceOutOfRange(fault.addressSpace, count: configuration.addressSpaceCount)
+        }
+        guard fault.address.rawValue >> UInt64(truncatingIfNeeded: format.inputAddressBits) == 0 else {
+            throw .guestAddressOutOfRange(fault.address, limit: 1 &<< UInt64(truncatingIfNeeded: format.inputAddressBits))
+        }
+        if tornDown.load(ordering: .relaxed) { throw .tornDown }
     }
 
     /// The full fault path of ``handleFault(_:vcpu:)`` without the fast
     /// page fault attempt. Same contracts and errors.
     @inlinable
     public func slowPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
+        try validate(fault, vcpu: vcpu)
+        return try slowPageFaultValidated(fault, vcpu: vcpu)
+    }
+
+    /// ``slowPageFault(_:vcpu:)`` after ``validate(_:vcpu:)``.
+    @inlinable
+    func slowPageFaultValidated(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
         try topUp(vcpu)
         let write = fault.access == .write
         let slot = vcpu.readerSlot
-        precondition(slot >= 0 && slot < configuration.readerSlots, "vCPU reader slot out of range")
         let page = try resolve(frame: fault.address.frame, write: write, slot: slot)
+        guard page.hostFrame.address.rawValue >> UInt64(truncatingIfNeeded: format.outputAddressBits) == 0 else {
+            throw .outputAddressTooWide(page.hostFrame.address, outputBits: format.outputAddressBits)
+        }
         // The log this fault would mark, from the vCPU's memo (DirtyLogMemo).
         let log = page.dirtyLogging ? dirtyLog(containing: page.frame, slot: slot) : nil
         var plan = FaultPlan(page: page, access: fault.access, format: format, configuration: configuration,
@@ -81,7 +120,18 @@ extension ExtendedPageTableMMU {
         }
         var cleanup = FaultCleanup()
         let outcome: FaultOutcome
-        if tracker.needsRetry(range: plan.block, since: page.sequence) {
+        let generation = rootGeneration.load(ordering: .relaxed)
+        var usesCurrentRoot = loadedGenerations[slot].load(ordering: .relaxed) == generation
+        if !usesCurrentRoot && generation != Self.tornDownGeneration
+            && loadedGenerations[slot].load(ordering: .relaxed) == 0 {
+            // A vCPU that loaded nothing yet can only use the current EPTP.
+            loadedGenerations[slot].store(generation, ordering: .sequentiallyConsistent)
+            usesCurrentRoot = true
+        }
+        if !usesCurrentRoot {
+            // Torn down, or the vCPU must reload its roots first.
+            outcome = .retry
+        } else if tracker.needsRetry(range: plan.block, since: page.sequence) {
             outcome = .retry
         } else {
             outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)
@@ -93,28 +143,23 @@ extension ExtendedPageTableMMU {
         } else {
             lock.unlockSharedLeavingReadSection(slot: slot)
         }
+        if generation == Self.tornDownGeneration { throw .tornDown }
         if plan.marksDirty, case .fixed = outcome { log?.mark(page.frame) }
         return outcome
     }
 
-    /// Detaches what the fault replaced (its subtree is ours, rule 2) and
-    /// flushes the replaced and split translations; lock still held.
+    /// Accounts what the fault replaced (a table's subtree is ours, rule 2)
+    /// and flushes the replaced and split translations; lock still held.
     @usableFromInline
     func flushAfterFault(_ cleanup: FaultCleanup) {
         var batch = TLBFlushBatch()
         if cleanup.splitLevel >= 0 {
-            batch.invalidate(address: GuestPhysicalAddress(cleanup.splitAddress), level: cleanup.splitLevel,
-                             size: format.entrySize(atLevel: cleanup.splitLevel))
+            accountChange(old: cleanup.splitLeaf, new: cleanup.splitTable, address: GuestPhysicalAddress(cleanup.splitAddress),
+                          level: cleanup.splitLevel, mode: .shared, batch: &batch)
         }
         if cleanup.level >= 0 {
-            let size = format.entrySize(atLevel: cleanup.level)
-            let start = GuestPhysicalAddress(cleanup.address)
-            if cleanup.replacedTable != 0 {
-                helpers.detachSubtree(ofTableEntry: cleanup.replacedTable, level: cleanup.level, mode: .shared, into: &batch)
-                batch.invalidate(range: GuestPhysicalRange(start: start, size: size))
-            } else {
-                batch.invalidate(address: start, level: cleanup.level, size: size)
-            }
+            accountChange(old: cleanup.old, new: cleanup.new, address: GuestPhysicalAddress(cleanup.address),
+                          level: cleanup.level, mode: .shared, batch: &batch)
         }
         settle(batch)
     }
@@ -130,7 +175,7 @@ extension ExtendedPageTableMMU {
     ) -> FaultOutcome {
         let format = self.format
         let frozen = format.frozenEntry
-        let rootAddress = root(addressSpace: addressSpace).rawValue
+        let rootAddress = self.rootAddress(addressSpace).rawValue
         // Read inside the lock and read section (see LeafTableMemo).
         let generation = tableUnlinks.load(ordering: .sequentiallyConsistent)
         let slotEntry = resolveCacheEntry(slot: vcpu.readerSlot)
@@ -180,12 +225,12 @@ extension ExtendedPageTableMMU {
                         entry = original
                         continue entryLoop
                     }
-                    if isTable || (present && leafChangeNeedsFlush(old: entry, new: new, level: level)) {
+                    if present {
                         // Table → huge leaf (we own the subtree, rule 2) or
-                        // a leaf moved or reduced: flush before unlocking.
+                        // a leaf replaced: accounted, flushed before unlocking.
                         cleanup.replaced(
                             address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level,
-                            table: isTable ? entry : 0)
+                            old: entry, new: new)
                     }
                     return .fixed(level: level)
                 }
@@ -209,7 +254,8 @@ extension ExtendedPageTableMMU {
                 switch helpers.splitLeaf(pointer, expected: &entry, level: level, mode: .shared, context: vcpu,
                                          tableEntryBits: marker) {
                 case .split(let child):
-                    cleanup.split(address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level)
+                    cleanup.split(address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level,
+                                  leaf: entry, table: format.tableEntry(child: child) | marker)
                     if marker != 0 { recordNXSplit(addressSpace: addressSpace, address: address, level: level) }
                     enter(child)
                     break entryLoop
@@ -220,15 +266,6 @@ extension ExtendedPageTableMMU {
                 }
             }
         }
-    }
-
-    /// Whether replacing the present leaf `old` by `new` takes away a
-    /// translation a TLB may hold: another output, or a permission lost.
-    @inlinable
-    func leafChangeNeedsFlush(old: UInt64, new: UInt64, level: Int) -> Bool {
-        let permissionBits = ExtendedPageTableBits.readWriteExecute | ExtendedPageTableBits.userExecute
-        if format.outputAddress(ofLeaf: old, atLevel: level) != format.outputAddress(ofLeaf: new, atLevel: level) { return true }
-        return old & permissionBits & ~new != 0
     }
 
     /// Remembers an NX-huge-page split for ``recoverNXHugePages(maximumCount:)``.
@@ -248,28 +285,35 @@ extension ExtendedPageTableMMU {
 struct FaultCleanup {
     @usableFromInline var address: UInt64 = 0
     @usableFromInline var level = -1
-    /// The table entry replaced by a huge leaf, or 0.
-    @usableFromInline var replacedTable: UInt64 = 0
+    /// The entry replaced at `level` (a leaf, or a table replaced by a huge leaf) and its replacement.
+    @usableFromInline var old: UInt64 = 0
+    @usableFromInline var new: UInt64 = 0
     @usableFromInline var splitAddress: UInt64 = 0
     @usableFromInline var splitLevel = -1
+    /// The huge leaf split and the table entry that replaced it.
+    @usableFromInline var splitLeaf: UInt64 = 0
+    @usableFromInline var splitTable: UInt64 = 0
 
     @inlinable init() {}
 
     @inlinable var isNeeded: Bool { level >= 0 || splitLevel >= 0 }
 
     @inlinable
-    mutating func replaced(address: UInt64, level: Int, table: UInt64) {
+    mutating func replaced(address: UInt64, level: Int, old: UInt64, new: UInt64) {
         self.address = address
         self.level = level
-        replacedTable = table
+        self.old = old
+        self.new = new
     }
 
     @inlinable
-    mutating func split(address: UInt64, level: Int) {
+    mutating func split(address: UInt64, level: Int, leaf: UInt64, table: UInt64) {
         // The first split is the largest; it covers any below it.
         if splitLevel < 0 {
             splitAddress = address
             splitLevel = level
+            splitLeaf = leaf
+            splitTable = table
         }
     }
 }

@@ -43,7 +43,7 @@ struct FaultPlan {
         let write = access == .write
         if page.dirtyLogging { level = 0 }
         let natural = level
-        let forced = configuration.nxHugePages && access == .execute && level > 0
+        let forced = configuration.nxHugePages && (access == .execute || access == .userExecute) && level > 0
         if forced { level = 0 }
         self.level = level
         naturalLevel = natural
@@ -65,11 +65,7 @@ struct FaultPlan {
         }
         template = bits
         executeBits = execute
-        switch access {
-        case .read: neededBit = ExtendedPageTableBits.read
-        case .write: neededBit = ExtendedPageTableBits.write
-        case .execute: neededBit = ExtendedPageTableBits.execute
-        }
+        neededBit = format.permissionBit(for: access)
         marksDirty = grantsWrite && write && page.dirtyLogging
     }
 

@@ -6,8 +6,27 @@ public enum GuestAccess: UInt8, Sendable, Hashable {
     case read
     /// A data write.
     case write
-    /// An instruction fetch.
+    /// An instruction fetch by supervisor-mode code (with mode-based execute
+    /// control it needs bit 2; without, bit 2 governs every fetch).
     case execute
+    /// An instruction fetch by user-mode code: with mode-based execute
+    /// control it needs bit 10 (user-execute), without it bit 2.
+    case userExecute
+}
+
+extension ExtendedPageTableFormat {
+    /// The entry bit `access` needs: read (bit 0), write (bit 1), execute
+    /// (bit 2), or user-execute (bit 10 with mode-based execute control,
+    /// else bit 2).
+    @inlinable
+    public func permissionBit(for access: GuestAccess) -> UInt64 {
+        switch access {
+        case .read: ExtendedPageTableBits.read
+        case .write: ExtendedPageTableBits.write
+        case .execute: ExtendedPageTableBits.execute
+        case .userExecute: userExecuteBit
+        }
+    }
 }
 
 /// An EPT violation as the fault handler receives it: the guest-physical

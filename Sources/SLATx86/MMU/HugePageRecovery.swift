@@ -13,21 +13,38 @@ extension ExtendedPageTableMMU {
     /// output the host block's start), largest level first. Tables without
     /// any present leaf stay. The replaced subtrees go to the reclaimer.
     ///
-    /// Locking contract: takes the MMU lock exclusively.
-    /// TLB contract: one flush for everything collapsed, before the lock is
-    /// released. Returns the number of huge leaves installed.
+    /// Locking contract: takes the MMU lock exclusively; every
+    /// ``MMUConfiguration/yieldInterval`` collapses it flushes, drops and
+    /// retakes it, restarting from the root where it stopped.
+    /// TLB contract: everything collapsed is flushed before the lock is
+    /// dropped and before this returns; each collapse is accounted
+    /// (``accountChange(old:new:address:level:mode:batch:)``).
+    /// Returns the number of huge leaves installed.
+    /// - Throws: ``SLATError/tornDown``.
     @inlinable @discardableResult
-    public func recoverHugePages(in frames: GuestFrameRange) -> Int {
+    public func recoverHugePages(in frames: GuestFrameRange) throws(SLATError) -> Int {
+        try checkNotTornDown()
         let snapshot = guestMemory.invalidations.snapshot()
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
+        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
         var batch = TLBFlushBatch()
         var recovered = 0
         let top = min(configuration.maximumLeafLevel, 2)
         for space in 0..<configuration.addressSpaceCount where top > 0 {
+            let root = rootAddress(space)
             var iterator = PageTableIterator(
-                format: format, memory: memory, root: root(addressSpace: space), range: frames.physicalRange, minimumLevel: 1)
+                format: format, memory: memory, root: root, range: frames.physicalRange, minimumLevel: 1)
+            var changed = 0
             while iterator.isValid {
+                if changed >= configuration.yieldInterval && iterator.canYield {
+                    yieldExclusiveLock(&batch)
+                    // Torn down or every root replaced meanwhile: nothing left to collapse here.
+                    if tornDown.load(ordering: .acquiring) || rootAddress(space) != root { break }
+                    iterator.restart()
+                    changed = 0
+                    continue
+                }
                 let level = iterator.level
                 let entry = iterator.snapshot
                 if level <= top && format.isPresent(entry, atLevel: level) && format.isTable(entry, atLevel: level)
@@ -36,10 +53,11 @@ extension ExtendedPageTableMMU {
                     let (exchanged, _) = iterator.pointer.pointee.compareExchange(
                         expected: entry, desired: leaf, ordering: .acquiringAndReleasing)
                     if exchanged {
-                        helpers.detachSubtree(ofTableEntry: entry, level: level, mode: .exclusive, into: &batch)
-                        batch.invalidate(range: GuestPhysicalRange(start: iterator.address, size: format.entrySize(atLevel: level)))
+                        accountChange(old: entry, new: leaf, address: iterator.address, level: level,
+                                      mode: .exclusive, batch: &batch)
                         iterator.snapshot = leaf
                         recovered += 1
+                        changed += 1
                     }
                 }
                 iterator.advance()
@@ -57,6 +75,7 @@ extension ExtendedPageTableMMU {
         let frame = address.frame
         guard let page = try? guestMemory.resolve(frame: frame, write: false),
               !page.dirtyLogging,
+              page.hostFrame.address.rawValue >> UInt64(truncatingIfNeeded: format.outputAddressBits) == 0,
               page.maximumMappingSize.rawValue >= UInt8(level),
               let mapping = HostMappingSize(rawValue: UInt8(level)),
               !guestMemory.invalidations.needsRetry(range: page.block(mapping), since: snapshot),

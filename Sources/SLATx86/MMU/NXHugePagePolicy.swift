@@ -9,18 +9,24 @@ extension ExtendedPageTableMMU {
     public var pendingNXSplits: [NXHugePageSplit] { listLock.withLock { nxSplits } }
 
     /// Zaps up to `maximumCount` recorded NX-huge-page splits (oldest first):
-    /// each marked table entry is cleared and its subtree detached, so the
+    /// each marked table entry is cleared and its subtree retired, so the
     /// next fault there may install the huge leaf again (and an instruction
     /// fetch will split it again). A recorded split whose table is gone or
-    /// no longer marked is just dropped.
+    /// no longer marked is just dropped; one in a memslot that logs dirty
+    /// pages is kept for later (as KVM, recovery would only bring back a
+    /// huge leaf that logging must split again).
     ///
     /// Locking contract: takes the MMU lock exclusively.
     /// TLB contract: one flush for all zapped splits, before the lock is
-    /// released. Returns the number of tables zapped.
+    /// released. Each zap is accounted (``accountChange(old:new:address:level:mode:batch:)``):
+    /// the dirty bits of the leaves below go to their dirty-bit-mode log.
+    /// Returns the number of tables zapped.
+    /// - Throws: ``SLATError/tornDown``.
     @discardableResult
-    public func recoverNXHugePages(maximumCount: Int = .max) -> Int {
+    public func recoverNXHugePages(maximumCount: Int = .max) throws(SLATError) -> Int {
+        try checkNotTornDown()
         let batchOfSplits: [NXHugePageSplit] = listLock.withLock {
-            let count = min(maximumCount, nxSplits.count)
+            let count = min(max(maximumCount, 0), nxSplits.count)
             let taken = Array(nxSplits.prefix(count))
             nxSplits.removeFirst(count)
             return taken
@@ -28,19 +34,28 @@ extension ExtendedPageTableMMU {
         guard !batchOfSplits.isEmpty else { return 0 }
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
+        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
         var batch = TLBFlushBatch()
         var zapped = 0
+        var kept: [NXHugePageSplit] = []
         for split in batchOfSplits {
+            let size = format.entrySize(atLevel: split.level)
+            let frames = GuestFrameRange(covering: GuestPhysicalRange(start: split.address, size: size))
+            if guestMemory.allMemslots.contains(where: { $0.flags.contains(.dirtyLogging) && $0.frames.overlaps(frames) }) {
+                kept.append(split)
+                continue
+            }
             guard let pointer = entryPointer(for: split.address, level: split.level, addressSpace: split.addressSpace)
             else { continue }
             let entry = pointer.pointee.load(ordering: .acquiring)
             guard format.isPresent(entry, atLevel: split.level), format.isTable(entry, atLevel: split.level),
                   entry & ExtendedPageTableBits.nxHugePageSplit != 0 else { continue }
-            pointer.pointee.store(0, ordering: .releasing)
-            helpers.detachSubtree(ofTableEntry: entry, level: split.level, mode: .exclusive, into: &batch)
-            batch.invalidate(range: GuestPhysicalRange(start: split.address, size: format.entrySize(atLevel: split.level)))
+            let (exchanged, _) = pointer.pointee.compareExchange(expected: entry, desired: 0, ordering: .acquiringAndReleasing)
+            guard exchanged else { continue }
+            accountChange(old: entry, new: 0, address: split.address, level: split.level, mode: .exclusive, batch: &batch)
             zapped += 1
         }
+        if !kept.isEmpty { listLock.withLock { nxSplits.append(contentsOf: kept) } }
         settle(batch)
         return zapped
     }
@@ -49,7 +64,7 @@ extension ExtendedPageTableMMU {
     /// above it is not a table.
     func entryPointer(for address: GuestPhysicalAddress, level target: Int, addressSpace: Int) -> EntryPointer? {
         var level = format.rootLevel
-        var pointer = memory.entries(at: root(addressSpace: addressSpace)) + format.index(of: address, atLevel: level)
+        var pointer = memory.entries(at: rootAddress(addressSpace)) + format.index(of: address, atLevel: level)
         while level > target {
             let entry = pointer.pointee.load(ordering: .acquiring)
             guard format.isPresent(entry, atLevel: level), format.isTable(entry, atLevel: level) else { return nil }
