@@ -41,28 +41,56 @@ public enum ImageBuilder {
     /// EPT write-without-read mappings are then rewritten literally (read
     /// cleared) and `ipat=1` leaves get bit 6.
     ///
-    /// - Throws: ``ImageError/buildFailed(_:)`` when the mappings need more
-    ///   table memory than the arena has, or the format rejects a mapping
-    ///   (the message names its line).
-    public static func build(_ requests: [MappingRequest], configuration: ImageConfiguration) throws(ImageError) -> BuiltImage {
+    /// Everything that can be known before building is checked first (the
+    /// base, and the leaves against ``ImageBuildLimits``), so a refused
+    /// build does no work; the table pages are limited to those between the
+    /// base and the PA size, so no table is written where an entry cannot
+    /// point.
+    ///
+    /// - Parameter fileName: the script's name in diagnostics.
+    /// - Throws: ``ImageError/invalidConfiguration(_:)`` for a base that is
+    ///   not aligned to the table page size or leaves no room for the root
+    ///   tables below the PA size; ``ImageError/script(_:)`` naming the line
+    ///   where the leaves or the table memory run out;
+    ///   ``ImageError/buildFailed(_:)`` when the format rejects a mapping.
+    public static func build(
+        _ requests: [MappingRequest], configuration: ImageConfiguration, fileName: String = "mapping script"
+    ) throws(ImageError) -> BuiltImage {
         switch try configuration.makeFormat() {
-        case .ept(let format): return try build(requests, configuration: configuration, format: format)
-        case .stageTwo(let format): return try build(requests, configuration: configuration, format: format)
+        case .ept(let format): return try build(requests, configuration: configuration, format: format, fileName: fileName)
+        case .stageTwo(let format): return try build(requests, configuration: configuration, format: format, fileName: fileName)
         }
     }
 
-    /// Table pages available to one build (at most 1 GiB of address space
-    /// reserved; pages are only backed when used).
-    static func arenaPageCount(pageSize: Int) -> Int { (1 << 30) / pageSize }
+    /// Table pages one build may use: those of ``ImageBuildLimits/tableBytes``
+    /// that lie below the PA size (an entry cannot point above it).
+    ///
+    /// - Throws: ``ImageError/invalidConfiguration(_:)`` when the base is not
+    ///   aligned or the root tables do not fit below the PA size.
+    static func tablePageCount<Format: PageTableFormat>(configuration: ImageConfiguration, format: Format) throws(ImageError) -> Int {
+        let base = configuration.base
+        let pageSize = UInt64(format.tablePageSize)
+        guard base & (pageSize - 1) == 0 else {
+            throw .invalidConfiguration("--base \(NumberSyntax.hex(base)) is not aligned to the \(NumberSyntax.size(pageSize)) table page size")
+        }
+        let limit = format.outputAddressLimit
+        let rootPages = UInt64(max(1, format.rootEntryCount * 8 / format.tablePageSize))
+        guard base < limit, (limit - base) / pageSize >= rootPages else {
+            throw .invalidConfiguration("--base \(NumberSyntax.hex(base)): the root table\(rootPages > 1 ? "s" : "") (\(NumberSyntax.size(rootPages * pageSize))) would reach past the \(format.outputAddressBits)-bit PA size")
+        }
+        return Int(min(UInt64(ImageBuildLimits.tableBytes) / pageSize, (limit - base) / pageSize))
+    }
 
     static func build<Format: PageTableFormat>(
-        _ requests: [MappingRequest], configuration: ImageConfiguration, format: Format
+        _ requests: [MappingRequest], configuration: ImageConfiguration, format: Format, fileName: String
     ) throws(ImageError) -> BuiltImage {
+        let pageCount = try tablePageCount(configuration: configuration, format: format)
+        try ImageBuildLimits.checkLeafCount(of: requests, format: format, fileName: fileName)
         let arena: TableArena
         let table: PageTable<Format, TableArena>
         do {
             arena = try TableArena(
-                pageSize: format.tablePageSize, pageCount: arenaPageCount(pageSize: format.tablePageSize),
+                pageSize: format.tablePageSize, pageCount: pageCount,
                 physicalBase: HostPhysicalAddress(configuration.base), prefault: false)
             table = try PageTable(format: format, memory: arena, readerSlots: 1)
         } catch {
@@ -78,7 +106,13 @@ public enum ImageBuilder {
                     maximumLevel: request.maximumLevel, context: context, batch: &batch, tlb: tlb)
             } catch {
                 table.settle(batch, tlb: tlb, mode: .exclusive)
-                throw .buildFailed("line \(request.line): " + ImageError.describe(error))
+                guard case .outOfTableMemory = error else {
+                    throw .buildFailed("\(fileName):\(request.line): " + ImageError.describe(error))
+                }
+                let room = pageCount < ImageBuildLimits.tableBytes / format.tablePageSize
+                    ? "the \(pageCount) table page\(pageCount == 1 ? "" : "s") that fit between --base \(NumberSyntax.hex(configuration.base)) and the \(format.outputAddressBits)-bit PA size"
+                    : "the \(NumberSyntax.size(UInt64(ImageBuildLimits.tableBytes))) of table memory one image may use"
+                throw .script([ScriptDiagnostic(file: fileName, line: request.line, message: "out of table memory: the mappings up to this line need more than \(room)")])
             }
             table.settle(batch, tlb: tlb, mode: .exclusive)
             if request.encodedWithoutRead || request.ignorePAT {

@@ -36,7 +36,6 @@ public struct ImageSVGRenderer: Sendable {
         let contents = walker.contents()
         let format = walker.format
         let ranges = ImageDumper.ranges(of: contents.leaves)
-        let width = 1000
         let rowHeight = 18
         let top = 110
         enum Row { case range(DumpRange), finding(ImageFinding) }
@@ -51,7 +50,20 @@ public struct ImageSVGRenderer: Sendable {
             return key(lhs) < key(rhs)
         }
         let shown = rows.prefix(maximumRows)
-        let height = top + (shown.count + 2) * rowHeight + 60
+        // Wide enough for the longest text: each row's text starts at a
+        // fixed column, and a character of the 12-pixel monospace font is
+        // at most 0.6 em wide.
+        var right = 0
+        for row in shown {
+            switch row {
+            case .range(let range): right = max(right, Self.textEnd(x: 620, summary(range)))
+            case .finding(let finding): right = max(right, Self.textEnd(x: 130, findingText(finding)))
+            }
+        }
+        let legendX = 10 + 120 * (0...format.geometry.rootLevel).filter(format.geometry.canHoldLeaf(atLevel:)).count
+        right = max(right, Self.textEnd(x: legendX, Self.stripLegend), Self.textEnd(x: 10, Self.barLegend))
+        let width = max(1000, right + 10)
+        let height = top + (shown.count + 3) * rowHeight + 60
         var svg: [String] = []
         svg.append("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"monospace\" font-size=\"12\">")
         svg.append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>")
@@ -99,7 +111,7 @@ public struct ImageSVGRenderer: Sendable {
                 let colour = finding.problem.isFatal ? "#d62728" : "#ff9f1c"
                 svg.append("<rect x=\"8\" y=\"\(y + 1)\" width=\"\(width - 16)\" height=\"\(rowHeight - 2)\" fill=\"none\" stroke=\"\(colour)\"/>")
                 svg.append(text(10, y + 13, NumberSyntax.hex(finding.guest, width: 12), colour: colour))
-                svg.append(text(130, y + 13, escape("\(finding.problem.isFatal ? "malformed" : "warning") entry \(finding.index) at \(NumberSyntax.hex(finding.entryAddress)): \(finding.problem)"), colour: colour))
+                svg.append(text(130, y + 13, escape(findingText(finding)), colour: colour))
             }
             y += rowHeight
         }
@@ -118,9 +130,22 @@ public struct ImageSVGRenderer: Sendable {
             svg.append(text(x + 20, y + 12, "\(NumberSyntax.size(size)) leaves"))
             x += 120
         }
-        svg.append(text(x, y + 12, "strip: opaque = writable, lighter = read-only, faint = no access"))
+        svg.append(text(x, y + 12, Self.stripLegend))
+        svg.append(text(10, y + 12 + rowHeight, Self.barLegend))
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"
+    }
+
+    static let stripLegend = "strip: opaque = writable, lighter = read-only, faint = no access"
+    static let barLegend = "bar length: 20 px + 14 px per doubling of the range size over one page (log scale)"
+
+    /// The x coordinate where `content` ends when drawn from `x`.
+    static func textEnd(x: Int, _ content: String) -> Int {
+        x + (content.count * 72 + 9) / 10
+    }
+
+    func findingText(_ finding: ImageFinding) -> String {
+        "\(finding.problem.isFatal ? "malformed" : "warning") entry \(finding.index) at \(NumberSyntax.hex(finding.entryAddress)): \(finding.problem)"
     }
 
     func summary(_ range: DumpRange) -> String {

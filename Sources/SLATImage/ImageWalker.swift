@@ -66,10 +66,18 @@ public struct ImageWalker: Sendable {
 
     /// A walker over `image` rooted at `root`.
     ///
-    /// - Throws: ``ImageError/rootOutsideImage(root:base:size:)`` unless the
-    ///   root tables (all concatenated ones) lie inside the image, aligned to a page.
+    /// - Throws: ``ImageError/invalidConfiguration(_:)`` when the image
+    ///   would reach past the 64-bit physical address space (a base too
+    ///   high for its size); ``ImageError/rootOutsideImage(root:base:size:)``
+    ///   unless the root tables (all concatenated ones) lie inside the
+    ///   image, aligned to a page.
     public init(format: ImageFormat, image: TableImage, root: UInt64) throws(ImageError) {
         let geometry = format.geometry
+        // Every address of the image, and one past its end, must be a
+        // 64-bit number, or the walk's address arithmetic would overflow.
+        guard UInt64(image.bytes.count) <= UInt64.max - image.base else {
+            throw .invalidConfiguration("an image of \(image.bytes.count) bytes at base \(NumberSyntax.hex(image.base)) reaches past the 64-bit physical address space")
+        }
         let rootBytes = UInt64(geometry.rootEntryCount * 8)
         guard root & (geometry.pageSize - 1) == 0, image.contains(root, length: rootBytes) else {
             throw .rootOutsideImage(root: root, base: image.base, size: image.bytes.count)

@@ -24,34 +24,100 @@ public struct MappingScriptParser {
     ///
     /// - Throws: ``ImageError/script(_:)`` with one diagnostic per bad line.
     public func parse(_ text: String) throws(ImageError) -> [MappingRequest] {
+        try parse(bytes: Array(text.utf8))
+    }
+
+    /// The mappings of a script file's bytes in line order. Lines end with
+    /// LF, CRLF or CR; every line must be UTF-8.
+    ///
+    /// - Throws: ``ImageError/script(_:)`` with one diagnostic per bad line.
+    public func parse(bytes: [UInt8]) throws(ImageError) -> [MappingRequest] {
         var requests: [MappingRequest] = []
         var diagnostics: [ScriptDiagnostic] = []
-        var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let content = rawLine.prefix { $0 != "#" }
-            let fields = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+        for line in TextLines.split(bytes) {
+            func report(_ message: String) {
+                diagnostics.append(ScriptDiagnostic(file: fileName, line: line.number, message: message))
+            }
+            let text: String
+            switch line.decoded() {
+            case .success(let decoded): text = decoded
+            case .failure(let error): report(error.description); continue
+            }
+            let content = text.unicodeScalars.prefix { $0 != "#" }
+            if let (column, scalar) = content.enumerated().first(where: { !Self.isFieldCharacter($0.element) }) {
+                report("unexpected character \(Self.name(of: scalar)) at column \(column + 1) (fields are printable ASCII separated by spaces or tabs)")
+                continue
+            }
+            let fields = Substring(String(content)).split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.isEmpty { continue }
-            switch parseLine(fields, line: lineNumber, earlier: requests) {
+            switch parseLine(fields, line: line.number) {
             case .success(let request): requests.append(request)
-            case .failure(let message): diagnostics.append(ScriptDiagnostic(file: fileName, line: lineNumber, message: message.text))
+            case .failure(let message): report(message.text)
             }
         }
-        if !diagnostics.isEmpty { throw .script(diagnostics) }
+        diagnostics += overlaps(in: requests)
+        if !diagnostics.isEmpty {
+            throw .script(diagnostics.sorted { $0.line < $1.line })
+        }
         return requests
+    }
+
+    /// Whether `scalar` may appear in the fields of a line: printable ASCII,
+    /// space and tab. Anything else (a vertical tab, a form feed, a
+    /// non-breaking space) would otherwise be hidden inside a field.
+    static func isFieldCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        scalar == "\t" || (0x20...0x7E).contains(scalar.value)
+    }
+
+    /// `U+000B (vertical tab)` and the like, for messages.
+    static func name(of scalar: Unicode.Scalar) -> String {
+        let code = String(scalar.value, radix: 16, uppercase: true)
+        let number = "U+" + String(repeating: "0", count: max(0, 4 - code.count)) + code
+        let names: [UInt32: String] = [
+            0x00: "NUL", 0x0B: "vertical tab", 0x0C: "form feed", 0x1B: "escape", 0x7F: "delete",
+            0x85: "next line", 0xA0: "no-break space", 0x2028: "line separator", 0x2029: "paragraph separator",
+            0xFEFF: "byte order mark",
+        ]
+        return number + (names[scalar.value].map { " (\($0))" } ?? "")
+    }
+
+    /// One diagnostic for each mapping whose guest range overlaps a mapping
+    /// on an earlier line (a later mapping would silently replace part of
+    /// an earlier one). Sorted by address, so a script of many lines is
+    /// checked in O(n log n).
+    func overlaps(in requests: [MappingRequest]) -> [ScriptDiagnostic] {
+        let order = requests.indices.sorted {
+            (requests[$0].guest, requests[$0].line) < (requests[$1].guest, requests[$1].line)
+        }
+        var diagnostics: [ScriptDiagnostic] = []
+        var reported: Set<Int> = []
+        var furthest: MappingRequest?   // of the ranges starting at or before this one, the one reaching furthest
+        for index in order {
+            let request = requests[index]
+            if let other = furthest, request.guest < other.guest + other.size {
+                let (earlier, later) = other.line < request.line ? (other, request) : (request, other)
+                if reported.insert(later.line).inserted {
+                    diagnostics.append(ScriptDiagnostic(
+                        file: fileName, line: later.line,
+                        message: "guest range [\(NumberSyntax.hex(later.guest)), \(NumberSyntax.hex(later.guest + later.size))) overlaps the mapping on line \(earlier.line)"))
+                }
+            }
+            if furthest.map({ request.guest + request.size > $0.guest + $0.size }) ?? true { furthest = request }
+        }
+        return diagnostics
     }
 
     struct Message: Error { var text: String }
 
-    func parseLine(_ fields: [Substring], line: Int, earlier: [MappingRequest]) -> Result<MappingRequest, Message> {
+    func parseLine(_ fields: [Substring], line: Int) -> Result<MappingRequest, Message> {
         do throws(Message) {
-            return .success(try checkedRequest(fields, line: line, earlier: earlier))
+            return .success(try checkedRequest(fields, line: line))
         } catch {
             return .failure(error)
         }
     }
 
-    func checkedRequest(_ fields: [Substring], line: Int, earlier: [MappingRequest]) throws(Message) -> MappingRequest {
+    func checkedRequest(_ fields: [Substring], line: Int) throws(Message) -> MappingRequest {
         guard fields.count >= 5 else {
             throw Message(text: "expected <guest-address> <size> <output-address> <permissions> <memory-type>, found \(fields.count) field\(fields.count == 1 ? "" : "s")")
         }
@@ -67,8 +133,9 @@ public struct MappingScriptParser {
             line: line, guest: guest, size: size, output: HostPhysicalAddress(output), permissions: permissions,
             memoryType: memoryType, maximumLevel: nil, accessed: true, dirty: false, ignorePAT: false,
             encodedWithoutRead: false)
+        var keys: Set<Substring> = []
         for field in fields.dropFirst(5) {
-            try applyKey(field, to: &request)
+            try applyKey(field, to: &request, given: &keys)
         }
 
         // Addresses and sizes.
@@ -108,10 +175,6 @@ public struct MappingScriptParser {
             }
         }
 
-        // Overlap with earlier lines: a later line would silently replace part of an earlier one.
-        if let other = earlier.first(where: { $0.range.overlaps(request.range) }) {
-            throw Message(text: "guest range [\(NumberSyntax.hex(guest)), \(NumberSyntax.hex(guest + size))) overlaps the mapping on line \(other.line)")
-        }
         return request
     }
 
@@ -124,7 +187,7 @@ public struct MappingScriptParser {
 
     func parsePermissions(_ field: Substring) throws(Message) -> Permissions {
         var permissions: Permissions = []
-        for letter in field {
+        for letter in field.lowercased() {
             switch letter {
             case "r": permissions.insert(.read)
             case "w": permissions.insert(.write)
@@ -138,10 +201,11 @@ public struct MappingScriptParser {
         return permissions
     }
 
-    func applyKey(_ field: Substring, to request: inout MappingRequest) throws(Message) {
+    func applyKey(_ field: Substring, to request: inout MappingRequest, given keys: inout Set<Substring>) throws(Message) {
         let parts = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw Message(text: "bad option '\(field)' (expected key=value)") }
-        let key = parts[0], value = parts[1]
+        let key = Substring(parts[0].lowercased()), value = parts[1]
+        guard keys.insert(key).inserted else { throw Message(text: "option '\(key)' is given twice") }
         func flag() throws(Message) -> Bool {
             switch value {
             case "0": return false

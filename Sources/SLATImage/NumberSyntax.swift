@@ -2,7 +2,8 @@
 /// way it prints sizes and addresses.
 ///
 /// Numbers are `0x` hexadecimal or decimal, with `_` allowed between digits;
-/// sizes may end in `K`, `M`, `G` or `T` (binary multiples, either case).
+/// sizes may end in `K`, `M`, `G` or `T` (binary multiples). Letters (the
+/// `0x` prefix, hex digits, suffixes) may be either case; there is no sign.
 public enum NumberSyntax {
     /// The value of `text`, or `nil` when it is not a number (or overflows).
     ///
@@ -24,7 +25,9 @@ public enum NumberSyntax {
             }
             if multiplier != 1 { digits = digits.dropLast() }
         }
-        guard !digits.isEmpty, let value = UInt64(digits, radix: radix) else { return nil }
+        // Only digits of the radix: `UInt64(_:radix:)` alone would also take a sign.
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isHexDigit && (radix == 16 || $0.isWholeNumber) }),
+              let value = UInt64(digits, radix: radix) else { return nil }
         let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : product
     }

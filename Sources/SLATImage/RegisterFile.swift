@@ -62,25 +62,42 @@ public struct RegisterFile: Hashable, Sendable {
 
     /// Reads `registers.env` text.
     ///
-    /// - Throws: ``ImageError/invalidRegisters(_:)`` for a missing `FORMAT`,
-    ///   `BASE` or `ROOT`, an unknown format, or a value that is not a number.
+    /// - Throws: ``ImageError/invalidRegisters(_:)`` as ``init(parsing:)-(bytes)``.
     public init(parsing text: String) throws(ImageError) {
+        try self.init(parsing: Array(text.utf8))
+    }
+
+    /// Reads the bytes of a `registers.env` file (lines end with LF, CRLF or CR).
+    ///
+    /// - Throws: ``ImageError/invalidRegisters(_:)`` for a line that is not
+    ///   `KEY=value` or not UTF-8, a missing `FORMAT`, `BASE` or `ROOT`, an
+    ///   unknown format or key, a key given twice, a value that is not a
+    ///   number, or a register value that contradicts `FORMAT` and the sizes
+    ///   (naming the key and the value it should have).
+    public init(parsing bytes: [UInt8]) throws(ImageError) {
         var kind: TableFormatKind?
         var values: [(key: String, value: UInt64)] = []
-        for (index, line) in text.split(separator: "\n").enumerated() {
-            let trimmed = line.trimmingPrefix(while: { $0 == " " })
+        var keys: Set<String> = []
+        for line in TextLines.split(bytes) {
+            let text: String
+            switch line.decoded() {
+            case .success(let decoded): text = decoded
+            case .failure(let error): throw .invalidRegisters("registers line \(line.number): \(error)")
+            }
+            let trimmed = text.trimmingPrefix(while: { $0 == " " })
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let parts = trimmed.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw .invalidRegisters("registers line \(index + 1): expected KEY=value") }
-            let key = String(parts[0]), value = parts[1].filter { $0 != "\"" && $0 != "\r" }
+            guard parts.count == 2 else { throw .invalidRegisters("registers line \(line.number): expected KEY=value") }
+            let key = String(parts[0]), value = parts[1].filter { $0 != "\"" }
+            guard keys.insert(key).inserted else { throw .invalidRegisters("registers line \(line.number): \(key) is given twice") }
             if key == "FORMAT" {
                 guard let known = TableFormatKind(rawValue: value) else {
-                    throw .invalidRegisters("registers line \(index + 1): unknown format '\(value)'")
+                    throw .invalidRegisters("registers line \(line.number): unknown format '\(value)'")
                 }
                 kind = known
             } else {
                 guard let number = NumberSyntax.parse(value[...], allowsSuffix: false) else {
-                    throw .invalidRegisters("registers line \(index + 1): \(key) value '\(value)' is not a number")
+                    throw .invalidRegisters("registers line \(line.number): \(key) value '\(value)' is not a number")
                 }
                 values.append((key, number))
             }
@@ -91,6 +108,42 @@ public struct RegisterFile: Hashable, Sendable {
         for required in ["BASE", "ROOT"] where self[required] == nil {
             throw .invalidRegisters("registers file has no \(required) line")
         }
+        try checkAgainstFormat()
+    }
+
+    /// The keys a registers file of `kind` has besides `FORMAT`.
+    static func keys(of kind: TableFormatKind) -> [String] {
+        kind.isEPT ? ["BASE", "ROOT", "EPTP", "PA_BITS", "MBEC"]
+            : ["BASE", "ROOT", "VTTBR", "VTCR", "IPA_BITS", "PA_BITS", "GRANULE", "START_LEVEL", "ROOT_TABLES", "XNX"]
+    }
+
+    /// Refuses keys the format does not have and register values other
+    /// than the ones `FORMAT`, the sizes, the flags and `ROOT` give, so a
+    /// hand-edited file cannot describe one walk to the tool and another
+    /// to the hardware.
+    func checkAgainstFormat() throws(ImageError) {
+        let known = Self.keys(of: kind)
+        if let unknown = values.first(where: { !known.contains($0.key) }) {
+            throw .invalidRegisters("registers file: unknown key \(unknown.key) for FORMAT=\(kind.rawValue) (keys: \(known.joined(separator: " ")))")
+        }
+        for flag in ["MBEC", "XNX"] {
+            if let value = self[flag], value > 1 { throw .invalidRegisters("registers file: \(flag)=\(NumberSyntax.hex(value)) is not 0 or 1") }
+        }
+        for size in ["IPA_BITS", "PA_BITS"] {
+            if let value = self[size], value > 64 { throw .invalidRegisters("registers file: \(size)=\(NumberSyntax.hex(value)) is too large") }
+        }
+        let expected: RegisterFile
+        do {
+            expected = try RegisterFile(configuration: configuration, root: root)
+        } catch {
+            throw .invalidRegisters("registers file: \(error.description)")
+        }
+        for (key, value) in values {
+            guard let wanted = expected[key], wanted != value else { continue }
+            let sizes = (kind.isEPT ? ["PA_BITS"] : ["IPA_BITS", "PA_BITS"])
+                .map { "\($0)=\(NumberSyntax.hex(UInt64(expected[$0] ?? 0)))" }.joined(separator: ", ")
+            throw .invalidRegisters("registers file: \(key)=\(NumberSyntax.hex(value)) contradicts FORMAT=\(kind.rawValue) with \(sizes) and ROOT=\(NumberSyntax.hex(root)) (expected \(NumberSyntax.hex(wanted)))")
+        }
     }
 
     /// The value of `key`, if present.
@@ -99,7 +152,8 @@ public struct RegisterFile: Hashable, Sendable {
     /// The configuration these registers describe (IPA and PA sizes, MBEC, XNX as recorded).
     public var configuration: ImageConfiguration {
         ImageConfiguration(
-            kind: kind, inputAddressBits: self["IPA_BITS"].map { Int($0) }, outputAddressBits: Int(self["PA_BITS"] ?? 48),
+            kind: kind, inputAddressBits: self["IPA_BITS"].map { Int(clamping: $0) },
+            outputAddressBits: Int(clamping: self["PA_BITS"] ?? 48),
             base: self["BASE"], modeBasedExecute: self["MBEC"] == 1, executeNeverSplit: self["XNX"] == 1)
     }
 

@@ -3,8 +3,7 @@ import SLATImage
 /// Hand-written parsing of `--option value`, `--option=value`, `--flag`
 /// and positional arguments.
 struct CommandLineArguments {
-    /// Options given with a value, by name without the dashes (last one wins
-    /// unless the option is repeatable).
+    /// Options given with a value, by name without the dashes (each at most once).
     var values: [String: [String]] = [:]
     /// Flags given.
     var flags: Set<String> = []
@@ -13,7 +12,8 @@ struct CommandLineArguments {
 
     /// Parses `arguments` accepting the options in `valued` and the flags in `flags`.
     ///
-    /// - Throws: ``UsageError`` for an unknown option or a missing value.
+    /// - Throws: ``UsageError`` for an unknown option, a missing value, or an
+    ///   option or flag given twice (which one was meant cannot be known).
     init(_ arguments: [String], valued: Set<String>, flags allowedFlags: Set<String>) throws(UsageError) {
         var index = 0
         var onlyPositionals = false
@@ -31,6 +31,7 @@ struct CommandLineArguments {
                 inlineValue = String(name[name.index(after: equals)...])
                 name = String(name[..<equals])
             }
+            if values[name] != nil || flags.contains(name) { throw UsageError("--\(name) is given twice") }
             if valued.contains(name) {
                 if let inlineValue {
                     values[name, default: []].append(inlineValue)

@@ -42,8 +42,8 @@ enum SlatCommand {
                 printError("slat: \(error.description)")
             }
             switch error {
-            case .script, .invalidConfiguration, .invalidRegisters: return 2
-            case .buildFailed, .rootOutsideImage: return 1
+            case .script, .invalidConfiguration, .invalidRegisters, .rootOutsideImage: return 2
+            case .buildFailed: return 1
             }
         } catch {
             printError("slat: \(error)")
@@ -86,12 +86,15 @@ enum SlatCommand {
         let configuration = try configuration(arguments, requireBase: false)
         guard let mapPath = arguments.value("map") else { throw UsageError("--map FILE is required") }
         guard let outPath = arguments.value("out") else { throw UsageError("--out DIR is required") }
-        guard let data = FileManager.default.contents(atPath: mapPath), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: mapPath) else {
             throw UsageError("cannot read mapping script '\(mapPath)'")
         }
         let format = try configuration.makeFormat()
-        let requests = try MappingScriptParser(format: format, fileName: mapPath).parse(text)
-        let image = try ImageBuilder.build(requests, configuration: configuration)
+        let requests = try MappingScriptParser(format: format, fileName: mapPath).parse(bytes: [UInt8](data))
+        let image = try ImageBuilder.build(requests, configuration: configuration, fileName: mapPath)
+        if requests.isEmpty {
+            printError("\(mapPath): warning: no mappings (the image has only the root table\(image.bytes.count > format.geometry.tablePageSize ? "s" : ""))")
+        }
         for var warning in image.warnings {
             warning.file = mapPath
             printError(warning.description)
@@ -113,10 +116,10 @@ enum SlatCommand {
         let configuration: ImageConfiguration
         let root: UInt64
         if let registersPath = arguments.value("registers") {
-            guard let data = FileManager.default.contents(atPath: registersPath), let text = String(data: data, encoding: .utf8) else {
+            guard let data = FileManager.default.contents(atPath: registersPath) else {
                 throw UsageError("cannot read registers file '\(registersPath)'")
             }
-            let registers = try RegisterFile(parsing: text)
+            let registers = try RegisterFile(parsing: [UInt8](data))
             var recorded = registers.configuration
             // Options given next to --registers override it.
             if arguments.value("format") != nil {

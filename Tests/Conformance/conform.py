@@ -185,6 +185,22 @@ def stage2_cases():
     return cases
 
 
+# The PA size each QEMU CPU model reports (ID_AA64MMFR0_EL1.PARange).
+# QEMU 7.2's max CPU reports 52 bits, usable only with the 64K granule
+# (FEAT_LPA); 48 is the largest every granule encodes, so it is used for all.
+QEMU_CPU_PA_BITS = {"cortex-a57": 44, "max": 48}
+
+
+def case_pa_bits(case):
+    """--pa-bits for a case: its own size, which must fit the CPU, or the CPU's."""
+    if case.emulator != "qemu":
+        return case.pa_bits
+    cpu_bits = QEMU_CPU_PA_BITS[case.cpu]
+    if case.pa_bits and case.pa_bits > cpu_bits:
+        raise ValueError(f"{case.name}: --pa-bits {case.pa_bits} exceeds the {cpu_bits} bits of -cpu {case.cpu}")
+    return case.pa_bits or cpu_bits
+
+
 def ept_permission_pages(first_guest, first_output, extra=""):
     lines = []
     combos = ["-", "r", "w", "rw", "x", "rx", "wx", "rwx"]
@@ -216,6 +232,14 @@ def ept_cases():
             holes=[0x1000, 0x40000000, 0x80800000, 0x80010000, 0x80001000 + 0x1000 * 20,
                    0x8000000000, 0xfffffff000, 0x7f00000000, 0x7fffc00000, 0x7fffffe000],
             mutations=["writable", "off-by-page"] if fmt == "ept4-ad" else []))
+    # More than 128 KiB of tables (Bochs loads only that much of one file):
+    # 48 pages each in its own 2 MiB region, so each has a page table of its
+    # own and the last ones lie far past 128 KiB into the image.
+    cases.append(Case(
+        "ept4-large", "bochs", "ept4",
+        mappings=[EPT_HARNESS, EPT_GUEST_PAGING]
+        + [f"{0x90000000 + i * 0x200000:#x} 4K {0x60000000 + i * PAGE:#x} {'rw' if i % 2 else 'r'} wb" for i in range(48)],
+        holes=[0x90001000, 0x90000000 + 47 * 0x200000 + PAGE]))
     return cases
 
 
@@ -618,11 +642,32 @@ def run_qemu(case, workdir, harness_dir, tables_path, env, probes, timeout):
     return proc.stdout
 
 
-def run_bochs(case, workdir, harness_dir, tables_path, env, probes, timeout):
-    tables_size = os.path.getsize(tables_path)
-    write_probe_list(os.path.join(workdir, "probes.bin"),
+# Bochs 2.7 loads only the first 128 KiB of a file given with optramimage
+# (the rest of the file reads as zero in the guest), so no file the suite
+# hands it may be larger.
+BOCHS_OPTRAMIMAGE_LIMIT = 128 << 10
+
+
+def run_bochs(case, workdir, harness_dir, tables_path, env, probes, timeout, whole_image=False):
+    tables = open(tables_path, "rb").read()
+    base = int(env["BASE"], 16)
+    # The image travels as its nonzero words after the probes; the harness
+    # writes them to memory before the run (RAM starts zeroed).
+    words = [] if whole_image else [(base + offset, struct.unpack_from("<Q", tables, offset)[0])
+                                    for offset in range(0, len(tables), 8)
+                                    if struct.unpack_from("<Q", tables, offset)[0]]
+    probes_path = os.path.join(workdir, "probes.bin")
+    write_probe_list(probes_path,
                      [PROBE_MAGIC, len(probes), int(env["EPTP"], 16), STAMP_BASE, STAMP_SIZE,
-                      int(env["BASE"], 16), tables_size], probes)
+                      base, len(tables), len(words)], probes)
+    with open(probes_path, "ab") as f:
+        for address, value in words:
+            f.write(struct.pack("<2Q", address, value))
+    if os.path.getsize(probes_path) > BOCHS_OPTRAMIMAGE_LIMIT:
+        raise RuntimeError(f"{case.name}: probes and table words take {os.path.getsize(probes_path)} bytes, "
+                           f"more than the {BOCHS_OPTRAMIMAGE_LIMIT} Bochs loads from one file")
+    # --bochs-whole-image: the old way, tables.bin as one optramimage (shows the 128 KiB limit).
+    tables_line = f"optramimage3: file={tables_path}, address={env['BASE']}\n" if whole_image else ""
     rc = os.path.join(workdir, "bochsrc")
     with open(rc, "w") as f:
         f.write(f"""megs: 2048
@@ -637,8 +682,7 @@ boot: floppy
 floppya: 1_44={os.path.join(harness_dir, 'floppy.img')}, status=inserted
 optramimage1: file={os.path.join(harness_dir, 'ept-harness.bin')}, address=0x100000
 optramimage2: file={os.path.join(workdir, 'probes.bin')}, address=0x200000
-optramimage3: file={tables_path}, address={env['BASE']}
-log: {os.path.join(workdir, 'bochs.log')}
+{tables_line}log: {os.path.join(workdir, 'bochs.log')}
 panic: action=fatal
 error: action=report
 info: action=ignore
@@ -715,8 +759,9 @@ def run_case(case, args, harness_dir, mutation=None):
     build = [args.slat, "build", "--format", case.format, "--map", map_path, "--out", workdir]
     if case.ipa_bits:
         build += ["--ipa-bits", str(case.ipa_bits)]
-    if case.pa_bits:
-        build += ["--pa-bits", str(case.pa_bits)]
+    pa_bits = case_pa_bits(case)
+    if pa_bits:
+        build += ["--pa-bits", str(pa_bits)]
     if case.xnx:
         build += ["--xnx"]
     proc = run(build, 120)
@@ -761,8 +806,10 @@ def run_case(case, args, harness_dir, mutation=None):
         open(tables_path, "wb").write(mutated)
         print(f"  {case.name}: {description}")
 
-    runner = run_qemu if case.emulator == "qemu" else run_bochs
-    output = runner(case, workdir, harness_dir, tables_path, env, probes, args.timeout)
+    if case.emulator == "qemu":
+        output = run_qemu(case, workdir, harness_dir, tables_path, env, probes, args.timeout)
+    else:
+        output = run_bochs(case, workdir, harness_dir, tables_path, env, probes, args.timeout, args.bochs_whole_image)
     open(os.path.join(workdir, "emulator.out"), "w").write(output)
     results = parse_results(output)
     if f"END {len(probes)}" not in output:
@@ -799,6 +846,8 @@ def main():
     parser.add_argument("--bite", action="store_true", help="corrupt the tables; pass only if every corruption is caught")
     parser.add_argument("--skip", default="", help="comma-separated emulators to skip (qemu,bochs)")
     parser.add_argument("--timeout", type=int, default=60)
+    parser.add_argument("--bochs-whole-image", action="store_true",
+                        help="load tables.bin into Bochs as one optramimage (shows that tables past 128 KiB are lost)")
     args = parser.parse_args()
     cases = [c for c in stage2_cases() + ept_cases()
              if c.emulator not in args.skip.split(",") and (not args.only or re.search(args.only, c.name))]

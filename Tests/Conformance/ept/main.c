@@ -144,7 +144,12 @@ void host_main(void) {
     if (PROBES[0] != PROBE_MAGIC) { puts_e9("ERROR no probe list\n"); return; }
     uint64_t count = PROBES[1], eptp = PROBES[2];
     uint64_t stamp_base = PROBES[3], stamp_size = PROBES[4];
-    uint64_t tables_base = PROBES[5], tables_size = PROBES[6];
+    uint64_t tables_base = PROBES[5], tables_size = PROBES[6], table_words = PROBES[7];
+    /* Bochs loads only the first 128 KiB of an optramimage file, so SLAT's
+       image comes as its nonzero words, (physical address, value) pairs
+       after the probes, and is written here; RAM starts zeroed. */
+    volatile uint64_t *words = PROBES + 8 + 2 * count;
+    for (uint64_t i = 0; i < table_words; i++) *(volatile uint64_t *)words[2 * i] = words[2 * i + 1];
     stamp(stamp_base, stamp_size);
     /* Guest paging: PML4[i] -> PDPT i, whose 1 GiB pages map guest-linear
        (i << 39 | j << 30), sign-extended, to the same guest-physical address. */
