@@ -269,7 +269,10 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             var complete = false
             if !present && level - 1 <= largestLeafLevel {
                 complete = prefill(page, level: level, address: address)
-            } else if present && level - 1 <= largestLeafLevel {
+            } else if present && refusesPermissionOnlyChanges && level - 1 <= largestLeafLevel {
+                // The fault path: the wanted leaf (more rights than the
+                // protected block) goes into the split itself, not into a
+                // second fault. Other maps replace the copies as they walk.
                 overlaySplit(page, level: level, address: address)
             }
             if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
@@ -328,10 +331,11 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     /// split and the new leaves become visible in one exchange, so a fault
     /// that lands in a write-protected block (dirty logging) maps its
     /// writable page at once, and the break-before-make of the split has
-    /// already invalidated everything the old block cached. A copy the new
-    /// leaf would only take permissions from is kept when permission-only
-    /// changes are refused: the walk then meets it and refuses, as for a
-    /// live leaf (a racing vCPU's rights are never reduced).
+    /// already invalidated everything the old block cached. Used when
+    /// permission-only changes are refused (the fault path); a copy the new
+    /// leaf would only take permissions from is kept: the walk then meets it
+    /// and refuses, as for a live leaf (a racing vCPU's rights are never
+    /// reduced).
     @inlinable
     func overlaySplit(_ page: HostPhysicalAddress, level: Int, address: UInt64) {
         let childLevel = level - 1
@@ -349,7 +353,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         let format = self.format
         while index < stop {
             let copy = entries[index]
-            let keep = refusesPermissionOnlyChanges && table.differsOnlyInPermissions(copy, leaf, level: childLevel)
+            let keep = table.differsOnlyInPermissions(copy, leaf, level: childLevel)
                 && format.changingPermissions(ofLeaf: copy, grant: format.permissions(ofLeaf: leaf), revoke: []) != leaf
             if !keep { entries[index] = leaf }
             leaf = format.leafEntry(leaf, advancedBy: childSize)
