@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SLATCore", targets: ["SLATCore"]),
         .library(name: "SLATx86", targets: ["SLATx86"]),
         .library(name: "SLATArm64", targets: ["SLATArm64"]),
+        .library(name: "SLATArm64Hardware", targets: ["SLATArm64Hardware"]),
         .library(name: "SLATSplit", targets: ["SLATSplit"]),
         .library(name: "SLATSim", targets: ["SLATSim"]),
         .library(name: "SLATPfnCache", targets: ["SLATPfnCache"]),
@@ -22,6 +23,11 @@ let package = Package(
         .target(name: "SLATCore"),
         .target(name: "SLATx86", dependencies: ["SLATCore"]),
         .target(name: "SLATArm64", dependencies: ["SLATCore"]),
+        // The bare-metal AArch64 TLB and cache maintenance (EL2): Swift
+        // sequences over one-instruction C inline functions, which exist
+        // only when compiling for AArch64.
+        .target(name: "CSLATArm64Hardware"),
+        .target(name: "SLATArm64Hardware", dependencies: ["SLATCore", "SLATArm64", "CSLATArm64Hardware"]),
         .target(name: "SLATSplit", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         // Hosted only (threads, Foundation): simulated hardware, the pfn
         // cache, table images and the tools.
@@ -37,7 +43,7 @@ let package = Package(
         ),
         .testTarget(name: "SLATCoreTests", dependencies: ["SLAT", "SLATCore", "SLATx86", "SLATArm64"]),
         .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATSim"]),
-        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATSim"]),
+        .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATArm64Hardware", "SLATSim"]),
         .testTarget(name: "SLATSplitTests", dependencies: ["SLATCore", "SLATSplit", "SLATx86", "SLATArm64", "SLATSim"]),
         .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"]),
         .testTarget(name: "SLATPfnCacheTests", dependencies: ["SLATCore", "SLATPfnCache"]),

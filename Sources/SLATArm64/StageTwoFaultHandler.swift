@@ -62,6 +62,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   changes when it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
+        // First: a bad slot must throw, not trap inside a read section.
+        try pageTable.validateReaderSlot(of: context)
         let format = pageTable.format
         let limit = format.inputAddressSpaceSize
         guard fault.address.rawValue < limit else {
@@ -162,6 +164,14 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
 
     /// An access-flag or permission fault on a leaf that already maps the
     /// page as wanted: set the access flag, add the missing permissions.
+    ///
+    /// A fault that finds nothing to change was raised by a translation the
+    /// faulting CPU still caches: Arm may keep an entry that causes a
+    /// permission fault in its TLB, and permissions added without an
+    /// invalidation (another vCPU's relax, a map that only adds rights)
+    /// leave it there, so the vCPU would fault forever. The faulting IPA is
+    /// then invalidated at the leaf's level (KVM commit be097997a273,
+    /// "Always invalidate TLB for stage-2 permission faults").
     @inlinable
     func fixInPlace(
         _ fault: StageTwoFault, current: Translation, permissions: Permissions, context: PageTableContext
@@ -174,9 +184,12 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         }
         let missing = permissions.subtracting(current.attributes.permissions)
         if !missing.isEmpty {
+            // Invalidates the faulting IPA whether or not it changed the leaf.
             let result = try pageTable.relaxPermissions(fault.address, grant: missing, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
             if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
+        } else if outcome.isRetry {
+            pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: current.level)
         }
         return outcome
     }

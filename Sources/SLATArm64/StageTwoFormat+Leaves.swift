@@ -8,7 +8,8 @@ extension StageTwoFormat {
     /// - Throws: ``SLATError/unsupportedPermissions(_:)`` for unknown
     ///   permission bits or, without FEAT_XNX, one execute right without the
     ///   other; ``SLATError/unsupportedMemoryType(_:)`` for
-    ///   ``MemoryType/writeProtected`` and ``MemoryType/reserved(_:)``;
+    ///   ``MemoryType/writeProtected``, ``MemoryType/reserved(_:)`` and,
+    ///   with ``forcesWriteBack``, ``MemoryType/writeThrough``;
     ///   ``SLATError/unsupportedDirtyFlag`` for `dirty`;
     ///   ``SLATError/softwareBitsOutOfRange(_:width:)`` for software bits
     ///   wider than 4 bits.
@@ -18,7 +19,7 @@ extension StageTwoFormat {
         let unknownBits = raw & ~0b1111 != 0
         let splitExecute = !executeNeverSplit && (raw >> 2 ^ raw >> 3) & 1 != 0
         if unknownBits || splitExecute { throw .unsupportedPermissions(attributes.permissions) }
-        if StageTwoMemoryAttributes.field(of: attributes.memoryType) == nil {
+        if StageTwoMemoryAttributes.field(of: attributes.memoryType, forcedWriteBack: forcesWriteBack) == nil {
             throw .unsupportedMemoryType(attributes.memoryType)
         }
         if attributes.dirty { throw .unsupportedDirtyFlag }
@@ -35,7 +36,8 @@ extension StageTwoFormat {
         assert(canHoldLeaf(atLevel: level), "no stage-2 leaf at this height")
         assert(output.rawValue & (entrySize(atLevel: level) &- 1) == 0, "leaf output address not aligned to its size")
         let raw = UInt64(attributes.permissions.rawValue)
-        let memoryAttributes = UInt64(StageTwoMemoryAttributes.field(of: attributes.memoryType) ?? 0)
+        let memoryAttributes = UInt64(
+            StageTwoMemoryAttributes.field(of: attributes.memoryType, forcedWriteBack: forcesWriteBack) ?? 0)
         let executeNever = StageTwoExecuteNever.lookUp(executeNeverEncodeTable, raw >> 2 & 0b11)
         var entry = StageTwoDescriptorBits.valid
             | memoryAttributes << StageTwoDescriptorBits.memoryAttributesShift
@@ -65,7 +67,8 @@ extension StageTwoFormat {
         LeafAttributes(
             permissions: permissions(ofLeaf: entry),
             memoryType: StageTwoMemoryAttributes.type(
-                ofField: UInt8(truncatingIfNeeded: entry >> StageTwoDescriptorBits.memoryAttributesShift)),
+                ofField: UInt8(truncatingIfNeeded: entry >> StageTwoDescriptorBits.memoryAttributesShift),
+                forcedWriteBack: forcesWriteBack),
             accessed: entry & StageTwoDescriptorBits.accessFlag != 0,
             dirty: false,
             softwareBits: UInt16(truncatingIfNeeded: entry >> StageTwoDescriptorBits.softwareShift) & 0b1111

@@ -23,9 +23,16 @@ import SLATCore
 /// The frozen entry is `0x400`: an invalid descriptor with bit 10 set, KVM's
 /// "locked" marker.
 ///
+/// **Memory attributes.** With ``forcesWriteBack`` (`HCR_EL2.FWB` = 1,
+/// FEAT_S2FWB) leaves use the FWB MemAttr encoding (normal write-back is
+/// 0b0110, forced; MemAttr[3] is RES0), otherwise the FWB = 0 one (see
+/// `StageTwoMemoryAttributes`). The format must match the CPU's
+/// `HCR_EL2.FWB`: the other encoding reads differently (0b1111 with FWB
+/// means "stage 1's attributes").
+///
 /// **Not supported:** FEAT_LPA2 (52-bit addresses with the 4 and 16 KiB
-/// granules, which move OA[51:50] into bits 9:8), `HCR_EL2.FWB` memory
-/// attribute encodings, and starting a 4 KiB walk at level 3 (FEAT_TTST).
+/// granules, which move OA[51:50] into bits 9:8), and starting a 4 KiB
+/// walk at level 3 (FEAT_TTST).
 @frozen
 public struct StageTwoFormat: Hashable, Sendable {
     /// The translation granule.
@@ -48,6 +55,10 @@ public struct StageTwoFormat: Hashable, Sendable {
     /// XN[1:0] in bits 54:53). Without it bit 54 alone decides execution at
     /// every exception level.
     public let executeNeverSplit: Bool
+    /// Whether the tables are for `HCR_EL2.FWB` = 1 (FEAT_S2FWB): leaves use
+    /// the FWB MemAttr encodings, and no data-cache clean is needed for a
+    /// new mapping (stage 2 forces write-back).
+    public var forcesWriteBack: Bool
 
     /// Bit `h` set when a valid entry with bit 1 clear is a block at height `h` (h ≥ 1).
     @usableFromInline let blockLevelMask: UInt64
@@ -75,6 +86,8 @@ public struct StageTwoFormat: Hashable, Sendable {
     ///     the 64 KiB granule (FEAT_LPA).
     ///   - hardwareAccessFlag: whether `VTCR_EL2.HA` is set.
     ///   - executeNeverSplit: whether FEAT_XNX encodings are used.
+    ///   - forcesWriteBack: whether `HCR_EL2.FWB` is set (FEAT_S2FWB
+    ///     MemAttr encodings).
     /// - Throws: ``SLATError/unsupportedOutputAddressSize(bits:)`` or
     ///   ``SLATError/unsupportedInputAddressSize(bits:)``.
     @inlinable
@@ -83,7 +96,8 @@ public struct StageTwoFormat: Hashable, Sendable {
         inputAddressBits: Int = 40,
         outputAddressBits: Int = 48,
         hardwareAccessFlag: Bool = false,
-        executeNeverSplit: Bool = false
+        executeNeverSplit: Bool = false,
+        forcesWriteBack: Bool = false
     ) throws(SLATError) {
         let outputSupported = switch outputAddressBits {
         case 32, 36, 40, 42, 44, 48: true
@@ -113,6 +127,7 @@ public struct StageTwoFormat: Hashable, Sendable {
         self.outputAddressBits = outputAddressBits
         self.hardwareAccessFlag = hardwareAccessFlag
         self.executeNeverSplit = executeNeverSplit
+        self.forcesWriteBack = forcesWriteBack
 
         let heights: UInt64 = (1 << UInt64(root + 1)) - 1
         let leafHeights: UInt64 = granule == .size4KiB ? 0b111 : 0b011
@@ -126,6 +141,15 @@ public struct StageTwoFormat: Hashable, Sendable {
             ? StageTwoExecuteNever.splitDecodeTable : StageTwoExecuteNever.plainDecodeTable
         self.executeNeverEncodeTable = executeNeverSplit
             ? StageTwoExecuteNever.splitEncodeTable : StageTwoExecuteNever.plainEncodeTable
+    }
+
+    /// This format with the memory-attribute encoding of `HCR_EL2.FWB` =
+    /// `forced` (everything else unchanged).
+    @inlinable
+    public func forcingWriteBack(_ forced: Bool) -> StageTwoFormat {
+        var format = self
+        format.forcesWriteBack = forced
+        return format
     }
 
     /// The Arm ARM level the walk starts at (0...2).

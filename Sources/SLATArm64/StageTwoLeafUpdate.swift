@@ -57,16 +57,23 @@ public struct StageTwoLeafUpdateResult: Sendable {
 /// walker): every live leaf in the range is exchanged for its updated value;
 /// a failed exchange re-reads and decides again; a locked entry is reported
 /// and skipped.
+///
+/// With `caches` set, a leaf that the update makes executable has its
+/// output invalidated from the instruction cache before the exchange that
+/// makes the right visible, computed from the very value exchanged (a
+/// separate lookup could see another output after a concurrent remap).
 @usableFromInline
-struct StageTwoLeafUpdateVisitor: PageTableVisitor {
+struct StageTwoLeafUpdateVisitor<Caches: CacheMaintenance>: PageTableVisitor {
     @usableFromInline let format: StageTwoFormat
     @usableFromInline let update: StageTwoLeafUpdate
+    @usableFromInline let caches: Caches?
     @usableFromInline var result = StageTwoLeafUpdateResult()
 
     @inlinable
-    init(format: StageTwoFormat, update: StageTwoLeafUpdate) {
+    init(format: StageTwoFormat, update: StageTwoLeafUpdate, caches: Caches?) {
         self.format = format
         self.update = update
+        self.caches = caches
     }
 
     @inlinable var visits: WalkVisits { .leaf }
@@ -85,6 +92,11 @@ struct StageTwoLeafUpdateVisitor: PageTableVisitor {
             if new == old {
                 record(old, new, at: entry.address, level: level)
                 return .skipChildren
+            }
+            if let caches, format.permissions(ofLeaf: old).intersection(.execute).isEmpty,
+               !format.permissions(ofLeaf: new).intersection(.execute).isEmpty {
+                caches.invalidateInstructionCache(
+                    format.outputAddress(ofLeaf: old, atLevel: level), size: format.entrySize(atLevel: level))
             }
             // Always exchanged: with hardware access-flag updates the leaf
             // is volatile even to an exclusive writer (rule 5).
@@ -115,10 +127,20 @@ extension StageTwoPageTable {
     public func updateLeaves(
         _ range: GuestPhysicalRange, _ update: StageTwoLeafUpdate, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) -> StageTwoLeafUpdateResult {
+        try leafUpdate(range, update, mode: mode, context: context, caches: nil)
+    }
+
+    /// ``updateLeaves(_:_:mode:context:)``, invalidating the instruction
+    /// cache for a leaf made executable when `caches` is given.
+    @inlinable
+    func leafUpdate(
+        _ range: GuestPhysicalRange, _ update: StageTwoLeafUpdate, mode: WalkMode, context: PageTableContext,
+        caches: Caches?
+    ) throws(SLATError) -> StageTwoLeafUpdateResult {
         try table.validate(range)
         try validateReaderSlot(of: context)
         if case .grant(let permissions) = update { try format.validate(LeafAttributes(permissions: permissions)) }
-        var visitor = StageTwoLeafUpdateVisitor(format: format, update: update)
+        var visitor = StageTwoLeafUpdateVisitor(format: format, update: update, caches: caches)
         let slot = context.readerSlot
         if mode == .shared { table.reclaimer.enterReadSection(slot: slot) }
         defer { if mode == .shared { table.reclaimer.leaveReadSection(slot: slot) } }
@@ -151,29 +173,26 @@ extension StageTwoPageTable {
 
     /// Adds `grant` to the permissions of the leaf mapping `address` (a
     /// permission fault on a page that may be given more), never removing
-    /// any. The faulting translation may be cached as "no access" in the
-    /// faulting CPU, so the address is invalidated at the leaf's level (the
-    /// local invalidation of KVM's relax path); an execute right newly
-    /// granted first invalidates the instruction cache for the leaf's
-    /// output, unless it is coherent.
+    /// any. The faulting translation may be cached in the faulting CPU with
+    /// fewer rights (Arm may keep an entry that causes a permission fault),
+    /// so the address is invalidated at the leaf's level whenever a leaf
+    /// maps it — also when another thread already granted the rights and
+    /// nothing changed (KVM commit be097997a273). An execute right newly
+    /// granted first invalidates the instruction cache for the output of
+    /// the leaf being changed, unless it is coherent.
     ///
     /// - Returns: the update's result (see ``makeYoung(_:mode:context:)``).
-    /// - Throws: range and reader-slot errors,
+    /// - Throws: reader-slot errors (before anything is read), range errors,
     ///   ``SLATError/unsupportedPermissions(_:)``.
     @inlinable @discardableResult
     public func relaxPermissions(
         _ address: GuestPhysicalAddress, grant: Permissions, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) -> StageTwoLeafUpdateResult {
+        try validateReaderSlot(of: context)
         let range = pageRange(containing: address)
-        if !grant.intersection(.execute).isEmpty && !caches.instructionCacheIsCoherent {
-            // Before the execute right becomes visible.
-            let before = table.translate(address, context: context)
-            if let translation = before.translation, translation.attributes.permissions.intersection(.execute).isEmpty {
-                caches.invalidateInstructionCache(translation.leafOutput, size: translation.size)
-            }
-        }
-        let result = try updateLeaves(range, .grant(grant), mode: mode, context: context)
-        if result.leavesChanged > 0, let leaf = result.lastLeaf {
+        let instructionCaches = !grant.intersection(.execute).isEmpty && !caches.instructionCacheIsCoherent ? caches : nil
+        let result = try leafUpdate(range, .grant(grant), mode: mode, context: context, caches: instructionCaches)
+        if let leaf = result.lastLeaf {
             tlb.invalidate(address: leaf.address, level: leaf.level)
         }
         return result

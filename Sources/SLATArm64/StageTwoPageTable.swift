@@ -66,12 +66,22 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// - Throws: ``SLATError/vmidOutOfRange(_:bits:)``,
     ///   ``SLATError/unsupportedGranule(_:)`` (memory page size not the
     ///   granule), ``SLATError/outOfTableMemory(needed:available:)``, and
-    ///   root placement errors of ``StageTwoTranslationTableBase``.
+    ///   root placement errors of ``StageTwoTranslationTableBase``,
+    ///   ``SLATError/writeBackForcingMismatch(format:caches:)`` when the
+    ///   format asks for FWB encodings but `caches.forcesWriteBack` is
+    ///   false. When the hooks force write-back (`HCR_EL2.FWB` = 1) the
+    ///   tables use `format.forcingWriteBack(true)`: FWB MemAttr encodings,
+    ///   and no data-cache cleans.
     public init(
         format: StageTwoFormat, memory: Memory, tlb: T, caches: Caches,
         vmid: UInt32, vmidSize: VMIDSize = .bits16, readerSlots: Int = 64
     ) throws(SLATError) {
         guard vmid <= vmidSize.maximum else { throw .vmidOutOfRange(vmid, bits: vmidSize.bitCount) }
+        // The hooks state HCR_EL2.FWB; the leaves are encoded for it.
+        guard !format.forcesWriteBack || caches.forcesWriteBack else {
+            throw .writeBackForcingMismatch(format: format.forcesWriteBack, caches: caches.forcesWriteBack)
+        }
+        let format = format.forcingWriteBack(caches.forcesWriteBack)
         let table = try PageTable(format: format, memory: memory, readerSlots: readerSlots)
         do {
             translationTableBase = try StageTwoTranslationTableBase(

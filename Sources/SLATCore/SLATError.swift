@@ -36,6 +36,9 @@ public enum SLATError: Error, Hashable, Sendable {
     case softwareBitsOutOfRange(UInt16, width: Int)
     /// A VMID wider than the configured VMID size.
     case vmidOutOfRange(UInt32, bits: Int)
+    /// The stage-2 format's memory-attribute encoding (`HCR_EL2.FWB`) and
+    /// the cache hooks' `forcesWriteBack` disagree.
+    case writeBackForcingMismatch(format: Bool, caches: Bool)
 
     // Table memory
     /// Table memory cannot supply the pages an operation needs.

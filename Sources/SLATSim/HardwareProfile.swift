@@ -30,15 +30,25 @@ public struct HardwareProfile: Hashable, Sendable {
     /// the CPU (EPT: bits 2:0 all zero) rather than present with a
     /// permission fault (stage 2).
     public var permissionlessLeafIsNotPresent: Bool
+    /// Whether a cached translation that does not grant an access stays in
+    /// the TLB and raises the permission fault itself, without a new walk.
+    /// The Arm ARM's TLB rules (chapter D8, "TLB behavior") never cache an
+    /// entry that causes a Translation, Address size or Access flag fault,
+    /// but may cache one that causes a Permission fault, so a vCPU whose
+    /// cached entry is less permissive than the tables faults until the
+    /// entry is invalidated (the livelock KVM commit be097997a273 fixed). Intel processors drop the entry and re-walk before
+    /// reporting an EPT violation.
+    public var keepsEntriesFailingPermissionChecks: Bool
 
     /// A profile.
     @inlinable
     public init(accessFlag: AccessFlagBehaviour, setsDirtyFlag: Bool, setsAccessedFlagInTables: Bool = false,
-                permissionlessLeafIsNotPresent: Bool) {
+                permissionlessLeafIsNotPresent: Bool, keepsEntriesFailingPermissionChecks: Bool = false) {
         self.accessFlag = accessFlag
         self.setsDirtyFlag = setsDirtyFlag
         self.setsAccessedFlagInTables = setsAccessedFlagInTables
         self.permissionlessLeafIsNotPresent = permissionlessLeafIsNotPresent
+        self.keepsEntriesFailingPermissionChecks = keepsEntriesFailingPermissionChecks
     }
 
     /// An Intel CPU walking EPT, with or without the EPTP's A/D enable.
@@ -49,11 +59,14 @@ public struct HardwareProfile: Hashable, Sendable {
                         permissionlessLeafIsNotPresent: true)
     }
 
-    /// An Arm CPU walking stage 2, with or without `VTCR_EL2.HA`.
+    /// An Arm CPU walking stage 2, with or without `VTCR_EL2.HA`. By
+    /// default it keeps a cached entry that fails a permission check (see
+    /// ``keepsEntriesFailingPermissionChecks``), as Arm CPUs may.
     @inlinable
-    public static func armStageTwo(hardwareAccessFlag: Bool) -> HardwareProfile {
+    public static func armStageTwo(hardwareAccessFlag: Bool, keepsEntriesFailingPermissionChecks: Bool = true) -> HardwareProfile {
         HardwareProfile(accessFlag: hardwareAccessFlag ? .setByHardware : .faultWhenClear, setsDirtyFlag: false,
-                        permissionlessLeafIsNotPresent: false)
+                        permissionlessLeafIsNotPresent: false,
+                        keepsEntriesFailingPermissionChecks: keepsEntriesFailingPermissionChecks)
     }
 
     /// The profile a format implies: formats with break-before-make behave

@@ -64,9 +64,10 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
     /// Translates an access of `address` on the vCPU whose TLB is `tlb`.
     ///
     /// A cached entry that grants the access serves it (a write through an
-    /// entry cached clean re-walks where the hardware sets dirty flags); one
-    /// that does not is dropped and the tables are walked again, so a
-    /// fault always reflects the tables. A successful walk fills the TLB
+    /// entry cached clean re-walks where the hardware sets dirty flags). One
+    /// that does not raises a permission fault and stays cached where the
+    /// profile keeps such entries (Arm); otherwise it is dropped and the
+    /// tables are walked again, so the fault reflects the tables. A successful walk fills the TLB
     /// (running the conflict detector); a faulting one caches nothing.
     /// Uses of entries the detectors condemned are reported.
     @inlinable
@@ -79,6 +80,12 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
                     storage.statistics.hits &+= 1
                     tlb.noteUse(level: level, key: key, address: address, kind: kind, in: &storage)
                     return .translated(cached.output(of: address), tlbHit: true)
+                }
+                if profile.keepsEntriesFailingPermissionChecks && !cached.permissions.contains(needed) {
+                    // Arm: the cached entry itself faults and stays cached.
+                    storage.statistics.hits &+= 1
+                    return .violation(Violation(kind: .permission, address: address, access: kind, level: level,
+                                                granted: cached.permissions))
                 }
                 storage.remove(level: level, key: key)
             }

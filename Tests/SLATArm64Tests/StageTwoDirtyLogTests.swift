@@ -80,6 +80,18 @@ struct StageTwoDirtyLogTests {
         #expect(try harvest(vm) == [frame(vm, 700)])
     }
 
+    @Test("A write to a write-protected block while logging is mapped in one fault; only its page becomes writable and is marked")
+    func writeToProtectedBlockTakesOneFault() throws {
+        let vm = try makeVM()
+        try vm.access(page(vm, 512), .write)
+        try enable(vm)
+        #expect(try vm.access(page(vm, 700), .write) == [.mapped(level: 0)])
+        #expect(vm.mmu.table.translate(page(vm, 700)).translation?.attributes.permissions == .readWrite)
+        #expect(vm.mmu.table.translate(page(vm, 701)).translation?.attributes.permissions == .read)
+        #expect(try harvest(vm) == [frame(vm, 700)])
+        #expect(vm.reportsAfterCoherenceCheck() == [])
+    }
+
     @Test("Get-and-clear reports the written frames, clears the bitmap and write-protects exactly those pages")
     func harvestReprotectsReportedPages() throws {
         let vm = try makeVM()

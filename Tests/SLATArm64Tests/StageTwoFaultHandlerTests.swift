@@ -23,6 +23,28 @@ struct StageTwoFaultHandlerTests {
         #expect(leaf.attributes.permissions == .readWrite)
     }
 
+    @Test("A fault with an unknown reader slot throws readerSlotOutOfRange instead of trapping")
+    func faultWithUnknownReaderSlotThrows() throws {
+        let vm = try makeVM()
+        try vm.access(vm.guestRange.start, .read)
+        let slots = vm.mmu.table.reclaimer.slotCount
+        #expect(throws: SLATError.readerSlotOutOfRange(slots + 7, slots: slots)) {
+            try vm.handler.handle(StageTwoFault(address: vm.guestRange.start, access: .write),
+                                  context: PageTableContext(readerSlot: slots + 7))
+        }
+    }
+
+    @Test("Relaxing to executable with an unknown reader slot throws readerSlotOutOfRange instead of trapping")
+    func relaxWithUnknownReaderSlotThrows() throws {
+        let vm = try makeVM()
+        try vm.access(vm.guestRange.start, .read)
+        let slots = vm.mmu.table.reclaimer.slotCount
+        #expect(throws: SLATError.readerSlotOutOfRange(slots + 7, slots: slots)) {
+            try vm.mmu.relaxPermissions(vm.guestRange.start, grant: .execute, mode: .shared,
+                                        context: PageTableContext(readerSlot: slots + 7))
+        }
+    }
+
     @Test("A fault on memory backed by 4 KiB host pages maps one page")
     func smallBackedFaultMapsPage() throws {
         let vm = try makeVM(host: .size4K)

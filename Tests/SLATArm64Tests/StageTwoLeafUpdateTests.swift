@@ -53,6 +53,14 @@ struct StageTwoLeafUpdateTests {
         #expect(fixture.tlb.counts == TLBInvalidationCounts(addresses: 1))
         _ = try fixture.mmu.relaxPermissions(Fixture.block.start, grant: .read, mode: .shared, context: fixture.context)
         #expect(fixture.leaves.first?.attributes.permissions == .readWrite)
+    }
+
+    @Test("Relaxing permissions a leaf already has still invalidates its address (a CPU may cache the faulting entry)")
+    func relaxWithNothingToAddInvalidates() throws {
+        let fixture = try mappedBlock(.readWrite)
+        let result = try fixture.mmu.relaxPermissions(Fixture.block.start, grant: .write, mode: .shared,
+                                                      context: fixture.context)
+        #expect(result.leavesSeen == 1 && result.leavesChanged == 0)
         #expect(fixture.tlb.counts == TLBInvalidationCounts(addresses: 1))
     }
 

@@ -43,6 +43,30 @@ import Testing
         }
     }
 
+    @Test("An Arm-profile TLB keeps a cached entry that fails a permission check and faults from it until it is invalidated")
+    func armProfileKeepsEntryFailingPermissionCheck() throws {
+        let machine = try SimMachine(try StageTwoFormat())
+        #expect(machine.walker.profile.keepsEntriesFailingPermissionChecks)
+        try machine.map(0x10_0000, size: 0x1000, to: 0x40_0000, permissions: .read)
+        machine.access(0x10_0000, .read)
+        // Made writable in place, without an invalidation.
+        try machine.protect(0x10_0000, size: 0x1000, grant: .write, flushTo: ForgetfulTLB())
+        #expect(machine.access(0x10_0000, .write).violation?.kind == .permission)
+        #expect(machine.tlb.vcpu(0).entry(covering: GuestPhysicalAddress(0x10_0000))?.permissions == .read)
+        machine.tlb.invalidate(address: GuestPhysicalAddress(0x10_0000), level: 0)
+        #expect(machine.access(0x10_0000, .write).output == HostPhysicalAddress(0x40_0000))
+    }
+
+    @Test("An Intel-profile TLB drops a cached entry that fails a permission check and re-walks")
+    func intelProfileDropsEntryFailingPermissionCheck() throws {
+        let machine = try SimMachine(try ExtendedPageTableFormat(accessedDirtyEnabled: false))
+        #expect(!machine.walker.profile.keepsEntriesFailingPermissionChecks)
+        try machine.map(0x10_0000, size: 0x1000, to: 0x40_0000, permissions: .read)
+        machine.access(0x10_0000, .read)
+        try machine.protect(0x10_0000, size: 0x1000, grant: .write, flushTo: ForgetfulTLB())
+        #expect(machine.access(0x10_0000, .write).output == HostPhysicalAddress(0x40_0000))
+    }
+
     @Test("A read sets only the accessed flag, a write also dirty, where the hardware updates flags",
           arguments: [SimFormat.eptAccessedDirty, .eptNoAccessedDirty, .ept5Level, .stageTwo4KiBHardwareAccessFlag, .stageTwo64KiB])
     func accessedAndDirtyFlags(_ simFormat: SimFormat) throws {

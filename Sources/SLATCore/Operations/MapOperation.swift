@@ -269,6 +269,11 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             var complete = false
             if !present && level - 1 <= largestLeafLevel {
                 complete = prefill(page, level: level, address: address)
+            } else if present && refusesPermissionOnlyChanges && level - 1 <= largestLeafLevel {
+                // The fault path: the wanted leaf (more rights than the
+                // protected block) goes into the split itself, not into a
+                // second fault. Other maps replace the copies as they walk.
+                overlaySplit(page, level: level, address: address)
             }
             if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
                              breakingAt: GuestPhysicalAddress(address), level: level, shared: shared, tlb: tlb) {
@@ -319,6 +324,41 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         }
         table.memory.setLiveEntryCount(of: page, to: count)
         return first == low && last == high
+    }
+
+    /// Writes the wanted leaves over the copies of a split block, in its
+    /// new, unlinked table, where they lie wholly inside the range: the
+    /// split and the new leaves become visible in one exchange, so a fault
+    /// that lands in a write-protected block (dirty logging) maps its
+    /// writable page at once, and the break-before-make of the split has
+    /// already invalidated everything the old block cached. Used when
+    /// permission-only changes are refused (the fault path); a copy the new
+    /// leaf would only take permissions from is kept: the walk then meets it
+    /// and refuses, as for a live leaf (a racing vCPU's rights are never
+    /// reduced).
+    @inlinable
+    func overlaySplit(_ page: HostPhysicalAddress, level: Int, address: UInt64) {
+        let childLevel = level - 1
+        let childSize = format.entrySize(atLevel: childLevel)
+        let low = max(start, address)
+        let high = min(end, address &+ format.entrySize(atLevel: level))
+        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
+        let last = high & ~(childSize &- 1)
+        guard first < last else { return }
+        // Not linked yet: nobody else can see the page, so plain stores.
+        let entries = plainEntries(table.memory.entries(at: page))
+        var index = Int(truncatingIfNeeded: (first &- address) / childSize)
+        let stop = index + Int(truncatingIfNeeded: (last &- first) / childSize)
+        var leaf = desiredLeaf(level: childLevel, address: first)
+        let format = self.format
+        while index < stop {
+            let copy = entries[index]
+            let keep = table.differsOnlyInPermissions(copy, leaf, level: childLevel)
+                && format.changingPermissions(ofLeaf: copy, grant: format.permissions(ofLeaf: leaf), revoke: []) != leaf
+            if !keep { entries[index] = leaf }
+            leaf = format.leafEntry(leaf, advancedBy: childSize)
+            index += 1
+        }
     }
 
     /// Maps the children of an existing table that lie wholly inside the

@@ -11,6 +11,16 @@ extension PageTable {
     /// parent entry and all its entries have been frozen and found empty (a
     /// concurrent writer that got in first keeps the table alive).
     ///
+    /// TLB contract: in exclusive mode the invalidations owed go to `batch`
+    /// (no other writer can reuse an emptied entry before the caller settles
+    /// it). In shared mode another thread's map could fill an emptied entry
+    /// at once — a block over pages some CPU still caches, a TLB conflict —
+    /// so every entry the unmap empties stays frozen (locked, invalid) until
+    /// its translations are invalidated through `tlb`, and only then becomes
+    /// zero: a concurrent map meets the frozen value and restarts (as KVM's
+    /// TDP MMU zaps under the shared lock). Pages are still freed only after
+    /// `batch` is settled.
+    ///
     /// - Throws: ``SLATError/emptyRange``, misalignment and out-of-bounds
     ///   errors, ``SLATError/readerSlotOutOfRange(_:slots:)`` (shared mode),
     ///   ``SLATError/outOfTableMemory(needed:available:)`` only when a leaf
@@ -71,7 +81,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
         case .tablePre:
             guard isCovered(level: level, address: address) else { return .proceed }
             var old = entry.snapshot
-            if !table.write(entry.pointer, expected: &old, 0, level: level, shared: shared) {
+            if !table.write(entry.pointer, expected: &old, shared ? format.frozenEntry : 0, level: level, shared: shared) {
                 // Changed under us: look again (the walker re-reads).
                 if old == format.frozenEntry {
                     restartAddress = entry.address
@@ -81,7 +91,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
             }
             table.detachSubtree(of: entry.snapshot, level: level, shared: shared, into: &requests)
             table.memory.adjustLiveEntryCount(containing: entry.pointer, by: -1)
-            requests.invalidate(range: GuestPhysicalRange(start: entry.address, size: size))
+            emptied(entry.pointer, range: GuestPhysicalRange(start: entry.address, size: size))
             return .skipChildren
         case .leaf:
             var old = entry.snapshot
@@ -93,9 +103,14 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                 if !format.isPresent(old, atLevel: level) { return .skipChildren }
                 if level > 0 && format.isTable(old, atLevel: level) { return .proceed }
                 if isCovered(level: level, address: address) {
-                    if table.write(entry.pointer, expected: &old, 0, level: level, shared: shared) {
+                    if table.write(entry.pointer, expected: &old, shared ? format.frozenEntry : 0, level: level, shared: shared) {
                         table.memory.adjustLiveEntryCount(containing: entry.pointer, by: -1)
-                        requests.invalidate(address: entry.address, level: level, size: size)
+                        if shared {
+                            tlb.invalidate(address: entry.address, level: level)
+                            entry.pointer.pointee.store(0, ordering: .releasing)
+                        } else {
+                            requests.invalidate(address: entry.address, level: level, size: size)
+                        }
                         return .skipChildren
                     }
                     continue
@@ -156,9 +171,23 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
             pointer.pointee.store(tableEntry, ordering: .releasing)
             return
         }
-        pointer.pointee.store(0, ordering: .releasing)
+        // The parent entry is still frozen: invalidate, then empty it.
         table.memory.adjustLiveEntryCount(containing: pointer, by: -1)
-        requests.invalidate(range: GuestPhysicalRange(start: address, size: format.entrySize(atLevel: level)))
+        emptied(pointer, range: GuestPhysicalRange(start: address, size: format.entrySize(atLevel: level)))
         requests.freeAfterFlush(format.childTable(of: tableEntry))
+    }
+
+    /// An entry covering `range` was emptied: in exclusive mode it is zero
+    /// already and its invalidation is owed to the batch; in shared mode it
+    /// is frozen, so it is invalidated now and only then made zero (no
+    /// concurrent map can reuse it while its old translations may be cached).
+    @inlinable
+    mutating func emptied(_ pointer: EntryPointer, range: GuestPhysicalRange) {
+        if shared {
+            tlb.invalidate(range: range)
+            pointer.pointee.store(0, ordering: .releasing)
+        } else {
+            requests.invalidate(range: range)
+        }
     }
 }
