@@ -27,7 +27,10 @@ import SLATCore
 /// Locking contract: `handle` takes the MMU lock shared itself; the caller
 /// holds no MMU lock. Many vCPU threads may handle faults at once, each with
 /// its own `context` (page cache and reader slot). It never allocates table
-/// memory under the lock.
+/// memory under the lock: the cache is topped up before the lock is taken,
+/// and a walk that finds it short (the map stops with
+/// ``SLATCore/MapOutcome/stopped(_:)``) drops the lock, tops it up and
+/// starts again from the staleness checks.
 ///
 /// TLB contract: whatever the change owes is invalidated before `handle`
 /// returns (break-before-make and the merge's VMID-wide flush happen
@@ -82,31 +85,43 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         var permissions: Permissions = .read
         if hostWritable && (write || !resolved.dirtyLogging) { permissions.insert(.write) }
         if fault.access == .execute { permissions.formUnion(.execute) }
-        // Outside the lock: the most tables one leaf can need.
-        try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: format.rootLevel)
         let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
-        return try lock.withShared { () throws(SLATError) -> StageTwoFaultOutcome in
-            if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
-                return .retry(.invalidationInProgress)
+        // The most tables one leaf can need.
+        var pagesWanted = format.rootLevel
+        while true {
+            // Outside the lock, always: a cache that runs short under it
+            // stops the walk, and the lock is dropped to come back here.
+            try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: pagesWanted)
+            let attempt = try lock.withShared { () throws(SLATError) -> StageTwoFaultOutcome? in
+                if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+                    return .retry(.invalidationInProgress)
+                }
+                if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
+                let outcome: StageTwoFaultOutcome
+                if let current = pageTable.table.translate(fault.address, context: context).translation,
+                   current.size == size, current.leafOutput == output {
+                    outcome = try fixInPlace(fault, current: current, permissions: permissions, context: context)
+                } else {
+                    let result = try pageTable.map(
+                        GuestPhysicalRange(start: guestStart, size: size), to: output,
+                        attributes: LeafAttributes(permissions: permissions), maximumLevel: level, mode: .shared,
+                        context: context, refusingPermissionOnlyChanges: true, refill: .never)
+                    switch result.outcome {
+                    case .mapped: outcome = .mapped(level: level)
+                    case .refusedPermissionOnlyChange: outcome = .retry(.permissionOnlyChangeRefused)
+                    case .stopped(let shortfall):
+                        pagesWanted = max(shortfall.pagesWanted, 1)
+                        return nil
+                    }
+                }
+                // Still under the lock, so a harvest (exclusive) sees the mark
+                // together with the write access it stands for.
+                if write && resolved.dirtyLogging && !outcome.isRetry {
+                    pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
+                }
+                return outcome
             }
-            if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
-            let outcome: StageTwoFaultOutcome
-            if let current = pageTable.table.translate(fault.address, context: context).translation,
-               current.size == size, current.leafOutput == output {
-                outcome = try fixInPlace(fault, current: current, permissions: permissions, context: context)
-            } else {
-                let result = try pageTable.map(
-                    GuestPhysicalRange(start: guestStart, size: size), to: output,
-                    attributes: LeafAttributes(permissions: permissions), maximumLevel: level, mode: .shared,
-                    context: context, refusingPermissionOnlyChanges: true)
-                outcome = result.outcome == .mapped ? .mapped(level: level) : .retry(.permissionOnlyChangeRefused)
-            }
-            // Still under the lock, so a harvest (exclusive) sees the mark
-            // together with the write access it stands for.
-            if write && resolved.dirtyLogging && !outcome.isRetry {
-                pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
-            }
-            return outcome
+            if let attempt { return attempt }
         }
     }
 

@@ -44,8 +44,12 @@ extension StageTwoPageTable {
     /// released. The next write to each page faults and the fault handler
     /// grants write access page by page, marking the bitmap.
     ///
-    /// Locking contract: the caller holds no MMU lock. `context`'s page
-    /// cache is topped up outside the lock.
+    /// Locking contract: the caller holds no MMU lock. Table pages (for a
+    /// block straddling the slot's ends) are allocated only outside the
+    /// lock: `context`'s page cache is topped up before the lock is taken,
+    /// and if it runs short under the lock, what was protected is
+    /// invalidated, the lock dropped, the cache topped up and the pass
+    /// resumed under the lock retaken.
     /// - Throws: ``SLATError/outOfTableMemory(needed:available:)`` when a
     ///   block straddling the slot's ends needs a split and the memory has
     ///   no page; range errors for a slot beyond the IPA size.
@@ -53,22 +57,12 @@ extension StageTwoPageTable {
         memslot: Memslot, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
     ) throws(SLATError) {
         let frames = memslot.frames
-        // Outside the lock: a block straddling each end may need its tables.
-        try context.pageCache.topUp(from: table.memory, toAtLeast: 2 * format.rootLevel)
         _ = dirtyLogs.start(memslot)
         let tracker = guestMemory.invalidations
         tracker.beginInvalidation(frames)
         defer { tracker.endInvalidation(frames) }
-        try lock.withExclusive { () throws(SLATError) in
-            var batch = TLBFlushBatch()
-            do throws(SLATError) {
-                try writeProtect(frames.physicalRange, mode: .exclusive, context: context, batch: &batch)
-            } catch {
-                settle(batch, mode: .exclusive)
-                throw error
-            }
-            settle(batch, mode: .exclusive)
-        }
+        // A block straddling each end may need its tables.
+        try writeProtect([frames], lock: lock, context: context, pagesWanted: 2 * format.rootLevel)
     }
 
     /// Returns the dirty bitmap of memslot `id` and clears it, write-
@@ -81,8 +75,13 @@ extension StageTwoPageTable {
     /// is reported now, so the VMM's copy after the return sees the write).
     ///
     /// Locking contract: takes `lock` exclusively; the caller holds no MMU
-    /// lock. TLB contract: the pages re-protected are invalidated before
-    /// the lock is released.
+    /// lock. Table pages (a reported page inside a block is split first)
+    /// are allocated only outside the lock: when `context`'s cache runs
+    /// short, what was protected so far is invalidated, the lock dropped,
+    /// the cache topped up and the protection resumed under the lock
+    /// retaken (faults may run meanwhile; the words already taken are
+    /// returned all the same). TLB contract: the pages re-protected are
+    /// invalidated before the lock is released each time.
     /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``;
     ///   ``SLATError/outOfTableMemory(needed:available:)`` if a reported page
     ///   lies in a block that must be split first; the bits it took are
@@ -92,31 +91,28 @@ extension StageTwoPageTable {
     ) throws(SLATError) -> [UInt64] {
         guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
         let frames = bitmap.frames
-        return try lock.withExclusive { () throws(SLATError) -> [UInt64] in
-            let words = bitmap.takeAll()
-            var batch = TLBFlushBatch()
-            do throws(SLATError) {
-                for (index, word) in words.enumerated() where word != 0 {
-                    let first = frames.start.rawValue &+ UInt64(index) &* 64
-                    try writeProtectRuns(of: word, from: first, within: frames, context: context, batch: &batch)
-                }
-            } catch {
-                settle(batch, mode: .exclusive)
-                bitmap.mark(words: words)
-                throw error
-            }
-            settle(batch, mode: .exclusive)
-            return words
+        // Taken under the lock, so a fault's mark (made under the shared
+        // lock) is seen with the write access it stands for.
+        let words = lock.withExclusive { bitmap.takeAll() }
+        var runs: [GuestFrameRange] = []
+        for (index, word) in words.enumerated() where word != 0 {
+            appendRuns(of: word, from: frames.start.rawValue &+ UInt64(index) &* 64, within: frames, to: &runs)
         }
+        do {
+            try writeProtect(runs, lock: lock, context: context, pagesWanted: 0)
+        } catch {
+            bitmap.mark(words: words)
+            throw error
+        }
+        return words
     }
 
-    /// Write-protects each run of set bits of `word` (bit `i` is frame
-    /// `first + i`), clipped to `frames`.
+    /// Appends each run of set bits of `word` (bit `i` is frame
+    /// `first + i`), clipped to `frames`, to `runs`.
     @inlinable
-    func writeProtectRuns(
-        of word: UInt64, from first: UInt64, within frames: GuestFrameRange, context: PageTableContext,
-        batch: inout TLBFlushBatch
-    ) throws(SLATError) {
+    func appendRuns(
+        of word: UInt64, from first: UInt64, within frames: GuestFrameRange, to runs: inout [GuestFrameRange]
+    ) {
         var rest = word
         while rest != 0 {
             let start = UInt64(rest.trailingZeroBitCount)
@@ -124,7 +120,45 @@ extension StageTwoPageTable {
             rest = length + start >= 64 ? 0 : rest & ~(((1 &<< length) &- 1) &<< start)
             let run = GuestFrameRange(start: GuestFrameNumber(first &+ start), count: length)
             guard let clipped = run.intersection(frames) else { continue }
-            try writeProtect(clipped.physicalRange, mode: .exclusive, context: context, batch: &batch)
+            runs.append(clipped)
+        }
+    }
+
+    /// Write-protects `runs` under `lock` held exclusively, allocating
+    /// table pages only with the lock dropped: the cache is topped up to
+    /// `pagesWanted` first; when a split finds it short, what was done is
+    /// settled (invalidated), the lock released, the cache topped up and
+    /// the work resumed where it stopped.
+    func writeProtect<Lock: ReaderWriterLock>(
+        _ runs: [GuestFrameRange], lock: Lock, context: PageTableContext, pagesWanted: Int
+    ) throws(SLATError) {
+        var pagesWanted = pagesWanted
+        var next = 0
+        var resume: GuestPhysicalAddress?
+        while next < runs.count {
+            if pagesWanted > 0 { try context.pageCache.topUp(from: table.memory, toAtLeast: pagesWanted) }
+            pagesWanted = 0
+            try lock.withExclusive { () throws(SLATError) in
+                var batch = TLBFlushBatch()
+                do throws(SLATError) {
+                    while next < runs.count {
+                        var range = runs[next].physicalRange
+                        if let resume { range = GuestPhysicalRange(start: resume, end: range.end) }
+                        if let shortfall = try writeProtect(
+                            range, mode: .exclusive, context: context, batch: &batch, refill: .never) {
+                            resume = shortfall.resumeAddress
+                            pagesWanted = max(shortfall.pagesWanted, 1)
+                            break
+                        }
+                        resume = nil
+                        next += 1
+                    }
+                } catch {
+                    settle(batch, mode: .exclusive)
+                    throw error
+                }
+                settle(batch, mode: .exclusive)
+            }
         }
     }
 

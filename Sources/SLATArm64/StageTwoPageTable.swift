@@ -126,6 +126,12 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     ///   - refusingPermissionOnlyChanges: leave a live leaf that only
     ///     differs in permissions as it is and report
     ///     ``MapOutcome/refusedPermissionOnlyChange`` (the fault path).
+    ///   - refill: ``PageCacheRefill/never`` when the caller holds the MMU
+    ///     lock and must not allocate under it: a cache that runs short
+    ///     stops the walk with ``MapOutcome/stopped(_:)`` (what was done is
+    ///     invalidated and settled); the caller drops the lock, tops the
+    ///     cache up, retakes the lock and maps again from the resume
+    ///     address. ``PageCacheRefill/fromMemory`` (the default) allocates.
     /// - Returns: the outcome and the table pages freed.
     /// - Throws: before any change: ``SLATError/emptyRange``,
     ///   ``SLATError/misalignedGuestAddress(_:alignment:)``,
@@ -139,7 +145,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     public func map(
         _ range: GuestPhysicalRange, to output: HostPhysicalAddress, attributes: LeafAttributes,
         maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
-        refusingPermissionOnlyChanges: Bool = false
+        refusingPermissionOnlyChanges: Bool = false, refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> StageTwoMapResult {
         var attributes = attributes
         attributes.accessed = true
@@ -157,7 +163,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
             outcome = try table.map(
                 range, to: output, attributes: attributes, maximumLevel: maximumLevel, mode: mode,
                 context: context, batch: &batch, tlb: tlb,
-                refusingPermissionOnlyChanges: refusingPermissionOnlyChanges)
+                refusingPermissionOnlyChanges: refusingPermissionOnlyChanges, refill: refill)
         } catch {
             table.settle(batch, tlb: tlb, mode: mode)
             throw error
@@ -207,15 +213,23 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// ``settle(_:mode:)`` — at once, or after more changes (KVM's
     /// caller-flushes write protection).
     ///
+    /// - Parameter refill: ``PageCacheRefill/never`` when the caller holds
+    ///   the MMU lock and must not allocate under it: a block to split with
+    ///   too few cached pages stops the walk there and the shortfall is
+    ///   returned (drop the lock, top up, retake, call again from its
+    ///   resume address). The default allocates.
+    /// - Returns: `nil` when the whole range is protected, else where it
+    ///   stopped for pages.
     /// - Throws: range and reader-slot errors, and
     ///   ``SLATError/outOfTableMemory(needed:available:)`` when a block
     ///   straddling an end must be split — before any change.
-    @inlinable
+    @inlinable @discardableResult
     public func writeProtect(
         _ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext,
-        batch: inout TLBFlushBatch
-    ) throws(SLATError) {
-        try table.changePermissions(range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb)
+        batch: inout TLBFlushBatch, refill: PageCacheRefill = .fromMemory
+    ) throws(SLATError) -> PageCacheShortfall? {
+        try table.changePermissions(
+            range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb, refill: refill)
     }
 
     /// Issues what `batch` owes to this VM's TLB context, then frees its

@@ -154,20 +154,27 @@ protocol RestartableVisitor: PageTableVisitor {
 
 extension PageTable {
     /// Runs `visitor` over `range`, inside a reclaimer read section when
-    /// shared, restarting from the root where the visitor asks to.
-    @inlinable
+    /// shared, restarting from the root where the visitor asks to. When
+    /// the visitor ran out of cached pages, `refill` says whether to top
+    /// the cache up from memory or to stop and return the shortfall.
+    @inlinable @discardableResult
     func run<Visitor: RestartableVisitor>(
-        _ visitor: inout Visitor, over range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext
-    ) throws(SLATError) {
+        _ visitor: inout Visitor, over range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext,
+        refill: PageCacheRefill = .fromMemory
+    ) throws(SLATError) -> PageCacheShortfall? {
         // The operation validated the slot before reserving pages.
         let slot = context.readerSlot
         if mode == .shared { reclaimer.enterReadSection(slot: slot) }
         defer { if mode == .shared { reclaimer.leaveReadSection(slot: slot) } }
         var remaining = range
         while try !walker.walk(remaining, mode: mode, with: &visitor) {
-            guard let restart = visitor.restartAddress else { return }
+            guard let restart = visitor.restartAddress else { return nil }
             visitor.restartAddress = nil
+            let start = max(restart.alignedDown(to: format.pageSize), range.start)
             if visitor.pagesWanted > 0 {
+                if refill == .never && context.pageCache.count < visitor.pagesWanted {
+                    return PageCacheShortfall(resumeAddress: start, pagesWanted: visitor.pagesWanted)
+                }
                 try context.pageCache.topUp(from: memory, toAtLeast: visitor.pagesWanted)
                 visitor.pagesWanted = 0
             }
@@ -177,8 +184,23 @@ extension PageTable {
                 reclaimer.leaveReadSection(slot: slot)
                 reclaimer.enterReadSection(slot: slot)
             }
-            let start = restart.alignedDown(to: format.pageSize)
-            remaining = GuestPhysicalRange(start: max(start, range.start), end: range.end)
+            remaining = GuestPhysicalRange(start: start, end: range.end)
         }
+        return nil
+    }
+
+    /// Makes sure `context`'s cache holds `pages` pages before an
+    /// operation starts: tops it up from memory, or with `refill` ==
+    /// ``PageCacheRefill/never`` returns the shortfall (resuming at
+    /// `start`) when it holds fewer.
+    @inlinable
+    func reserve(
+        _ pages: Int, at start: GuestPhysicalAddress, context: PageTableContext, refill: PageCacheRefill
+    ) throws(SLATError) -> PageCacheShortfall? {
+        if refill == .never {
+            return context.pageCache.count < pages ? PageCacheShortfall(resumeAddress: start, pagesWanted: pages) : nil
+        }
+        try context.pageCache.topUp(from: memory, toAtLeast: pages)
+        return nil
     }
 }

@@ -23,7 +23,11 @@ extension PageTable {
     ///     from the wanted one only in its permissions as it is and report
     ///     ``MapOutcome/refusedPermissionOnlyChange`` (the stage-2 fault
     ///     path, where such a change is a race with another vCPU's fault).
-    /// - Returns: whether a permission-only change was refused.
+    ///   - refill: where pages come from when `context`'s cache holds too
+    ///     few: ``PageCacheRefill/never`` for a caller holding the MMU lock,
+    ///     which then gets ``MapOutcome/stopped(_:)`` and tops up outside it.
+    /// - Returns: whether a permission-only change was refused, or where
+    ///   the walk stopped for pages.
     /// - Throws: ``SLATError/emptyRange``, misalignment, out-of-bounds and
     ///   output-width errors, ``SLATError/unsupportedLevel(_:)``, attribute
     ///   errors from ``PageTableFormat/validate(_:)``, and
@@ -33,7 +37,8 @@ extension PageTable {
     public func map<T: TLB>(
         _ range: GuestPhysicalRange, to output: HostPhysicalAddress, attributes: LeafAttributes,
         maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
-        batch: inout TLBFlushBatch, tlb: T, refusingPermissionOnlyChanges: Bool = false
+        batch: inout TLBFlushBatch, tlb: T, refusingPermissionOnlyChanges: Bool = false,
+        refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> MapOutcome {
         try validate(range)
         try validateOutput(output, size: range.size)
@@ -43,13 +48,17 @@ extension PageTable {
         }
         try validateReaderSlot(of: context, mode: mode)
         let best = largestUsableLeafLevel(for: range, output: output, maximumLevel: maximumLevel ?? format.rootLevel)
-        try context.pageCache.topUp(from: memory, toAtLeast: tablePagesNeeded(toMap: range, largestLeafLevel: best))
+        if let shortfall = try reserve(
+            tablePagesNeeded(toMap: range, largestLeafLevel: best), at: range.start, context: context, refill: refill) {
+            return .stopped(shortfall)
+        }
         var visitor = MapVisitor(
             table: self, context: context, tlb: tlb, range: range, output: output,
             attributes: attributes, largestLeafLevel: best,
             shared: mode == .shared, refusesPermissionOnlyChanges: refusingPermissionOnlyChanges)
-        try run(&visitor, over: range, mode: mode, context: context)
+        let shortfall = try run(&visitor, over: range, mode: mode, context: context, refill: refill)
         batch.requests.merge(visitor.requests)
+        if let shortfall { return .stopped(shortfall) }
         return visitor.refusedPermissionOnlyChange ? .refusedPermissionOnlyChange : .mapped
     }
 

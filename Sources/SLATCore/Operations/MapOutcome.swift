@@ -13,4 +13,10 @@ public enum MapOutcome: Hashable, Sendable {
     /// resumes the guest, which faults again and relaxes permissions if it
     /// still needs more. Every other leaf of the range was mapped.
     case refusedPermissionOnlyChange
+    /// The caller passed ``PageCacheRefill/never`` and its page cache ran
+    /// short: the range before the shortfall's resume address is mapped
+    /// (whether a permission-only change was refused there is not
+    /// reported), the rest is untouched or partly mapped. Top the cache up
+    /// outside the MMU lock and map again from the resume address.
+    case stopped(PageCacheShortfall)
 }

@@ -12,15 +12,21 @@ extension PageTable {
     ///   some leaf's new permissions cannot be encoded (checked over the
     ///   whole range before anything changes, when the change can produce
     ///   such a combination at all); ``SLATError/outOfTableMemory(needed:available:)``.
-    @inlinable
+    /// - Parameter refill: where split pages come from when `context`'s
+    ///   cache holds too few: ``PageCacheRefill/never`` for a caller holding
+    ///   the MMU lock, which then gets the shortfall and tops up outside it.
+    /// - Returns: `nil` when the whole range is done, else where it stopped
+    ///   for pages (only with ``PageCacheRefill/never``); the invalidations
+    ///   owed by what was done are in `batch` either way.
+    @inlinable @discardableResult
     public func changePermissions<T: TLB>(
         _ range: GuestPhysicalRange, grant: Permissions = [], revoke: Permissions = [],
         mode: WalkMode = .exclusive, context: PageTableContext,
-        batch: inout TLBFlushBatch, tlb: T
-    ) throws(SLATError) {
+        batch: inout TLBFlushBatch, tlb: T, refill: PageCacheRefill = .fromMemory
+    ) throws(SLATError) -> PageCacheShortfall? {
         try validate(range)
         try validateReaderSlot(of: context, mode: mode)
-        if grant.isEmpty && revoke.isEmpty { return }
+        if grant.isEmpty && revoke.isEmpty { return nil }
         if !permissionChangeIsAlwaysEncodable(grant: grant, revoke: revoke) {
             if mode == .shared {
                 // Shared writers may unlink and retire tables: walk them
@@ -33,13 +39,17 @@ extension PageTable {
                 try checkPermissionChange(range, grant: grant, revoke: revoke, mode: mode)
             }
         }
-        try context.pageCache.topUp(
-            from: memory, toAtLeast: tablePagesNeededToSplitEnds(of: range, mode: mode, context: context))
+        if let shortfall = try reserve(
+            tablePagesNeededToSplitEnds(of: range, mode: mode, context: context), at: range.start,
+            context: context, refill: refill) {
+            return shortfall
+        }
         var visitor = PermissionVisitor(
             table: self, context: context, tlb: tlb, range: range, grant: grant, revoke: revoke,
             shared: mode == .shared)
-        try run(&visitor, over: range, mode: mode, context: context)
+        let shortfall = try run(&visitor, over: range, mode: mode, context: context, refill: refill)
         batch.requests.merge(visitor.requests)
+        return shortfall
     }
 
     /// Whether every encodable permission set stays encodable under the change.
