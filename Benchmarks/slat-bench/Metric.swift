@@ -40,6 +40,11 @@ enum Metric: String, CaseIterable, Sendable {
     case merge = "merge"
     /// Stage 2: the same merge in a shared walk (subtree locked entry by entry, retired), per block.
     case mergeShared = "merge-shared"
+    /// Stage 2: the exclusive merge with a TLB that has range invalidation
+    /// (FEAT_TLBIRANGE): one range invalidation per block, no VMID-wide one.
+    case mergeRange = "merge-range-tlbi"
+    /// Stage 2: the shared merge with range invalidation.
+    case mergeSharedRange = "merge-shared-range-tlbi"
     /// Stage 2: blocks split into smallest pages by `map`, per block.
     case split = "split"
     /// Stage 2: blocks split by `splitBlocks` (unlinked subtree + one exchange), per block.
@@ -100,7 +105,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .ageClearYoung, .ageTestYoung: .age
         case .simAccess, .simAccessThreads: .simAccess
         case .eagerSplit2M, .eagerSplit1G, .eagerSplitWritePass, .faultSplitWritePass: .eagerSplit
-        case .merge, .mergeShared: .merge
+        case .merge, .mergeShared, .mergeRange, .mergeSharedRange: .merge
         case .split, .splitEager: .split
         case .kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge: .kvmPageTableTest
         }
@@ -140,7 +145,7 @@ enum Metric: String, CaseIterable, Sendable {
         case .fault, .faultThreads, .faultThreadsExclusive, .faultThreadsSeparateVMs, .faultCPUTime, .kvmPageTableTestCreate,
              .kvmPageTableTestSplit, .kvmPageTableTestMerge:
             format.isStageTwo ? "StageTwoFaultHandler.handle" : "ExtendedPageTableMMU.handleFault"
-        case .merge, .mergeShared, .split: "StageTwoPageTable.map"
+        case .merge, .mergeShared, .mergeRange, .mergeSharedRange, .split: "StageTwoPageTable.map"
         case .splitEager: "StageTwoPageTable.splitBlocks"
         case .dirtyLogPopulate, .dirtyLogWrite, .dirtyLogRewrite: "ExtendedPageTableMMU.handleFault"
         case .dirtyLogEnable: "ExtendedPageTableMMU.enableDirtyLogging"

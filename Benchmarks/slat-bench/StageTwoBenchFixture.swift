@@ -13,7 +13,7 @@ final class StageTwoBenchFixture {
     let format: StageTwoFormat
     let geometry: MappingGeometry
     let arena: TableArena
-    let tlb = CountingTLB()
+    let tlb: CountingTLB
     let mmu: MMU
     let contexts: [PageTableContext]
     let guestMemory = GuestMemory()
@@ -23,10 +23,12 @@ final class StageTwoBenchFixture {
     static var hostVirtualBase: UInt64 { 0x7F00_0000_0000 }
 
     /// A fresh MMU for `geometry`; with `hostMapping`, a memslot over the
-    /// range backed by host mappings of that size at the output base.
+    /// range backed by host mappings of that size at the output base. With
+    /// `rangeInvalidation` its TLB says it has range invalidation.
     init(format: StageTwoFormat, geometry: MappingGeometry, name: String, threads: Int = 1,
-         hostMapping: HostMappingSize? = nil) throws(BenchFailure) {
+         hostMapping: HostMappingSize? = nil, rangeInvalidation: Bool = false) throws(BenchFailure) {
         self.format = format
+        self.tlb = CountingTLB(supportsRangeInvalidation: rangeInvalidation)
         self.geometry = geometry
         self.name = name
         let pages = 2 * format.rootTableCount + geometry.tablePagesBelowRoot(for: format) + 8 * format.levelCount * (threads + 1) + 64

@@ -20,6 +20,10 @@ enum StageTwoWorkloads {
                 results.append(try FaultWorkload.run(format, plan: plan, threads: plan.threads))
             case .merge: results.append(try MergeWorkload.run(format, plan: plan, mode: .exclusive))
             case .mergeShared: results.append(try MergeWorkload.run(format, plan: plan, mode: .shared))
+            case .mergeRange:
+                results.append(try MergeWorkload.run(format, plan: plan, mode: .exclusive, rangeInvalidation: true))
+            case .mergeSharedRange:
+                results.append(try MergeWorkload.run(format, plan: plan, mode: .shared, rangeInvalidation: true))
             case .split: results.append(try SplitWorkload.run(format, plan: plan, eager: false))
             case .splitEager: results.append(try SplitWorkload.run(format, plan: plan, eager: true))
             default: break

@@ -54,7 +54,7 @@ enum Workload: String, CaseIterable, Sendable {
         case .unmap: [.unmap]
         case .pfncache: [.pfncache]
         case .fault: [.fault, .faultThreads, .faultThreadsExclusive, .faultThreadsSeparateVMs, .faultCPUTime]
-        case .merge: [.merge, .mergeShared]
+        case .merge: [.merge, .mergeShared, .mergeRange, .mergeSharedRange]
         case .split: [.split, .splitEager]
         case .kvmPageTableTest: [.kvmPageTableTestCreate, .kvmPageTableTestSplit, .kvmPageTableTestMerge]
         case .dirtyLog: [.dirtyLogPopulate, .dirtyLogEnable, .dirtyLogWrite, .dirtyLogGetClear, .dirtyLogRewrite, .dirtyLogDisable]

@@ -31,6 +31,9 @@ public final class AArch64StageTwoTLB<Instructions: AArch64Instructions>: TLB {
     public let hasLevelHints: Bool
     /// Whether the CPU has FEAT_TLBIRANGE (`TLBI RIPAS2E1IS`).
     public let hasRangeInvalidation: Bool
+    /// ``hasRangeInvalidation``: with it a table→block merge invalidates the
+    /// block's range rather than the VMID (KVM's `kvm_tlb_flush_vmid_range`).
+    public var supportsRangeInvalidation: Bool { hasRangeInvalidation }
     /// Without range invalidation, the most single-page invalidations a
     /// range costs before the whole VMID is invalidated instead.
     public let maximumPageInvalidations: UInt64

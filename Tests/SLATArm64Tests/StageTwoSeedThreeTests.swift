@@ -70,6 +70,45 @@ struct StageTwoSeedThreeTests {
         #expect(vm.reportsAfterCoherenceCheck() == [])
     }
 
+    @Test("With range invalidation the merge invalidates the block's range once, conflict-free, and not the VMID",
+          arguments: SeedThreeCase.all)
+    func mergeUsesOneRangeInvalidationWhereSupported(_ configuration: SeedThreeCase) throws {
+        let vm = try StageTwoTestVM(
+            granule: configuration.granule, vcpus: 2, guestBase: Self.guestBase, size: configuration.memslotSize,
+            hostBase: Self.hostBase, hostMappingSize: configuration.hostMappingSize, tablePages: 256,
+            makeTLB: { RangeInvalidatingTLB($0) })
+        let outcomesBefore = try Self.runSequenceUpToMerge(vm)
+        #expect(outcomesBefore.allSatisfy { !$0.isRetry })
+        let before = vm.simulatedTLB.counts
+        let outcomes = try vm.access(vm.guestRange.start.advanced(by: 100 * vm.format.pageSize), .write, vcpu: 0)
+        #expect(outcomes == [.mapped(level: 1)])
+        let after = vm.simulatedTLB.counts
+        #expect(after.contexts - before.contexts == 0)
+        #expect(after.ranges - before.ranges == 1)
+        for pageIndex in stride(from: 0, to: 512, by: 37) {
+            try vm.access(vm.guestRange.start.advanced(by: UInt64(pageIndex) * vm.format.pageSize), .read,
+                          vcpu: pageIndex % 2)
+        }
+        #expect(vm.reportsAfterCoherenceCheck() == [])
+    }
+
+    /// ``runSequence(_:)`` without its last fault (the one that merges).
+    static func runSequenceUpToMerge<T: TLB>(_ vm: StageTwoTestVM<T>) throws -> [StageTwoFaultOutcome] {
+        let base = vm.guestRange.start
+        let page = vm.format.pageSize
+        var outcomes = try vm.access(base, .write, vcpu: 0)
+        outcomes += try vm.access(base.advanced(by: 3 * page), .read, vcpu: 1)
+        try vm.setDirtyLogging(true)
+        for (index, pageIndex) in [0, 1, 7, 300, 511].enumerated() {
+            outcomes += try vm.access(base.advanced(by: UInt64(pageIndex) * page), .write, vcpu: index % 2)
+        }
+        for pageIndex in 0..<64 {
+            outcomes += try vm.access(base.advanced(by: UInt64(pageIndex) * page), .read, vcpu: pageIndex % 2)
+        }
+        try vm.setDirtyLogging(false)
+        return outcomes
+    }
+
     @Test("With the VMID-wide flush downgraded to one page-level invalidation the conflict detector fires",
           arguments: SeedThreeCase.all)
     func pageLevelInvalidationOnMergeIsCaught(_ configuration: SeedThreeCase) throws {

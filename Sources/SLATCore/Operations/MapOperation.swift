@@ -421,10 +421,12 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
 
     /// Replaces the table entry `expected` by the leaf `new` and detaches the
     /// subtree (table→block merge). With break-before-make the entry is
-    /// frozen, the subtree torn down, the whole context invalidated (a
-    /// by-address invalidation would leave the subtree's smaller leaves
-    /// cached next to the new block: a TLB conflict, seed 003), then the
-    /// leaf written.
+    /// frozen, the subtree torn down, the block's whole range invalidated —
+    /// by one range invalidation where the TLB has one
+    /// (``TLB/supportsRangeInvalidation``, KVM's `kvm_tlb_flush_vmid_range`),
+    /// else the whole context (a by-address invalidation would leave the
+    /// subtree's smaller leaves cached next to the new block: a TLB
+    /// conflict, seed 003) — then the leaf written.
     @inlinable
     mutating func merge(_ pointer: EntryPointer, expected: inout UInt64, with new: UInt64, level: Int, address: UInt64) -> Bool {
         let size = format.entrySize(atLevel: level)
@@ -432,7 +434,11 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             let tableEntry = expected
             if !table.write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
-            tlb.invalidateAll()
+            if tlb.supportsRangeInvalidation {
+                tlb.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(address), size: size))
+            } else {
+                tlb.invalidateAll()
+            }
             pointer.pointee.store(new, ordering: .releasing)
             return true
         }

@@ -9,8 +9,15 @@ public final class CountingTLB: TLB {
     private let rangeCount = Atomic<Int>(0)
     private let contextCount = Atomic<Int>(0)
 
-    /// A TLB with all counts zero.
-    public init() {}
+    /// Whether it answers ``TLB/supportsRangeInvalidation`` with `true`
+    /// (to count what a CPU with range invalidation would be asked for).
+    public let supportsRangeInvalidation: Bool
+
+    /// A TLB with all counts zero; `supportsRangeInvalidation` as a CPU
+    /// with FEAT_TLBIRANGE (`true`) or without it (`false`, the default).
+    public init(supportsRangeInvalidation: Bool = false) {
+        self.supportsRangeInvalidation = supportsRangeInvalidation
+    }
 
     public func invalidate(address: GuestPhysicalAddress, level: Int?) {
         addressCount.wrappingAdd(1, ordering: .relaxed)

@@ -17,6 +17,19 @@ public protocol TLB: AnyObject, Sendable {
     /// Invalidates every translation of the context (Arm VMALLS12E1IS,
     /// Intel single-context INVEPT), including cached table walks.
     func invalidateAll()
+    /// Whether ``invalidate(range:)`` is one hardware operation that
+    /// removes every cached translation of the range, of any size, and the
+    /// table walks cached for it (Arm `TLBI RIPAS2E1IS`, FEAT_TLBIRANGE).
+    /// A table→block merge then invalidates the block's range instead of
+    /// the whole context (KVM's `kvm_tlb_flush_vmid_range`). Default
+    /// `false`: the merge invalidates the whole context.
+    var supportsRangeInvalidation: Bool { get }
+}
+
+extension TLB {
+    /// Default: no range invalidation worth using in place of
+    /// ``invalidateAll()`` for a merge.
+    @inlinable public var supportsRangeInvalidation: Bool { false }
 }
 
 /// How many invalidations of each kind a TLB has been asked for.
