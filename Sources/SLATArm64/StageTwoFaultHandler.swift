@@ -24,6 +24,14 @@ import SLATCore
 ///   differs in permissions is refused and the fault retried, so racing
 ///   vCPUs never downgrade each other.
 ///
+/// Device and non-cacheable memslots (``SLATCore/MemslotFlags/device``,
+/// ``SLATCore/MemslotFlags/nonCacheable``) are mapped as KVM maps
+/// `VM_PFNMAP`/`VM_IO` memory: page by page (never a block, so never merged
+/// with cacheable pages), Device-nGnRE or Normal-NC, execute-never (an
+/// instruction fetch throws ``SLATCore/SLATError/executeFromDeviceMemory(_:)``),
+/// with no data-cache clean; a leaf of another memory type at the page is
+/// replaced (break-before-make), never relaxed in place.
+///
 /// Locking contract: `handle` takes the MMU lock shared itself; the caller
 /// holds no MMU lock. Many vCPU threads may handle faults at once, each with
 /// its own `context` (page cache and reader slot). It never allocates table
@@ -61,7 +69,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   ``SLATError/invalidHostMapping(_:)`` when a granule page larger
     ///   than 4 KiB is not backed by one contiguous, aligned host run,
     ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for an IPA past the
-    ///   configured size, table-memory and reader-slot errors. Nothing
+    ///   configured size, ``SLATError/executeFromDeviceMemory(_:)`` for
+    ///   an instruction fetch from a device or non-cacheable memslot,
+    ///   table-memory and reader-slot errors. Nothing
     ///   changes when it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
@@ -77,7 +87,11 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
         let resolved = try guestMemory.resolve(frame: fault.address.frame, write: write)
-        let level = mappingLevel(for: resolved)
+        let memoryType = Self.memoryType(of: resolved.memslot.flags)
+        if fault.access == .execute && memoryType != .writeBack {
+            throw .executeFromDeviceMemory(resolved.frame)
+        }
+        let level = memoryType == .writeBack ? mappingLevel(for: resolved) : 0
         let size = format.entrySize(atLevel: level)
         let guestStart = fault.address.alignedDown(to: size)
         let (output, hostWritable) = try backing(
@@ -99,12 +113,13 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
                 let outcome: StageTwoFaultOutcome
                 if let current = pageTable.table.translate(fault.address, context: context).translation,
-                   current.size == size, current.leafOutput == output {
+                   current.size == size, current.leafOutput == output, current.attributes.memoryType == memoryType {
                     outcome = try fixInPlace(fault, current: current, permissions: permissions, context: context)
                 } else {
                     let result = try pageTable.map(
                         GuestPhysicalRange(start: guestStart, size: size), to: output,
-                        attributes: LeafAttributes(permissions: permissions), maximumLevel: level, mode: .shared,
+                        attributes: LeafAttributes(permissions: permissions, memoryType: memoryType),
+                        maximumLevel: level, mode: .shared,
                         context: context, refusingPermissionOnlyChanges: true, refill: .never)
                     switch result.outcome {
                     case .mapped: outcome = .mapped(level: level)
@@ -123,6 +138,19 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             }
             if let attempt { return attempt }
         }
+    }
+
+    /// The stage-2 memory type of a memslot's mappings: Device-nGnRE for a
+    /// ``SLATCore/MemslotFlags/device`` slot, Normal-NC for a
+    /// ``SLATCore/MemslotFlags/nonCacheable`` one (as KVM maps `VM_PFNMAP`/
+    /// `VM_IO` memory, and Normal-NC where the host allows it), else normal
+    /// write-back. The MemAttr encodings of both are the same with and
+    /// without FWB.
+    @inlinable
+    static func memoryType(of flags: MemslotFlags) -> MemoryType {
+        if flags.contains(.device) { return .device }
+        if flags.contains(.nonCacheable) { return .writeCombining }
+        return .writeBack
     }
 
     /// The level to map at: the smallest page while dirty logging, else the

@@ -76,6 +76,10 @@ public enum SLATError: Error, Hashable, Sendable {
     case readOnlyMemslot(slot: UInt32, frame: GuestFrameNumber)
     /// A write to a page the host maps read-only.
     case hostPageReadOnly(HostVirtualAddress)
+    /// An instruction fetch from a frame of a device or non-cacheable
+    /// memslot, which is never mapped executable (KVM fails the fault with
+    /// `-ENOEXEC`).
+    case executeFromDeviceMemory(GuestFrameNumber)
     /// A host mapping that overlaps an existing one, or is misaligned for its page size.
     case invalidHostMapping(HostVirtualAddress)
     /// A dirty-log request for a memslot that does not log dirty pages.

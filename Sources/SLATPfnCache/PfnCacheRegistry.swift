@@ -175,7 +175,7 @@ public final class PfnCacheRegistry: Sendable {
     /// events are ignored: the host listener has seen them in host space.
     private func handleGuest(_ event: GuestInvalidation) {
         switch event.cause {
-        case .memslotRemoved, .memslotMadeReadOnly: break
+        case .memslotRemoved, .memslotMadeReadOnly, .memslotMemoryTypeChanged: break
         case .host: return
         }
         let key = MemslotEventKey(id: event.id, memslot: event.memslot)

@@ -8,4 +8,8 @@ public enum GuestInvalidationCause: Hashable, Sendable {
     case memslotRemoved
     /// The memslot holding the range is becoming read-only.
     case memslotMadeReadOnly
+    /// The memslot's memory type flags (``MemslotFlags/device``,
+    /// ``MemslotFlags/nonCacheable``) changed: translations of the old
+    /// type must go.
+    case memslotMemoryTypeChanged
 }

@@ -96,7 +96,8 @@ public final class GuestMemory: Sendable {
     }
 
     /// Replaces the flags of the memslot named `id`. Making it read-only
-    /// invalidates its guest range (writable translations must go); other
+    /// invalidates its guest range (writable translations must go), and so
+    /// does changing its memory type (``MemslotFlags/memoryTypes``); other
     /// changes only update the table (enabling dirty logging is the MMU's
     /// own write-protect / split flow). Throws
     /// ``SLATError/unknownMemslot(slot:)`` when there is none.
@@ -125,6 +126,10 @@ public final class GuestMemory: Sendable {
             let flags = transform(slot.flags)
             if flags.contains(.readOnly) && !slot.flags.contains(.readOnly) {
                 _ = try invalidating(slot, cause: .memslotMadeReadOnly) { () throws(SLATError) in
+                    try memslots.updateFlags(id: id, to: flags)
+                }
+            } else if flags.intersection(.memoryTypes) != slot.flags.intersection(.memoryTypes) {
+                _ = try invalidating(slot, cause: .memslotMemoryTypeChanged) { () throws(SLATError) in
                     try memslots.updateFlags(id: id, to: flags)
                 }
             } else {
