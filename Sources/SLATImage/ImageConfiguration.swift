@@ -17,11 +17,16 @@ public struct ImageConfiguration: Hashable, Sendable {
     public var modeBasedExecute: Bool
     /// Stage-2 FEAT_XNX split execute-never (`--xnx`).
     public var executeNeverSplit: Bool
+    /// Stage-2 FEAT_S2FWB with `HCR_EL2.FWB` = 1 (`--fwb`): leaves use the
+    /// FWB MemAttr encodings (normal write-back 0b0110; write-through has
+    /// none).
+    public var forcedWriteBack: Bool
 
     /// A configuration with the contract's defaults for everything not given.
     public init(
         kind: TableFormatKind, inputAddressBits: Int? = nil, outputAddressBits: Int = 48,
-        base: UInt64? = nil, modeBasedExecute: Bool = false, executeNeverSplit: Bool = false
+        base: UInt64? = nil, modeBasedExecute: Bool = false, executeNeverSplit: Bool = false,
+        forcedWriteBack: Bool = false
     ) {
         self.kind = kind
         self.inputAddressBits = kind.isEPT ? kind.defaultInputAddressBits : (inputAddressBits ?? kind.defaultInputAddressBits)
@@ -29,6 +34,7 @@ public struct ImageConfiguration: Hashable, Sendable {
         self.base = base ?? kind.defaultBase
         self.modeBasedExecute = modeBasedExecute
         self.executeNeverSplit = executeNeverSplit
+        self.forcedWriteBack = forcedWriteBack
     }
 
     /// The format this configuration describes.
@@ -40,6 +46,7 @@ public struct ImageConfiguration: Hashable, Sendable {
             switch kind {
             case .ept4, .ept5, .ept4AccessedDirty, .ept5AccessedDirty:
                 if executeNeverSplit { throw ImageError.invalidConfiguration("--xnx applies to stage-2 formats only") }
+                if forcedWriteBack { throw ImageError.invalidConfiguration("--fwb applies to stage-2 formats only") }
                 let levels = kind == .ept5 || kind == .ept5AccessedDirty ? 5 : 4
                 let ad = kind == .ept4AccessedDirty || kind == .ept5AccessedDirty
                 return .ept(try ExtendedPageTableFormat(
@@ -54,7 +61,7 @@ public struct ImageConfiguration: Hashable, Sendable {
                 }
                 return .stageTwo(try StageTwoFormat(
                     granule: granule, inputAddressBits: inputAddressBits, outputAddressBits: outputAddressBits,
-                    executeNeverSplit: executeNeverSplit))
+                    executeNeverSplit: executeNeverSplit).forcingWriteBack(forcedWriteBack))
             }
         } catch let error as ImageError {
             throw error

@@ -7,7 +7,8 @@ import SLATArm64
 ///
 /// EPT: `FORMAT`, `BASE`, `ROOT`, `EPTP`, then `PA_BITS` and `MBEC`.
 /// Stage 2: `FORMAT`, `BASE`, `ROOT`, `VTTBR` (VMID 0), `VTCR`, `IPA_BITS`,
-/// `PA_BITS`, `GRANULE`, `START_LEVEL`, `ROOT_TABLES`, then `XNX`.
+/// `PA_BITS`, `GRANULE`, `START_LEVEL`, `ROOT_TABLES`, then `XNX` and, for
+/// FWB images only, `FWB=0x1` (the hypervisor sets `HCR_EL2.FWB`).
 /// Every value but `FORMAT` is `0x` hexadecimal.
 public struct RegisterFile: Hashable, Sendable {
     /// The keys and values in file order (values without the `0x`: numbers).
@@ -50,6 +51,7 @@ public struct RegisterFile: Hashable, Sendable {
                     ("GRANULE", UInt64(format.granule.byteCount)), ("START_LEVEL", UInt64(format.startLevel)),
                     ("ROOT_TABLES", UInt64(format.rootTableCount)), ("XNX", format.executeNeverSplit ? 1 : 0),
                 ]
+                if format.forcesWriteBack { values.append(("FWB", 1)) }
             }
         } catch let error as ImageError {
             throw error
@@ -114,7 +116,7 @@ public struct RegisterFile: Hashable, Sendable {
     /// The keys a registers file of `kind` has besides `FORMAT`.
     static func keys(of kind: TableFormatKind) -> [String] {
         kind.isEPT ? ["BASE", "ROOT", "EPTP", "PA_BITS", "MBEC"]
-            : ["BASE", "ROOT", "VTTBR", "VTCR", "IPA_BITS", "PA_BITS", "GRANULE", "START_LEVEL", "ROOT_TABLES", "XNX"]
+            : ["BASE", "ROOT", "VTTBR", "VTCR", "IPA_BITS", "PA_BITS", "GRANULE", "START_LEVEL", "ROOT_TABLES", "XNX", "FWB"]
     }
 
     /// Refuses keys the format does not have and register values other
@@ -126,7 +128,7 @@ public struct RegisterFile: Hashable, Sendable {
         if let unknown = values.first(where: { !known.contains($0.key) }) {
             throw .invalidRegisters("registers file: unknown key \(unknown.key) for FORMAT=\(kind.rawValue) (keys: \(known.joined(separator: " ")))")
         }
-        for flag in ["MBEC", "XNX"] {
+        for flag in ["MBEC", "XNX", "FWB"] {
             if let value = self[flag], value > 1 { throw .invalidRegisters("registers file: \(flag)=\(NumberSyntax.hex(value)) is not 0 or 1") }
         }
         for size in ["IPA_BITS", "PA_BITS"] {
@@ -149,12 +151,13 @@ public struct RegisterFile: Hashable, Sendable {
     /// The value of `key`, if present.
     public subscript(key: String) -> UInt64? { values.first { $0.key == key }?.value }
 
-    /// The configuration these registers describe (IPA and PA sizes, MBEC, XNX as recorded).
+    /// The configuration these registers describe (IPA and PA sizes, MBEC, XNX, FWB as recorded).
     public var configuration: ImageConfiguration {
         ImageConfiguration(
             kind: kind, inputAddressBits: self["IPA_BITS"].map { Int(clamping: $0) },
             outputAddressBits: Int(clamping: self["PA_BITS"] ?? 48),
-            base: self["BASE"], modeBasedExecute: self["MBEC"] == 1, executeNeverSplit: self["XNX"] == 1)
+            base: self["BASE"], modeBasedExecute: self["MBEC"] == 1, executeNeverSplit: self["XNX"] == 1,
+            forcedWriteBack: self["FWB"] == 1)
     }
 
     /// The root address (`ROOT=`).

@@ -5,8 +5,8 @@ import SLATImage
 /// 1 failure (or malformed entries found by `dump`), 2 bad usage or input.
 enum SlatCommand {
     static let usage = """
-        usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] --map FILE --out DIR
-               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] | --registers FILE)
+        usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] [--fwb] --map FILE --out DIR
+               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] [--fwb] | --registers FILE)
                slat translate IMAGE (... as dump ...) [--access r|w|x|s|u] ADDRESS...
                slat svg IMAGE (... as dump ...) [--out FILE.svg]
         formats: \(TableFormatKind.names)
@@ -58,7 +58,7 @@ enum SlatCommand {
     // MARK: Shared option handling
 
     static let formatOptions: Set<String> = ["format", "ipa-bits", "pa-bits", "base"]
-    static let formatFlags: Set<String> = ["mbec", "xnx"]
+    static let formatFlags: Set<String> = ["mbec", "xnx", "fwb"]
 
     static func formatKind(_ arguments: CommandLineArguments) throws(UsageError) -> TableFormatKind {
         guard let name = arguments.value("format") else { throw UsageError("--format is required (\(TableFormatKind.names))") }
@@ -75,7 +75,8 @@ enum SlatCommand {
         return ImageConfiguration(
             kind: kind, inputAddressBits: try arguments.count("ipa-bits"),
             outputAddressBits: try arguments.count("pa-bits") ?? 48, base: base,
-            modeBasedExecute: arguments.flags.contains("mbec"), executeNeverSplit: arguments.flags.contains("xnx"))
+            modeBasedExecute: arguments.flags.contains("mbec"), executeNeverSplit: arguments.flags.contains("xnx"),
+            forcedWriteBack: arguments.flags.contains("fwb"))
     }
 
     // MARK: build
@@ -132,6 +133,7 @@ enum SlatCommand {
             if let bits = try arguments.count("pa-bits") { recorded.outputAddressBits = bits }
             if arguments.flags.contains("mbec") { recorded.modeBasedExecute = true }
             if arguments.flags.contains("xnx") { recorded.executeNeverSplit = true }
+            if arguments.flags.contains("fwb") { recorded.forcedWriteBack = true }
             configuration = recorded
             root = try arguments.number("root") ?? registers.root
         } else {
