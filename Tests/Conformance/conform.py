@@ -54,9 +54,10 @@ class Case:
     mutations: list = field(default_factory=list)  # for --bite
     xnx: bool = False        # stage 2: FEAT_XNX (s = EL1-only execute, u = EL0-only execute)
     narrow_pa: int = None    # stage 2: after building, shrink VTCR_EL2.PS (and PA_BITS) to this size
+    fwb: bool = False        # stage 2: built with --fwb, walked with HCR_EL2.FWB = 1 (FEAT_S2FWB)
 
 
-def s2_permission_pages(first_guest, first_output, page, type_="wb"):
+def s2_permission_pages(first_guest, first_output, page, type_="wb", memory_types=("wt", "nc", "device")):
     """One page per S2AP x XN combination, plus AF clear and every memory type."""
     lines = []
     combos = ["-", "r", "w", "rw", "x", "rx", "wx", "rwx"]
@@ -65,7 +66,7 @@ def s2_permission_pages(first_guest, first_output, page, type_="wb"):
     n = len(combos)
     lines.append(f"{first_guest + n * page:#x} {page:#x} {first_output + n * page:#x} rwx wb accessed=0")
     lines.append(f"{first_guest + (n + 1) * page:#x} {page:#x} {first_output + (n + 1) * page:#x} r wb accessed=0")
-    for j, memory_type in enumerate(["wt", "nc", "device"]):
+    for j, memory_type in enumerate(memory_types):
         k = n + 2 + j
         lines.append(f"{first_guest + k * page:#x} {page:#x} {first_output + k * page:#x} rwx {memory_type}")
     return lines
@@ -127,6 +128,27 @@ def stage2_cases():
            for i, p in enumerate(["x", "s", "u", "rs", "ru", "rws", "rwu", "rwx", "r"])]
         + ["0x80200000 2M 0x60200000 rs wb", "0x80400000 2M 0x60400000 ru wb"],
         holes=[0x80010000]))
+    # FEAT_S2FWB (QEMU's max CPU has it): `slat build --fwb` encodes normal
+    # write-back as 0b0110 and the harness sets HCR_EL2.FWB, so the stage-2
+    # attribute forces the final type; the AT probes' PAR_EL1.ATTR must say
+    # write-back, Normal-NC and Device as without FWB (no `wt`: FWB has no
+    # write-through encoding). The FWB-off encodings are every other case.
+    cases.append(Case(
+        "s2-4k-ipa40-fwb", "qemu", "s2-4k", ipa_bits=40, fwb=True,
+        mappings=[STAGE2_HARNESS]
+        + s2_permission_pages(0x80000000, 0x60000000, 0x1000, memory_types=("nc", "device"))
+        + ["0x80200000 2M 0x60200000 rwx wb          # level-2 block",
+           "0x80600000 2M 0x60600000 r device        # level-2 block, device",
+           "0x80800000 2M 0x60800000 rw nc           # level-2 block, normal-NC",
+           "0xc0000000 1G 0x40000000 rx wb           # level-1 block"],
+        holes=[0x0, 0x80010000, 0x80a00000],
+        mutations=["writable"]))
+    cases.append(Case(
+        "s2-16k-ipa40-fwb", "qemu", "s2-16k", ipa_bits=40, fwb=True,
+        mappings=[STAGE2_HARNESS]
+        + s2_permission_pages(0x80000000, 0x60000000, 0x4000, memory_types=("nc", "device"))
+        + ["0x82000000 32M 0x62000000 rw wb         # level-2 block"],
+        holes=[0x0, 0x80100000]))
     # Output addresses beyond the PA size: `slat build` refuses them, so the
     # tables are built for 48 bits and then walked with VTCR_EL2.PS = 40 bits.
     cases.append(Case(
@@ -622,6 +644,9 @@ def check_ept_accessed_dirty(case, env, tables, probes, outcomes, t_lines, ad_en
 
 # ---------------------------------------------------------------- emulators
 
+HCR_EL2_FWB = 1 << 46   # FEAT_S2FWB: stage-2 MemAttr forces the final memory type
+
+
 def write_probe_list(path, header, probes):
     with open(path, "wb") as f:
         f.write(struct.pack("<8Q", *(header + [0] * (8 - len(header)))))
@@ -631,7 +656,8 @@ def write_probe_list(path, header, probes):
 
 def run_qemu(case, workdir, harness_dir, tables_path, env, probes, timeout):
     write_probe_list(os.path.join(workdir, "probes.bin"),
-                     [PROBE_MAGIC, len(probes), int(env["VTCR"], 16), int(env["VTTBR"], 16), STAMP_BASE, STAMP_SIZE],
+                     [PROBE_MAGIC, len(probes), int(env["VTCR"], 16), int(env["VTTBR"], 16), STAMP_BASE, STAMP_SIZE,
+                      HCR_EL2_FWB if int(env.get("FWB", "0x0"), 16) else 0],
                      probes)
     cmd = ["qemu-system-aarch64", "-M", "virt,virtualization=on", "-cpu", case.cpu, "-m", "2G",
            "-nodefaults", "-nographic", "-display", "none", "-monitor", "none", "-serial", "stdio",
@@ -764,6 +790,8 @@ def run_case(case, args, harness_dir, mutation=None):
         build += ["--pa-bits", str(pa_bits)]
     if case.xnx:
         build += ["--xnx"]
+    if case.fwb:
+        build += ["--fwb"]
     proc = run(build, 120)
     if proc.returncode != 0:
         return [f"FAIL {case.name}: slat build exited {proc.returncode}:\n{proc.stdout}"], 0

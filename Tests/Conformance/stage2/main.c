@@ -86,8 +86,9 @@ void el2_main(void) {
     WRITE_SYSREG(vtcr_el2, vtcr);
     WRITE_SYSREG(vttbr_el2, vttbr);
     __asm__ volatile("isb");
-    /* RW: EL1 is AArch64; DC: stage 1 off counts as Normal write-back; VM: stage 2 on. */
-    WRITE_SYSREG(hcr_el2, (1ULL << 31) | (1ULL << 12) | 1ULL);
+    /* RW: EL1 is AArch64; DC: stage 1 off counts as Normal write-back; VM: stage 2 on;
+       PROBES[6]: extra bits the case asks for (FWB, bit 46, for FWB-encoded tables). */
+    WRITE_SYSREG(hcr_el2, (1ULL << 31) | (1ULL << 12) | 1ULL | PROBES[6]);
     __asm__ volatile("isb; tlbi vmalls12e1; dsb sy; isb" ::: "memory");
     puts_uart("CFG"); field("vtcr", READ_SYSREG(vtcr_el2)); field("vttbr", READ_SYSREG(vttbr_el2));
     field("hcr", READ_SYSREG(hcr_el2)); puts_uart("\n");
