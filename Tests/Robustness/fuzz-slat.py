@@ -103,7 +103,7 @@ def extreme_options(rng, format_):
     if rng.random() < 0.3:
         options += ["--pa-bits", str(rng.choice([0, 32, 36, 40, 44, 48, 52, 53, 64, 99]))]
     if rng.random() < 0.1:
-        options += [rng.choice(["--mbec", "--xnx"])]
+        options += [rng.choice(["--mbec", "--xnx", "--fwb"])]
     return options
 
 
