@@ -40,6 +40,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     public func fastPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FastFaultOutcome {
         try validate(fault, vcpu: vcpu)
+        try checkNotTornDown()
         return fastPageFaultValidated(fault, vcpu: vcpu)
     }
 
