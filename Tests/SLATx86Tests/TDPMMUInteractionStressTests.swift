@@ -99,7 +99,7 @@ struct TDPMMUInteractionStressTests {
         let context = vm.contexts[vcpu]
         let tlb = vm.tlb.vcpu(vcpu)
         var walker = HardwareWalker(format: vm.format, memory: vm.memory, root: try mmu.reloadRoot(context).rootAddress)
-        var random = SplitMix(seed: UInt64(vcpu) &+ 77)
+        var random = SimulationRandom(seed: UInt64(vcpu) &+ 77)
         var done = 0
         while !shared.stop.load(ordering: .acquiring) || done < 200 {
             done += 1
@@ -264,18 +264,5 @@ final class SessionLog: @unchecked Sendable {
             }
         }
         return missing
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
