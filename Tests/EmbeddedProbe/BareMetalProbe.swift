@@ -68,13 +68,13 @@ public func runExtendedPageTableMMU(region: UnsafeMutableRawPointer, physicalBas
         let address = GuestPhysicalAddress(0x4000_0000)
         _ = try mmu.handleFault(GuestPageFault(address: address, access: .write), vcpu: vcpu)
         try mmu.enableDirtyLogging(memslot: 1, mode: .writeProtect)
-        _ = mmu.fastPageFault(GuestPageFault(address: address, access: .write, isPermissionFault: true), vcpu: vcpu)
+        _ = try mmu.fastPageFault(GuestPageFault(address: address, access: .write, isPermissionFault: true), vcpu: vcpu)
         let log = try mmu.getAndClearDirtyLog(memslot: 1)
         try mmu.disableDirtyLogging(memslot: 1)
-        _ = mmu.clearYoung(HostVirtualRange(start: HostVirtualAddress(0x1000_0000), size: 0x1_0000), context: vcpu)
-        _ = mmu.zap(GuestFrameRange(start: GuestFrameNumber(0x4_0000), count: 16))
-        mmu.recoverNXHugePages()
-        let pointer = mmu.pointer().rawValue
+        _ = try mmu.clearYoung(HostVirtualRange(start: HostVirtualAddress(0x1000_0000), size: 0x1_0000), context: vcpu)
+        _ = try mmu.zap(GuestFrameRange(start: GuestFrameNumber(0x4_0000), count: 16))
+        _ = try mmu.recoverNXHugePages()
+        let pointer = try mmu.reloadRoot(vcpu).rawValue
         mmu.teardown()
         return pointer &+ (log.first ?? 0)
     } catch {

@@ -1,4 +1,5 @@
 import SLATCore
+import Synchronization
 
 // mmu-notifier integration: ``GuestMemory`` begins the tracker's
 // invalidation before it calls its listeners and ends it (bumping the
