@@ -414,7 +414,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     /// subtree (table→block merge). With break-before-make the entry is
     /// frozen, the subtree torn down, the whole context invalidated (a
     /// by-address invalidation would leave the subtree's smaller leaves
-    /// cached next to the new block: a TLB conflict, seed 003), then the
+    /// cached next to the new block: a TLB conflict), then the
     /// leaf written.
     @inlinable
     mutating func merge(_ pointer: EntryPointer, expected: inout UInt64, with new: UInt64, level: Int, address: UInt64) -> Bool {

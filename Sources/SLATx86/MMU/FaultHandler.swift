@@ -1,7 +1,7 @@
 import SLATCore
 import Synchronization
 
-// The page fault (seed 000): resolve outside the lock, then install under
+// The page fault, as KVM's TDP MMU: resolve outside the lock, then install under
 // the *shared* MMU lock with compare-and-exchange only.
 extension ExtendedPageTableMMU {
     /// Handles an EPT violation of a vCPU: the lockless fast page fault
