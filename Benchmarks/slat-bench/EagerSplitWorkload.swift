@@ -4,7 +4,7 @@ import SLATSplit
 import SLATx86
 
 /// `eager-split`: eager page splitting (SLATSplit) against splitting by
-/// write faults, as KVM measured it (seed 004). For EPT (4-level, A/D on;
+/// write faults, as KVM measured its eager page splitting. For EPT (4-level, A/D on;
 /// write-protect and dirty-bit logging) and stage 2 (4 KiB granule): a range backed by
 /// 2 MiB (then 1 GiB) host pages is populated with huge leaves; then
 ///

@@ -5,7 +5,7 @@ import SLATPfnCache
 import Synchronization
 
 /// The `pfncache` workload: what a pfn cache costs its users and how its two
-/// refresh strategies fare against seed 001's storm of unrelated
+/// refresh strategies fare against a storm of unrelated
 /// invalidations. Format-independent; one pass per run (run the binary
 /// several times for spread).
 ///
@@ -22,7 +22,7 @@ import Synchronization
 /// - The storm: one thread that keeps at least one notifier invalidation in
 ///   flight at every moment — each `invalidateRangeStart` of a 4 KiB host
 ///   page in a region far from the cache comes before the previous one's
-///   `invalidateRangeEnd` — the overlapping `MADV_DONTNEED`s of seed 001.
+///   `invalidateRangeEnd` — the overlapping `MADV_DONTNEED`s of a storm of unrelated invalidations.
 /// - Counters: around each timed refresh under the storm the refresher
 ///   reads the cache's instrumentation counters (untimed) — resolutions,
 ///   waits, blocking lock holds, in-flight re-reads — so the report can say

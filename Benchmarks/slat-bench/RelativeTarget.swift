@@ -30,7 +30,7 @@ struct RelativeTarget: Sendable {
                        derivation: "", note: "the machine's ceiling for 2 faulting threads: a VM each, nothing shared"),
         // Issue 6: the write pass after enabling dirty logging at least 2x
         // faster with the eager split than with fault-time splitting.
-        // Judged on EPT, where the target comes from (seed 004's x86
+        // Judged on EPT, where the target comes from (KVM's eager-split x86
         // measurements: fault-time splitting there maps one page per fault).
         // SLAT's stage-2 fault path already splits a protected block into a
         // full table of pages, so both stage-2 passes take one permission

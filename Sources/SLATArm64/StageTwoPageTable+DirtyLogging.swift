@@ -164,7 +164,7 @@ extension StageTwoPageTable {
 
     /// Stops logging memslot `id`: clears its flag and drops its bitmap
     /// (harvest it first). Blocks come back as faults map them: the fault
-    /// handler's anchored merge replaces the page tables (seed 003).
+    /// handler's anchored merge replaces the page tables (no TLB conflict abort).
     ///
     /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
     ///   ``SLATError/unknownMemslot(slot:)``.

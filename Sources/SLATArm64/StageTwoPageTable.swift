@@ -20,7 +20,7 @@ import Synchronization
 ///   subtree is torn down is the VMID invalidated, **once**, before the
 ///   block is written over the anchor. A by-address invalidation there
 ///   would leave the subtree's smaller leaves cached beside the new block:
-///   a TLB conflict abort (seed 003).
+///   a TLB conflict abort.
 /// - ``unmap(_:mode:context:)``, ``writeProtect(_:mode:context:batch:)``,
 ///   ``makeYoung(_:mode:context:)``, ``testAndClearYoung(_:mode:context:)``,
 ///   ``relaxPermissions(_:grant:mode:context:)``, ``flush(_:context:)``.

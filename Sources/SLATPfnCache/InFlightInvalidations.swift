@@ -18,7 +18,7 @@ import Synchronization
 /// A hull, not a list: invalidations on both sides of a cache's address make
 /// the hull cover it, and if such invalidations keep overlapping so that the
 /// count never reaches zero, a refresh of that address keeps waiting. That is
-/// the price of the one-range design (seed 001); invalidations all on one
+/// the price of the one-range design (KVM's gfn-to-pfn cache, virt/kvm/pfncache.c); invalidations all on one
 /// side of the address never hold it up.
 ///
 /// Locking contract: every method may be called from any thread; none calls

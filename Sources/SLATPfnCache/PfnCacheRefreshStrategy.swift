@@ -11,7 +11,7 @@ public enum PfnCacheRefreshStrategy: String, Hashable, Sendable, CaseIterable {
     /// and start again while *any* invalidation is in flight anywhere or the
     /// sequence moved. It spins (no waiting), so a storm of unrelated
     /// invalidations that keeps one in flight at all times starves it for as
-    /// long as the storm lasts (seed 001).
+    /// long as the storm lasts (KVM's gfn-to-pfn cache, virt/kvm/pfncache.c).
     case legacy = "legacy"
     /// Seed 001's design: retry only when the cache's own address is inside
     /// the merged range of the in-flight invalidations, and then *wait*

@@ -5,7 +5,7 @@ import Synchronization
 /// table page is freed while a watched TLB still holds a translation whose
 /// walk went through it, that is reported as
 /// ``SimulationReportKind/freedTableStillCached`` (the flush owed before
-/// the free — DESIGN.md rule 3 — missed it). Everything else is forwarded to
+/// the free — rule 3 of Docs/concurrency.md — missed it). Everything else is forwarded to
 /// the wrapped memory, including its linear map, so walks cost the same.
 ///
 /// Thread safety: as the wrapped memory; the watch list is behind a mutex.

@@ -4,10 +4,10 @@ import SLATCore
 @frozen
 public enum SimulationReportKind: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
     /// Two live entries of different sizes cover one address in one vCPU's
-    /// TLB (Arm: TLB conflict abort, seed 003). Found when the second is filled.
+    /// TLB (Arm: TLB conflict abort). Found when the second is filled.
     case conflict
     /// A cached translation the tables no longer grant was used after the
-    /// point where the flush owed for it (DESIGN.md rule 3) must have
+    /// point where the flush owed for it (rule 3 of Docs/concurrency.md) must have
     /// happened: after ``SimulatedContextTLB/verifyCoherence()`` found it
     /// stale, or, found by that check, after an invalidation that covered
     /// its address but left it in place (a level hint that did not match,

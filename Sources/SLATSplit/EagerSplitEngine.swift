@@ -1,6 +1,6 @@
 import SLATCore
 
-/// Eager page splitting for dirty logging (seed 004): splits every huge
+/// Eager page splitting for dirty logging, as KVM's: splits every huge
 /// leaf of a guest-physical range down to ``EagerSplitPolicy/targetLevel``
 /// ahead of the vCPUs, so the writes after dirty logging starts find small
 /// leaves and take the lockless fast path instead of each faulting,

@@ -1,7 +1,7 @@
 /// How an ``EagerSplitEngine`` splits: whether at all, to which level, how
 /// it allocates, and how long it holds the MMU lock.
 ///
-/// The allocation policy is seed 004's: table pages come from a split cache
+/// The allocation policy is KVM's eager split's: table pages come from a split cache
 /// topped up **outside** the lock; when it runs dry mid-range the engine
 /// drops the lock, refills, retakes it and restarts at the next address
 /// not yet done; it refuses to start, and stops early, when the table

@@ -119,7 +119,7 @@ extension ExtendedPageTableFormat {
     /// Whether hardware sets the accessed and dirty flags (the EPTP enables them).
     @inlinable public var hardwareUpdatesAccessFlags: Bool { accessedDirtyEnabled }
 
-    /// A leaf that may change behind the MMU lock (DESIGN.md rule 5): with
+    /// A leaf that may change behind the MMU lock (rule 5 of Docs/concurrency.md): with
     /// accessed/dirty flags enabled, one hardware may still update — not yet
     /// accessed, or writable and not yet dirty (the dirty bit of such a leaf
     /// must never be lost: dirty logging depends on it) — and, whatever the

@@ -73,8 +73,8 @@ public func runExtendedPageTableMMU(region: UnsafeMutableRawPointer, physicalBas
         try mmu.disableDirtyLogging(memslot: 1)
         _ = try mmu.clearYoung(HostVirtualRange(start: HostVirtualAddress(0x1000_0000), size: 0x1_0000), context: vcpu)
         _ = try mmu.zap(GuestFrameRange(start: GuestFrameNumber(0x4_0000), count: 16))
-        try mmu.recoverNXHugePages()
-        let pointer = try mmu.pointer().rawValue
+        _ = try mmu.recoverNXHugePages()
+        let pointer = try mmu.reloadRoot(vcpu).rawValue
         mmu.teardown()
         return pointer &+ (log.first ?? 0)
     } catch {

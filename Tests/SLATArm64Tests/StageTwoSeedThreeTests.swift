@@ -3,7 +3,7 @@ import SLATCore
 import SLATSim
 import Testing
 
-/// The configurations of the seed-003 sequence: granule and the host
+/// The configurations of the anchored-merge sequence: granule and the host
 /// mapping size behind the memslot (large enough for the granule's block).
 struct SeedThreeCase: CustomTestStringConvertible, Sendable {
     var granule: TranslationGranule

@@ -11,7 +11,7 @@ import SLATCore
     static let formats: [FormatCase] = [.ept4, .stageTwo4KiB40]
     static let threadCount = 4
 
-    @Test("Mixed 2M/4K maps of the same mapping race to the tables the model expects (seed 000)", arguments: formats)
+    @Test("Mixed 2M/4K maps of the same mapping race to the tables the model expects", arguments: formats)
     func mixedLevelMapsConverge(_ formatCase: FormatCase) throws {
         try checkMixedLevelMaps(formatCase.format, base: formatCase.window.start.rawValue, seed: 0x000_5EED)
     }

@@ -3,10 +3,10 @@ import SLATArm64
 import SLATCore
 import SLATx86
 
-/// What the range operations owe the TLB (DESIGN.md rule 3) and how
+/// What the range operations owe the TLB (rule 3 of Docs/concurrency.md) and how
 /// settling pays it: removing or reducing a translation owes an
 /// invalidation, adding one owes none, pages are freed only after the
-/// flush, and stage 2 breaks before it makes (rule 4, seed 003).
+/// flush, and stage 2 breaks before it makes (rule 4).
 @Suite struct TLBObligationTests {
     static let stageTwoCases: [FormatCase] = [.stageTwo4KiB40, .stageTwo16KiB40, .stageTwo64KiB42]
     static let eptCases: [FormatCase] = [.ept4, .ept5]
@@ -289,7 +289,7 @@ import SLATx86
         #expect(f.tlb.log == [.address(GuestPhysicalAddress(base), level: 0)])
     }
 
-    @Test("A stage-2 table→block merge flushes the whole context once, while the entry is broken (seed 003)",
+    @Test("A stage-2 table→block merge flushes the whole context once, while the entry is broken (no TLB conflict abort)",
           arguments: stageTwoCases)
     func stageTwoMergeFlushesTheContextOnce(_ formatCase: FormatCase) throws {
         try checkStageTwoMerge(formatCase.format, base: formatCase.window.start.rawValue)

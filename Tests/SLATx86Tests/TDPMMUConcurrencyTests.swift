@@ -14,7 +14,7 @@ import Testing
 struct TDPMMUConcurrencyTests {
     static let seeds: [UInt64] = [1, 2, 3]
 
-    @Test("seed 000: vCPUs fault overlapping 2M-backed ranges with mixed 4K/2M goals and NX huge pages; model equal, detectors clean",
+    @Test("vCPUs fault overlapping 2M-backed ranges with mixed 4K/2M goals and NX huge pages; model equal, detectors clean",
           arguments: seeds)
     func mixedSizeFaultsConcurrently(seed: UInt64) throws {
         let vcpus = 4

@@ -88,8 +88,8 @@ struct TDPMMUInputTests {
         #expect(markedFrames(try vm.mmu.getAndClearDirtyLog(memslot: SimulatedVM.slotID)) == [7])
     }
 
-    @Test("enabling dirty logging keeps a flag another thread set meanwhile")
-    func enableKeepsConcurrentFlagChanges() throws {
+    @Test("dirty-log enable and disable change only the dirty-logging flag")
+    func dirtyLogFlagChangesKeepOtherFlags() throws {
         let vm = try SimulatedVM(frames: 64)
         try vm.guestMemory.updateMemslotFlags(id: SimulatedVM.slotID, inserting: .readOnly)
         try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .writeProtect)

@@ -25,10 +25,13 @@ struct TDPMMUInteractionStressTests {
     static func remapFrame(page: UInt64, version: UInt64) -> UInt64 { 0x80_0000 + version * remapPages + page }
 
     @Test("faults, fast faults, zaps, notifier remaps, recovery, root invalidation, memslot changes and dirty logging at once",
-          arguments: [DirtyLogMode.dirtyBit, .writeProtect])
-    func everythingAtOnce(mode: DirtyLogMode) throws {
+          arguments: [(DirtyLogMode.dirtyBit, HostMappingSize.size2M), (.writeProtect, .size2M), (.dirtyBit, .size4K)])
+    func everythingAtOnce(mode: DirtyLogMode, hostSize: HostMappingSize) throws {
+        // 2 MiB host pages exercise huge leaves, splits and recovery; 4 KiB
+        // ones leave many small leaves mapped between logging sessions, for
+        // zaps to meet while an enable runs in their yields.
         let vm = try SimulatedVM(
-            frames: 2048, hostSize: .size2M, vcpus: 2,
+            frames: 2048, hostSize: hostSize, vcpus: 2,
             configuration: MMUConfiguration(nxHugePages: true, yieldInterval: 8), arenaPages: 8192)
         let mmu = vm.mmu
         // vCPUs walk the root they loaded: check cached entries against it.
@@ -41,6 +44,7 @@ struct TDPMMUInteractionStressTests {
         let remapSlot = Memslot(id: Self.remapSlot, baseFrame: GuestFrameNumber(Self.remapBaseFrame),
                                 pageCount: Self.remapPages, hostAddress: Self.remapHostBase)
         try vm.guestMemory.addMemslot(remapSlot)
+        let loggedSlot = try #require(vm.guestMemory.memslot(id: SimulatedVM.slotID))
 
         let shared = StressState(remapPages: Int(Self.remapPages))
         let writes = WriteLog()
@@ -56,7 +60,7 @@ struct TDPMMUInteractionStressTests {
                 var round: UInt64 = 0
                 while Date() < deadline {
                     round += 1
-                    try Self.hostRound(vm: vm, round: round, shared: shared, remapSlot: remapSlot)
+                    try Self.hostRound(vm: vm, round: round, shared: shared, remapSlot: remapSlot, loggedSlot: loggedSlot)
                 }
             default:
                 while !shared.stop.load(ordering: .acquiring) {
@@ -95,7 +99,7 @@ struct TDPMMUInteractionStressTests {
         let context = vm.contexts[vcpu]
         let tlb = vm.tlb.vcpu(vcpu)
         var walker = HardwareWalker(format: vm.format, memory: vm.memory, root: try mmu.reloadRoot(context).rootAddress)
-        var random = SplitMix(seed: UInt64(vcpu) &+ 77)
+        var random = SimulationRandom(seed: UInt64(vcpu) &+ 77)
         var done = 0
         while !shared.stop.load(ordering: .acquiring) || done < 200 {
             done += 1
@@ -142,7 +146,7 @@ struct TDPMMUInteractionStressTests {
     /// The host side: remaps of the second memslot (notifier), zaps, NX and
     /// huge-page recovery, aging, root invalidation and lazy root teardown,
     /// and, every few rounds, the second memslot removed and added again.
-    static func hostRound(vm: SimulatedVM, round: UInt64, shared: StressState, remapSlot: Memslot) throws {
+    static func hostRound(vm: SimulatedVM, round: UInt64, shared: StressState, remapSlot: Memslot, loggedSlot: Memslot) throws {
         let mmu = vm.mmu
         let page = round % remapPages
         let version = shared.version(of: page) + 1
@@ -165,6 +169,12 @@ struct TDPMMUInteractionStressTests {
         case 6 where round % 32 == 6:
             _ = try vm.guestMemory.removeMemslot(id: remapSlot.id)
             try vm.guestMemory.addMemslot(remapSlot)
+        case 7 where round % 64 == 7:
+            // The logged memslot goes and comes back under the same id: its
+            // log goes with it (a session that meets the gap is abandoned),
+            // and the next enable must protect the new memslot.
+            _ = try vm.guestMemory.removeMemslot(id: loggedSlot.id)
+            try vm.guestMemory.addMemslot(loggedSlot)
         default: break
         }
     }
@@ -174,7 +184,13 @@ struct TDPMMUInteractionStressTests {
     /// and when each harvest began.
     static func loggingSession(vm: SimulatedVM, mode: DirtyLogMode, shared: StressState, sessions: SessionLog) throws {
         let mmu = vm.mmu
-        try mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: mode)
+        // A gap between sessions: zaps and faults run with no log at all.
+        usleep(500)
+        do {
+            try mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: mode)
+        } catch .unknownMemslot {
+            return  // removed for a moment by the host thread
+        }
         // Read-modify-writes of the clock order the enable before every
         // write that starts from a later value, and every write that
         // finished at an earlier value before the harvest.
@@ -183,10 +199,18 @@ struct TDPMMUInteractionStressTests {
         for _ in 0..<3 {
             usleep(2000)
             let began = shared.clock.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
-            let words = try mmu.getAndClearDirtyLog(memslot: SimulatedVM.slotID)
+            guard let words = try? mmu.getAndClearDirtyLog(memslot: SimulatedVM.slotID) else {
+                // The memslot was removed, and its log with it.
+                _ = try? mmu.disableDirtyLogging(memslot: SimulatedVM.slotID)
+                return
+            }
             harvests.append((began, Set(markedFrames(words))))
         }
-        try mmu.disableDirtyLogging(memslot: SimulatedVM.slotID)
+        do {
+            try mmu.disableDirtyLogging(memslot: SimulatedVM.slotID)
+        } catch .dirtyLoggingNotEnabled, .unknownMemslot {
+            // Removed after the last harvest: the harvests stand.
+        }
         sessions.add(enabled: enabled, harvests: harvests)
     }
 }
@@ -240,18 +264,5 @@ final class SessionLog: @unchecked Sendable {
             }
         }
         return missing
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -93,8 +93,8 @@ public protocol PageTableFormat: Sendable {
     /// writers use plain stores throughout.
     var hardwareUpdatesAccessFlags: Bool { get }
     /// Whether hardware may change this present leaf behind the MMU lock
-    /// (for instance set its dirty bit): a *volatile* entry (DESIGN.md rule
-    /// 5), which even an exclusive writer replaces by compare-and-exchange so
+    /// (for instance set its dirty bit): a *volatile* entry (rule 5 of
+    /// Docs/concurrency.md), which even an exclusive writer replaces by compare-and-exchange so
     /// that bit is never lost. Only consulted when
     /// ``hardwareUpdatesAccessFlags`` is `true`.
     func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool

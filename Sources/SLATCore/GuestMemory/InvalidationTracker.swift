@@ -11,7 +11,7 @@ import Synchronization
 /// - ``inFlightRange``: the hull of the ranges of every invalidation begun
 ///   since the count last was zero; reset when it drops back to zero. A hull,
 ///   not a list: an unrelated invalidation far away widens it, but a fault
-///   outside the hull is not held up by invalidations elsewhere (seed 001).
+///   outside the hull is not held up by invalidations elsewhere (KVM's gfn-to-pfn cache, virt/kvm/pfncache.c).
 ///
 /// ## Protocol
 /// *Invalidation* (host unmap, migration, protection change, memslot removal):

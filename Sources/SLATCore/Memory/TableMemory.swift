@@ -13,7 +13,7 @@ public typealias EntryPointer = UnsafeMutablePointer<Atomic<UInt64>>
 /// Contract: a page returned by ``allocatePage()`` or
 /// ``allocateContiguousPages(_:)`` reads as all zero and has a live-entry
 /// count of zero. A page handed to ``freePage(_:)`` must no longer be
-/// reachable from any table nor cached in any TLB (DESIGN.md rule 3).
+/// reachable from any table nor cached in any TLB (rule 3 of Docs/concurrency.md).
 public protocol TableMemory: AnyObject, Sendable {
     /// Bytes in one table page (the format's granule).
     var pageSize: Int { get }

@@ -426,7 +426,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     /// (``TLB/supportsRangeInvalidation``, KVM's `kvm_tlb_flush_vmid_range`),
     /// else the whole context (a by-address invalidation would leave the
     /// subtree's smaller leaves cached next to the new block: a TLB
-    /// conflict, seed 003) — then the leaf written.
+    /// conflict) — then the leaf written.
     @inlinable
     mutating func merge(_ pointer: EntryPointer, expected: inout UInt64, with new: UInt64, level: Int, address: UInt64) -> Bool {
         let size = format.entrySize(atLevel: level)

@@ -9,7 +9,7 @@
 struct TableLookup: @unchecked Sendable {
     // @unchecked Sendable: immutable values; the root pointer and the linear
     // map point into table memory, which is only ever accessed through
-    // atomics (rule 1 of DESIGN.md), and live as long as the table's memory.
+    // atomics (rule 1 of Docs/concurrency.md), and live as long as the table's memory.
     /// The entries of the root (all concatenated root tables).
     @usableFromInline let rootEntries: EntryPointer
     /// The memory's linear map, if it has one (fixed for a memory's lifetime).

@@ -2,7 +2,7 @@
 public enum WalkMode: Sendable {
     /// The caller holds the MMU lock exclusively: no other software walker
     /// runs, so entries may be stored directly (still exchanged atomically
-    /// when hardware may set their accessed/dirty bits, DESIGN.md rule 5),
+    /// when hardware may set their accessed/dirty bits, rule 5 of Docs/concurrency.md),
     /// and unlinked tables are freed as soon as the TLB flush is done.
     case exclusive
     /// The caller holds the MMU lock shared: other writers may run, so every

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Grace-period (epoch) reclamation of table pages unlinked while shared
-/// walkers may still be reading them (DESIGN.md rule 2; KVM uses RCU).
+/// walkers may still be reading them (rule 2 of Docs/concurrency.md; KVM uses RCU).
 ///
 /// A thread that walks tables under the shared MMU lock brackets the walk
 /// with ``enterReadSection(slot:)`` / ``leaveReadSection(slot:)`` using its

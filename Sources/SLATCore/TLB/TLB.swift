@@ -1,6 +1,6 @@
 /// The translation caches of one translation context (one VMID on Arm, one
 /// EPTP on Intel): what operations must invalidate before they report done
-/// (DESIGN.md rule 3).
+/// (rule 3 of Docs/concurrency.md).
 ///
 /// Levels are heights (0 = smallest page), as in ``PageTableFormat``.
 /// Implementations: ``CountingTLB`` (no hardware, counts requests), the

@@ -1,5 +1,5 @@
 /// Invalidations an operation owes the TLB, and the table pages that may be
-/// freed only once they are done (DESIGN.md rule 3).
+/// freed only once they are done (rule 3 of Docs/concurrency.md).
 ///
 /// Operations add to a batch instead of flushing one entry at a time; the
 /// caller settles it once with ``PageTable/settle(_:tlb:mode:)`` (which

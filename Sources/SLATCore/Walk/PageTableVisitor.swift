@@ -64,7 +64,7 @@ public struct VisitedEntry {
 /// Locking contract: the walker reads entries atomically and never writes;
 /// the visitor decides how to change an entry. In a shared walk (other
 /// writers may run) every change must be a compare-and-exchange against
-/// `entry.snapshot` (DESIGN.md rule 1).
+/// `entry.snapshot` (rule 1 of Docs/concurrency.md).
 public protocol PageTableVisitor {
     /// The visits this visitor wants.
     var visits: WalkVisits { get }

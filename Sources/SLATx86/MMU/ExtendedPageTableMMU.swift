@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// ## Paths
 /// - ``handleFault(_:vcpu:)``: the page fault under the **shared** lock;
-///   every entry change a compare-and-exchange (DESIGN.md rules 1–2).
+///   every entry change a compare-and-exchange (rules 1–2 of Docs/concurrency.md).
 /// - ``fastPageFault(_:vcpu:)``: no lock; one exchange restores write or
 ///   access on a leaf that lost it only for dirty logging or access tracking.
 /// - zaps (``zap(_:addressSpace:)``, ``invalidateAllRoots()``,

@@ -14,7 +14,7 @@ public enum FastFaultOutcome: Sendable, Hashable {
     case notFixable
 }
 
-// The fast page fault (seed 002): no MMU lock; one exchange on the leaf.
+// The fast page fault (KVM's fast_page_fault): no MMU lock; one exchange on the leaf.
 extension ExtendedPageTableMMU {
     /// Fixes, without the MMU lock, a fault on a present leaf that lost an
     /// access only for dirty logging or access tracking: restores write
@@ -40,6 +40,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     public func fastPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FastFaultOutcome {
         try validate(fault, vcpu: vcpu)
+        try checkNotTornDown()
         return fastPageFaultValidated(fault, vcpu: vcpu)
     }
 

@@ -1,7 +1,7 @@
 import SLATCore
 import Synchronization
 
-// The page fault (seed 000): resolve outside the lock, then install under
+// The page fault, as KVM's TDP MMU: resolve outside the lock, then install under
 // the *shared* MMU lock with compare-and-exchange only.
 extension ExtendedPageTableMMU {
     /// Handles an EPT violation of a vCPU: the lockless fast page fault
@@ -53,6 +53,9 @@ extension ExtendedPageTableMMU {
     @inlinable
     public func handleFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
         try validate(fault, vcpu: vcpu)
+        // Early answer only (no top-up after teardown); the authoritative
+        // check is the root generation under the lock.
+        if tornDown.load(ordering: .relaxed) { throw .tornDown }
         // Without A/D flags an access-tracked leaf faults as not present, so
         // KVM tries every such fault fast. Until aging has made a leaf
         // access-tracked no not-present fault can be fixed that way; the
@@ -72,8 +75,9 @@ extension ExtendedPageTableMMU {
     /// Throws unless the VMM's inputs to a fault are in range: `vcpu`'s
     /// reader slot, the address space, and the address (below the format's
     /// input address size: the walk indexes only those bits, so a higher
-    /// address would alias a low one). Also refuses a torn-down MMU.
-    @inlinable
+    /// address would alias a low one). A torn-down MMU is found under the
+    /// lock (its root generation), so the hot path loads nothing more here.
+    @inlinable @inline(__always)
     func validate(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) {
         let slot = vcpu.readerSlot
         guard slot >= 0 && slot < configuration.readerSlots else {
@@ -85,7 +89,6 @@ extension ExtendedPageTableMMU {
         guard fault.address.rawValue >> UInt64(truncatingIfNeeded: format.inputAddressBits) == 0 else {
             throw .guestAddressOutOfRange(fault.address, limit: 1 &<< UInt64(truncatingIfNeeded: format.inputAddressBits))
         }
-        if tornDown.load(ordering: .relaxed) { throw .tornDown }
     }
 
     /// The full fault path of ``handleFault(_:vcpu:)`` without the fast
@@ -93,6 +96,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     public func slowPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
         try validate(fault, vcpu: vcpu)
+        if tornDown.load(ordering: .relaxed) { throw .tornDown }
         return try slowPageFaultValidated(fault, vcpu: vcpu)
     }
 
@@ -121,14 +125,8 @@ extension ExtendedPageTableMMU {
         var cleanup = FaultCleanup()
         let outcome: FaultOutcome
         let generation = rootGeneration.load(ordering: .relaxed)
-        var usesCurrentRoot = loadedGenerations[slot].load(ordering: .relaxed) == generation
-        if !usesCurrentRoot && generation != Self.tornDownGeneration
-            && loadedGenerations[slot].load(ordering: .relaxed) == 0 {
-            // A vCPU that loaded nothing yet can only use the current EPTP.
-            loadedGenerations[slot].store(generation, ordering: .sequentiallyConsistent)
-            usesCurrentRoot = true
-        }
-        if !usesCurrentRoot {
+        if loadedGenerations[slot].load(ordering: .relaxed) != generation
+            && !recordFirstLoad(slot: slot, generation: generation) {
             // Torn down, or the vCPU must reload its roots first.
             outcome = .retry
         } else if tracker.needsRetry(range: plan.block, since: page.sequence) {
@@ -146,6 +144,19 @@ extension ExtendedPageTableMMU {
         if generation == Self.tornDownGeneration { throw .tornDown }
         if plan.marksDirty, case .fixed = outcome { log?.mark(page.frame) }
         return outcome
+    }
+
+    /// For a vCPU whose recorded root generation is not `generation`:
+    /// records `generation` and returns `true` if the vCPU has loaded
+    /// nothing yet (it can only use the current EPTP); `false` if it must
+    /// reload first or the MMU is torn down. Lock held.
+    @usableFromInline @inline(never)
+    func recordFirstLoad(slot: Int, generation: UInt64) -> Bool {
+        guard generation != Self.tornDownGeneration && loadedGenerations[slot].load(ordering: .relaxed) == 0 else {
+            return false
+        }
+        loadedGenerations[slot].store(generation, ordering: .sequentiallyConsistent)
+        return true
     }
 
     /// Accounts what the fault replaced (a table's subtree is ours, rule 2)

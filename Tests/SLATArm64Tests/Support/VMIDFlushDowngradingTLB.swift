@@ -1,7 +1,7 @@
 import SLATCore
 import SLATSim
 
-/// The seed-003 bug as a TLB: a VMID-wide invalidation is downgraded to a
+/// The anchored-merge bug as a TLB: a VMID-wide invalidation is downgraded to a
 /// by-address invalidation (no level hint) of one address — what the merge
 /// did before the fix ("TLBI IPAS2E1IS of the input address"). Everything
 /// else is forwarded to the simulated TLBs.
