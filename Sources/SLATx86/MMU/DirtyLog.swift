@@ -114,7 +114,7 @@ extension ExtendedPageTableMMU {
             // accounting moves it to the log.
             for (space, root) in roots {
                 forEachLeaf(in: frames.physicalRange, addressSpace: space, root: root, batch: &batch) { iterator, batch in
-                    changeLeaf(&iterator, batch: &batch) { entry in
+                    changeLeaf(&iterator, harvestingInto: log.bitmap, batch: &batch) { entry in
                         entry & ExtendedPageTableBits.dirty != 0 ? entry & ~ExtendedPageTableBits.dirty : nil
                     } != nil
                 }

@@ -161,7 +161,9 @@ extension ExtendedPageTableMMU {
 
     /// Accounts what the fault replaced (a table's subtree is ours, rule 2)
     /// and flushes the replaced and split translations; lock still held.
-    @usableFromInline
+    /// A replacement that owes nothing (a leaf that only gained access)
+    /// settles nothing.
+    @inlinable
     func flushAfterFault(_ cleanup: FaultCleanup) {
         var batch = TLBFlushBatch()
         if cleanup.splitLevel >= 0 {
@@ -172,7 +174,11 @@ extension ExtendedPageTableMMU {
             accountChange(old: cleanup.old, new: cleanup.new, address: GuestPhysicalAddress(cleanup.address),
                           level: cleanup.level, mode: .shared, batch: &batch)
         }
-        settle(batch)
+        if batch.isEmpty {
+            _ = batch.discard()
+        } else {
+            settle(batch)
+        }
     }
 
     /// The walk and installs of the fault path. Lock held shared, inside a
@@ -236,9 +242,10 @@ extension ExtendedPageTableMMU {
                         entry = original
                         continue entryLoop
                     }
-                    if present {
+                    if isTable || (present && obligations(ofReplacingLeaf: entry, by: new, atLevel: level) != (false, false)) {
                         // Table → huge leaf (we own the subtree, rule 2) or
-                        // a leaf replaced: accounted, flushed before unlocking.
+                        // a leaf replaced that owes something: accounted,
+                        // flushed before unlocking.
                         cleanup.replaced(
                             address: address.rawValue & ~(format.entrySize(atLevel: level) &- 1), level: level,
                             old: entry, new: new)

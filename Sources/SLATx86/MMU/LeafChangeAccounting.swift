@@ -30,6 +30,11 @@ extension ExtendedPageTableMMU {
     /// dirty-bit logging: the dirty bits it cleans are the state before
     /// logging began, owed to no log (the flush is still owed).
     ///
+    /// `harvestingInto`, when given, is the dirty-bit-mode log the caller is
+    /// harvesting now (its exclusive-lock pass): a dirty bit it covers goes
+    /// there without a registry lookup (the log a lookup would find, or one
+    /// being dropped, whose caller returns its words anyway).
+    ///
     /// `mode` is `.shared` when other walkers may change the detached
     /// subtree's entries (each is then frozen by exchange); `.exclusive`
     /// when the caller holds the MMU lock exclusively (only the lockless
@@ -38,7 +43,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     package func accountChange(
         old: UInt64, new: UInt64, address: GuestPhysicalAddress, level: Int, mode: WalkMode,
-        startsLogging: Bool = false, batch: inout TLBFlushBatch
+        startsLogging: Bool = false, harvestingInto log: DirtyBitmap? = nil, batch: inout TLBFlushBatch
     ) {
         let format = self.format
         guard format.isPresent(old, atLevel: level) else { return }
@@ -56,16 +61,33 @@ extension ExtendedPageTableMMU {
             batch.invalidate(address: start, level: level, size: size)
             return
         }
-        let moved = !newPresent
-            || format.outputAddress(ofLeaf: old, atLevel: level) != format.outputAddress(ofLeaf: new, atLevel: level)
-        let dirtyLost = old & ExtendedPageTableBits.dirty != 0 && (moved || new & ExtendedPageTableBits.dirty == 0)
-        if dirtyLost && old & ExtendedPageTableBits.write != 0 && !startsLogging {
-            harvestDirty(GuestFrameRange(covering: GuestPhysicalRange(start: start, size: size)))
+        let owed = obligations(ofReplacingLeaf: old, by: new, atLevel: level)
+        if owed.harvest && !startsLogging {
+            let frames = GuestFrameRange(covering: GuestPhysicalRange(start: start, size: size))
+            if let log, level == 0, log.frames.contains(frames.start) {
+                log.mark(frames.start)
+            } else {
+                harvestDirty(frames)
+            }
         }
-        let permissionBits = ExtendedPageTableBits.readWriteExecute | ExtendedPageTableBits.userExecute
-        if moved || old & permissionBits & ~new != 0 || dirtyLost {
+        if owed.flush {
             batch.invalidate(address: start, level: level, size: size)
         }
+    }
+
+    /// What replacing the present leaf `old` at `level` by `new` (not a
+    /// table) owes: a harvest when a writable leaf loses its set dirty bit
+    /// (removed, moved or cleaned), a flush when the translation is removed,
+    /// moved, loses a permission or its dirty bit. The fault path asks it
+    /// before it records a replacement, so a leaf that only gained access
+    /// costs nothing more.
+    @inlinable @inline(__always)
+    func obligations(ofReplacingLeaf old: UInt64, by new: UInt64, atLevel level: Int) -> (harvest: Bool, flush: Bool) {
+        let moved = !format.isPresent(new, atLevel: level)
+            || format.outputAddress(ofLeaf: old, atLevel: level) != format.outputAddress(ofLeaf: new, atLevel: level)
+        let dirtyLost = old & ExtendedPageTableBits.dirty != 0 && (moved || new & ExtendedPageTableBits.dirty == 0)
+        let permissionBits = ExtendedPageTableBits.readWriteExecute | ExtendedPageTableBits.userExecute
+        return (dirtyLost && old & ExtendedPageTableBits.write != 0, moved || old & permissionBits & ~new != 0 || dirtyLost)
     }
 
     /// Marks `frames` in every dirty-bit-mode log that covers any of them

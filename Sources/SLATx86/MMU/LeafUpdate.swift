@@ -29,11 +29,11 @@ extension ExtendedPageTableMMU {
     @inlinable
     func changeLeaf(
         _ iterator: inout PageTableIterator<ExtendedPageTableFormat, Memory>, startsLogging: Bool = false,
-        batch: inout TLBFlushBatch, _ transform: (UInt64) -> UInt64?
+        harvestingInto log: DirtyBitmap? = nil, batch: inout TLBFlushBatch, _ transform: (UInt64) -> UInt64?
     ) -> UInt64? {
         guard let (old, new) = updateLeaf(iterator.pointer, expected: iterator.snapshot, transform) else { return nil }
         accountChange(old: old, new: new, address: iterator.address, level: iterator.level, mode: .exclusive,
-                      startsLogging: startsLogging, batch: &batch)
+                      startsLogging: startsLogging, harvestingInto: log, batch: &batch)
         iterator.snapshot = new
         return old
     }
