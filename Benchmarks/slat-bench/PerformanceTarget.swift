@@ -19,12 +19,12 @@ struct PerformanceTarget: Sendable {
         case .mapPages where coreFormat: return PerformanceTarget(limitNsPerOp: 2.2, derivation: "2x of 1.1")
         case .outputAddressRandom where coreFormat: return PerformanceTarget(limitNsPerOp: 10.4, derivation: "1.3x of 8")
         case .wrprotect where coreFormat: return PerformanceTarget(limitNsPerOp: 0.6, derivation: "2x of 0.3")
-        // Issue 5: 1 GiB of 4 KiB pages merged into 512 2 MiB blocks in under 1 ms.
+        // 1 GiB of 4 KiB pages merged into 512 2 MiB blocks in under 1 ms.
         case .merge where format == .stageTwo4K:
             return PerformanceTarget(limitNsPerOp: 1953.1, derivation: "1 ms / 512 blocks")
-        // Issue 4: the single-thread fault path within 50 ns per 4 KiB fault.
-        case .fault where !format.isStageTwo: return PerformanceTarget(limitNsPerOp: 50, derivation: "issue 4")
-        // Issue 6: 1 GiB of 2 MiB leaves split to 4 KiB in under 1 ms.
+        // The single-thread fault path within 50 ns per 4 KiB fault.
+        case .fault where !format.isStageTwo: return PerformanceTarget(limitNsPerOp: 50, derivation: "50 ns per 4 KiB fault")
+        // 1 GiB of 2 MiB leaves split to 4 KiB in under 1 ms.
         case .eagerSplit2M: return PerformanceTarget(limitNsPerOp: 1953.1, derivation: "1 ms / 512 tables per GiB")
         // The pfn cache's targets are relative; ``PfnCacheTargets`` judges them.
         default: return nil

@@ -17,18 +17,18 @@ struct RelativeTarget: Sendable {
     /// When set, the ratio is only reported (a `NOTE` line), on every format.
     var note: String?
 
-    /// The relative targets of the issues.
+    /// The relative targets.
     static let all: [RelativeTarget] = [
-        // Issue 4: 2 threads at least 1.7x one thread with the shared lock,
+        // 2 threads at least 1.7x one thread with the shared lock,
         // clearly ahead of the exclusive-lock baseline.
-        RelativeTarget(metric: .faultThreads, baseline: .fault, minimumSpeedup: 1.7, derivation: "issue 4, 2 threads"),
+        RelativeTarget(metric: .faultThreads, baseline: .fault, minimumSpeedup: 1.7, derivation: "2 threads"),
         RelativeTarget(metric: .faultThreads, baseline: .faultThreadsExclusive, minimumSpeedup: 1.2,
-                       derivation: "issue 4, 'clearly ahead' taken as 1.2x"),
+                       derivation: "'clearly ahead' taken as 1.2x"),
         // No target: what two threads reach when they share nothing in
         // SLAT (a VM each), the ceiling the machine sets for the first line.
         RelativeTarget(metric: .faultThreadsSeparateVMs, baseline: .fault, minimumSpeedup: 0,
                        derivation: "", note: "the machine's ceiling for 2 faulting threads: a VM each, nothing shared"),
-        // Issue 6: the write pass after enabling dirty logging at least 2x
+        // The write pass after enabling dirty logging at least 2x
         // faster with the eager split than with fault-time splitting.
         // Judged on EPT, where the target comes from (KVM's eager-split x86
         // measurements: fault-time splitting there maps one page per fault).
@@ -36,7 +36,7 @@ struct RelativeTarget: Sendable {
         // full table of pages, so both stage-2 passes take one permission
         // fault per page; their ratio is printed as a note.
         RelativeTarget(metric: .eagerSplitWritePass, baseline: .faultSplitWritePass, minimumSpeedup: 2,
-                       derivation: "issue 6", threads: 1, stageTwoNote: "no target on stage 2: its fault path "
+                       derivation: "eager split vs fault-time split", threads: 1, stageTwoNote: "no target on stage 2: its fault path "
                            + "already splits a block completely (Docs/eager-split.md)"),
     ]
 

@@ -48,15 +48,13 @@ import Synchronization
 /// host page map or the memslots (the invalidation would wait for the
 /// closure: deadlock). The host page map, guest memory and host memory are
 /// the registry's; no TLB is involved (the host uses the pointer directly).
-///
-/// Sendable safety argument (`@unchecked`): `state` is the only mutable
-/// stored property; it is read with `lock` held shared or exclusively and
-/// written only with `lock` held exclusively (and, outside invalidations,
-/// with `refreshMutex` held too). The lock's acquire/release ordering
-/// publishes every write to later holders. `checkWord`, `watchWord` and
-/// `activeWord` are atomic mirrors of parts of `state` (written with `lock`
-/// held exclusively) for the lock-free ``check(length:)``, invalidation
-/// screen and active count.
+// @unchecked Sendable: `state` is the only mutable stored property; it is
+// read with `lock` held shared or exclusively and written only with `lock`
+// held exclusively (and, outside invalidations, with `refreshMutex` held
+// too). The lock's acquire/release ordering publishes every write to later
+// holders. `checkWord`, `watchWord` and `activeWord` are atomic mirrors of
+// parts of `state` (written with `lock` held exclusively) for the lock-free
+// ``check(length:)``, invalidation screen and active count.
 public final class PfnCache: @unchecked Sendable {
     /// The registry the cache belongs to (its guest memory, host memory and
     /// notifier state).
