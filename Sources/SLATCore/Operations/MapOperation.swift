@@ -315,16 +315,10 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @inlinable
     func prefill(_ page: HostPhysicalAddress, level: Int, address: UInt64) -> Bool {
         let childLevel = level - 1
-        let childSize = format.entrySize(atLevel: childLevel)
-        let low = max(start, address)
-        let high = min(end, address &+ format.entrySize(atLevel: level))
-        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
-        let last = high & ~(childSize &- 1)
-        guard first < last else { return false }
+        guard let span = wholeChildren(level: level, address: address) else { return false }
+        let (childSize, first, firstIndex, count) = (span.childSize, span.first, span.firstIndex, span.count)
         // Not linked yet: nobody else can see the page, so plain stores.
         let entries = plainEntries(table.memory.entries(at: page))
-        let firstIndex = Int(truncatingIfNeeded: (first &- address) / childSize)
-        let count = Int(truncatingIfNeeded: (last &- first) / childSize)
         var leaf = desiredLeaf(level: childLevel, address: first)
         let format = self.format  // a local, so the loop does not reload it
         for index in firstIndex..<(firstIndex + count) {
@@ -332,7 +326,26 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             leaf = format.leafEntry(leaf, advancedBy: childSize)
         }
         table.memory.setLiveEntryCount(of: page, to: count)
-        return first == low && last == high
+        return span.coversRange
+    }
+
+    /// The children of the entry at `level` mapping from `address` that lie
+    /// wholly inside the range: their size, first address, first index and
+    /// count, and whether they cover all of the entry's part of the range;
+    /// `nil` when there is none.
+    @inlinable @inline(__always)
+    func wholeChildren(level: Int, address: UInt64) -> WholeChildSpan? {
+        let childSize = format.entrySize(atLevel: level - 1)
+        let low = max(start, address)
+        let high = min(end, address &+ format.entrySize(atLevel: level))
+        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
+        let last = high & ~(childSize &- 1)
+        guard first < last else { return nil }
+        return WholeChildSpan(
+            childSize: childSize, first: first,
+            firstIndex: Int(truncatingIfNeeded: (first &- address) / childSize),
+            count: Int(truncatingIfNeeded: (last &- first) / childSize),
+            coversRange: first == low && last == high)
     }
 
     /// Writes the wanted leaves over the copies of a split block, in its
@@ -348,16 +361,12 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @inlinable
     func overlaySplit(_ page: HostPhysicalAddress, level: Int, address: UInt64) {
         let childLevel = level - 1
-        let childSize = format.entrySize(atLevel: childLevel)
-        let low = max(start, address)
-        let high = min(end, address &+ format.entrySize(atLevel: level))
-        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
-        let last = high & ~(childSize &- 1)
-        guard first < last else { return }
+        guard let span = wholeChildren(level: level, address: address) else { return }
+        let (childSize, first) = (span.childSize, span.first)
         // Not linked yet: nobody else can see the page, so plain stores.
         let entries = plainEntries(table.memory.entries(at: page))
-        var index = Int(truncatingIfNeeded: (first &- address) / childSize)
-        let stop = index + Int(truncatingIfNeeded: (last &- first) / childSize)
+        var index = span.firstIndex
+        let stop = index + span.count
         var leaf = desiredLeaf(level: childLevel, address: first)
         let format = self.format
         while index < stop {
@@ -375,15 +384,11 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @inlinable
     mutating func fillChildren(of tableEntry: UInt64, level: Int, address: UInt64) -> VisitOutcome {
         let childLevel = level - 1
-        let childSize = format.entrySize(atLevel: childLevel)
-        let low = max(start, address)
-        let high = min(end, address &+ format.entrySize(atLevel: level))
-        let first = (low &+ childSize &- 1) & ~(childSize &- 1)
-        let last = high & ~(childSize &- 1)
-        guard first < last else { return .proceed }
+        guard let span = wholeChildren(level: level, address: address) else { return .proceed }
+        let (childSize, first) = (span.childSize, span.first)
         let entries = table.memory.entries(at: format.childTable(of: tableEntry))
-        var index = Int(truncatingIfNeeded: (first &- address) / childSize)
-        let stop = index + Int(truncatingIfNeeded: (last &- first) / childSize)
+        var index = span.firstIndex
+        let stop = index + span.count
         var leaf = desiredLeaf(level: childLevel, address: first)
         var childAddress = first
         var added = 0
@@ -416,7 +421,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             index += 1
         }
         if added != 0 { table.memory.adjustLiveEntryCount(containing: entries, by: added) }
-        return first == low && last == high ? .skipChildren : .proceed
+        return span.coversRange ? .skipChildren : .proceed
     }
 
     /// Replaces the table entry `expected` by the leaf `new` and detaches the
@@ -447,5 +452,25 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
         requests.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(address), size: size))
         return true
+    }
+}
+
+/// The children of one table entry that lie wholly inside a map's range
+/// (``MapVisitor/wholeChildren(level:address:)``).
+@frozen @usableFromInline
+struct WholeChildSpan {
+    @usableFromInline let childSize: UInt64
+    @usableFromInline let first: UInt64
+    @usableFromInline let firstIndex: Int
+    @usableFromInline let count: Int
+    @usableFromInline let coversRange: Bool
+
+    @inlinable
+    init(childSize: UInt64, first: UInt64, firstIndex: Int, count: Int, coversRange: Bool) {
+        self.childSize = childSize
+        self.first = first
+        self.firstIndex = firstIndex
+        self.count = count
+        self.coversRange = coversRange
     }
 }

@@ -49,7 +49,7 @@ extension ExtendedPageTableMMU {
         let tracker = guestMemory.invalidations
         tracker.beginInvalidation(slot.frames)
         lock.lockExclusive()
-        if !tornDown.load(ordering: .acquiring) { protectForDirtyLogging(slot.frames, mode: mode) }
+        if !isTornDown { protectForDirtyLogging(slot.frames, mode: mode) }
         lock.unlockExclusive()
         tracker.endInvalidation(slot.frames)
     }
@@ -106,7 +106,7 @@ extension ExtendedPageTableMMU {
         let frames = log.bitmap.frames
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
-        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
+        guard !isTornDown else { throw .tornDown }
         var batch = TLBFlushBatch()
         let roots = liveRoots(nil)
         if log.mode == .dirtyBit {

@@ -78,13 +78,12 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// (protected by `listLock`; changed under the exclusive MMU lock only).
     @usableFromInline var invalidatedRoots: [InvalidatedRoot] = []
     /// The root generation: advanced by ``invalidateAllRoots()`` under the
-    /// exclusive lock; ``tornDownGeneration`` after ``teardown()``.
+    /// exclusive lock; ``tornDownGeneration`` after ``teardown()`` (the one
+    /// record of the torn-down state, see ``isTornDown``).
     @usableFromInline let rootGeneration = Atomic<UInt64>(1)
     /// Per reader slot, the root generation whose EPTPs the vCPU loaded
     /// (0: none yet). See RootLifetime.swift.
     @usableFromInline let loadedGenerations: UnsafeMutablePointer<Atomic<UInt64>>
-    /// Set under the exclusive lock by ``teardown()``.
-    @usableFromInline let tornDown = Atomic<Bool>(false)
     /// The notifier registration (protected by `listLock`).
     var notifierToken: ListenerToken?
 
@@ -141,7 +140,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     deinit {
         // Torn down (the listener held this object until then): the emptied
         // root pages go now, when nothing can walk them any more.
-        if tornDown.load(ordering: .acquiring) {
+        if isTornDown {
             for space in 0..<configuration.addressSpaceCount { memory.freePage(rootAddress(space)) }
         }
         loadedGenerations.deinitialize(count: configuration.readerSlots)

@@ -55,7 +55,7 @@ extension ExtendedPageTableMMU {
         try validate(fault, vcpu: vcpu)
         // Early answer only (no top-up after teardown); the authoritative
         // check is the root generation under the lock.
-        if tornDown.load(ordering: .relaxed) { throw .tornDown }
+        if isTornDown { throw .tornDown }
         // Without A/D flags an access-tracked leaf faults as not present, so
         // KVM tries every such fault fast. Until aging has made a leaf
         // access-tracked no not-present fault can be fixed that way; the
@@ -79,13 +79,8 @@ extension ExtendedPageTableMMU {
     /// lock (its root generation), so the hot path loads nothing more here.
     @inlinable @inline(__always)
     func validate(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) {
-        let slot = vcpu.readerSlot
-        guard slot >= 0 && slot < configuration.readerSlots else {
-            throw .readerSlotOutOfRange(slot, slots: configuration.readerSlots)
-        }
-        guard fault.addressSpace >= 0 && fault.addressSpace < configuration.addressSpaceCount else {
-            throw .addressSpaceOutOfRange(fault.addressSpace, count: configuration.addressSpaceCount)
-        }
+        _ = try checkedSlot(vcpu)
+        try checkAddressSpace(fault.addressSpace)
         guard fault.address.rawValue >> UInt64(truncatingIfNeeded: format.inputAddressBits) == 0 else {
             throw .guestAddressOutOfRange(fault.address, limit: 1 &<< UInt64(truncatingIfNeeded: format.inputAddressBits))
         }
@@ -96,7 +91,7 @@ extension ExtendedPageTableMMU {
     @inlinable
     public func slowPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
         try validate(fault, vcpu: vcpu)
-        if tornDown.load(ordering: .relaxed) { throw .tornDown }
+        if isTornDown { throw .tornDown }
         return try slowPageFaultValidated(fault, vcpu: vcpu)
     }
 

@@ -27,7 +27,7 @@ extension ExtendedPageTableMMU {
         let snapshot = guestMemory.invalidations.snapshot()
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
-        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
+        guard !isTornDown else { throw .tornDown }
         var batch = TLBFlushBatch()
         var recovered = 0
         let top = min(configuration.maximumLeafLevel, 2)
@@ -40,7 +40,7 @@ extension ExtendedPageTableMMU {
                 if changed >= configuration.yieldInterval && iterator.canYield {
                     yieldExclusiveLock(&batch)
                     // Torn down or every root replaced meanwhile: nothing left to collapse here.
-                    if tornDown.load(ordering: .acquiring) || rootAddress(space) != root { break }
+                    if isTornDown || rootAddress(space) != root { break }
                     iterator.restart()
                     changed = 0
                     continue

@@ -22,7 +22,7 @@ extension ExtendedPageTableMMU {
         case .start:
             lock.lockExclusive()
             defer { lock.unlockExclusive() }
-            guard !tornDown.load(ordering: .acquiring) else { return }
+            guard !isTornDown else { return }
             _ = zapLocked(event.range, addressSpace: nil)
         case .end:
             if event.cause == .memslotRemoved { dropDirtyLog(memslot: event.memslot) }

@@ -34,7 +34,7 @@ extension ExtendedPageTableMMU {
         guard !batchOfSplits.isEmpty else { return 0 }
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
-        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
+        guard !isTornDown else { throw .tornDown }
         var batch = TLBFlushBatch()
         var zapped = 0
         var kept: [NXHugePageSplit] = []

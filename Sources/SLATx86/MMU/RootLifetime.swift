@@ -80,7 +80,7 @@ extension ExtendedPageTableMMU {
     }
 
     /// The reader slot of `vcpu`, checked against ``MMUConfiguration/readerSlots``.
-    @inlinable
+    @inlinable @inline(__always)
     func checkedSlot(_ vcpu: PageTableContext) throws(SLATError) -> Int {
         let slot = vcpu.readerSlot
         guard slot >= 0 && slot < configuration.readerSlots else {
@@ -90,7 +90,7 @@ extension ExtendedPageTableMMU {
     }
 
     /// Throws unless `addressSpace` is one of the MMU's.
-    @inlinable
+    @inlinable @inline(__always)
     func checkAddressSpace(_ addressSpace: Int) throws(SLATError) {
         guard addressSpace >= 0 && addressSpace < configuration.addressSpaceCount else {
             throw .addressSpaceOutOfRange(addressSpace, count: configuration.addressSpaceCount)
@@ -100,11 +100,13 @@ extension ExtendedPageTableMMU {
     /// Throws ``SLATError/tornDown`` after ``teardown()``.
     @inlinable
     func checkNotTornDown() throws(SLATError) {
-        if tornDown.load(ordering: .acquiring) { throw .tornDown }
+        if isTornDown { throw .tornDown }
     }
 
-    /// Whether ``teardown()`` has run.
-    public var isTornDown: Bool { tornDown.load(ordering: .acquiring) }
+    /// Whether ``teardown()`` has run (it leaves ``tornDownGeneration``,
+    /// under the exclusive lock, before it frees anything).
+    @inlinable
+    public var isTornDown: Bool { rootGeneration.load(ordering: .acquiring) == Self.tornDownGeneration }
 
     /// Every root a locked pass must walk for `addressSpace` (`nil`: all):
     /// the current ones and the replaced ones still alive. Exclusive lock held.

@@ -25,7 +25,7 @@ extension ExtendedPageTableMMU {
         if let addressSpace { try checkAddressSpace(addressSpace) }
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
-        guard !tornDown.load(ordering: .acquiring) else { throw .tornDown }
+        guard !isTornDown else { throw .tornDown }
         return zapLocked(frames, addressSpace: addressSpace)
     }
 
@@ -75,7 +75,7 @@ extension ExtendedPageTableMMU {
             }
         }
         lock.lockExclusive()
-        guard !tornDown.load(ordering: .acquiring) else {
+        guard !isTornDown else {
             lock.unlockExclusive()
             for page in fresh { memory.freePage(page) }
             throw .tornDown
@@ -110,7 +110,7 @@ extension ExtendedPageTableMMU {
     @discardableResult
     public func zapInvalidatedRoots() throws(SLATError) -> Int {
         lock.lockExclusive()
-        guard !tornDown.load(ordering: .acquiring) else {
+        guard !isTornDown else {
             lock.unlockExclusive()
             throw .tornDown
         }
@@ -170,11 +170,10 @@ extension ExtendedPageTableMMU {
     /// the VM.
     public func teardown() {
         lock.lockExclusive()
-        guard !tornDown.load(ordering: .acquiring) else {
+        guard !isTornDown else {
             lock.unlockExclusive()
             return
         }
-        tornDown.store(true, ordering: .releasing)
         rootGeneration.store(Self.tornDownGeneration, ordering: .releasing)
         let old: [InvalidatedRoot] = listLock.withLock {
             let list = invalidatedRoots
