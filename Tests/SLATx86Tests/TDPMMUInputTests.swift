@@ -21,6 +21,18 @@ struct TDPMMUInputTests {
         #expect(vm.leaf(5) == nil)
     }
 
+    @Test("a zap or recovery above the format's input range is refused, not aliased to low frames")
+    func rangeAboveInputRangeIsRefused() throws {
+        let vm = try SimulatedVM(frames: 64)
+        try vm.access(5, .write, vcpu: 0)
+        let high = GuestFrameRange(start: GuestFrameNumber(1 << 36 | (vm.baseFrame + 5)), count: 1)
+        #expect(throws: SLATError.guestRangeOutOfBounds(high.physicalRange, limit: 1 << 48)) { try vm.mmu.zap(high) }
+        #expect(throws: SLATError.guestRangeOutOfBounds(high.physicalRange, limit: 1 << 48)) {
+            try vm.mmu.recoverHugePages(in: high)
+        }
+        #expect(vm.leaf(5) != nil)
+    }
+
     @Test("a host frame beyond the physical-address width is refused")
     func hostFrameBeyondPhysicalWidthIsRefused() throws {
         let guestMemory = GuestMemory()

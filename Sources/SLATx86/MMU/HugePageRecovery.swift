@@ -20,10 +20,12 @@ extension ExtendedPageTableMMU {
     /// dropped and before this returns; each collapse is accounted
     /// (``accountChange(old:new:address:level:mode:batch:)``).
     /// Returns the number of huge leaves installed.
-    /// - Throws: ``SLATError/tornDown``.
+    /// - Throws: ``SLATError/guestRangeOutOfBounds(_:limit:)`` for frames
+    ///   beyond the format's input address size, ``SLATError/tornDown``.
     @inlinable @discardableResult
     public func recoverHugePages(in frames: GuestFrameRange) throws(SLATError) -> Int {
         try checkNotTornDown()
+        try checkGuestRange(frames)
         let snapshot = guestMemory.invalidations.snapshot()
         lock.lockExclusive()
         defer { lock.unlockExclusive() }

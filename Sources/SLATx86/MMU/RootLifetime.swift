@@ -97,6 +97,17 @@ extension ExtendedPageTableMMU {
         }
     }
 
+    /// Throws unless `frames` lies below the format's input address size
+    /// (the walks index only those bits: a higher frame would alias a low one).
+    @inlinable
+    func checkGuestRange(_ frames: GuestFrameRange) throws(SLATError) {
+        let limit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: format.inputAddressBits)
+        let limitFrames = limit >> 12
+        guard frames.start.rawValue <= limitFrames && frames.count <= limitFrames &- frames.start.rawValue else {
+            throw .guestRangeOutOfBounds(frames.physicalRange, limit: limit)
+        }
+    }
+
     /// Throws ``SLATError/tornDown`` after ``teardown()``.
     @inlinable
     func checkNotTornDown() throws(SLATError) {

@@ -19,10 +19,12 @@ extension ExtendedPageTableMMU {
     /// a dirty bit goes to the dirty-bit-mode log that covers it at that
     /// moment. Returns the number of leaves removed.
     /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``,
-    ///   ``SLATError/tornDown``; nothing changed.
+    ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for frames beyond the
+    ///   format's input address size, ``SLATError/tornDown``; nothing changed.
     @inlinable @discardableResult
     public func zap(_ frames: GuestFrameRange, addressSpace: Int? = nil) throws(SLATError) -> Int {
         if let addressSpace { try checkAddressSpace(addressSpace) }
+        try checkGuestRange(frames)
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
         guard !isTornDown else { throw .tornDown }
