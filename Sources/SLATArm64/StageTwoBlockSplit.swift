@@ -53,7 +53,7 @@ extension StageTwoPageTable {
             expected = original
             return .lostRace
         }
-        tlb.invalidate(address: address.alignedDown(to: format.entrySize(atLevel: level)), level: level)
+        tlb.invalidate(address: address.alignedDown(to: format.entrySize(atLevel: level)), level: format.leafLevel(ofHeight: level))
         pointer.pointee.store(format.tableEntry(child: subtree), ordering: .releasing)
         return .split(child: subtree)
     }

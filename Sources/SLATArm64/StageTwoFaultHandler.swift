@@ -232,7 +232,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             if result.metLockedEntry { return .retry(.lockedEntry) }
             if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
         } else if outcome.isRetry {
-            pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: current.level)
+            pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: pageTable.format.leafLevel(ofHeight: current.level))
         }
         return outcome
     }

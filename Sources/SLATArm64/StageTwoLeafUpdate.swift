@@ -193,7 +193,7 @@ extension StageTwoPageTable {
         let instructionCaches = !grant.intersection(.execute).isEmpty && !caches.instructionCacheIsCoherent ? caches : nil
         let result = try leafUpdate(range, .grant(grant), mode: mode, context: context, caches: instructionCaches)
         if let leaf = result.lastLeaf {
-            tlb.invalidate(address: leaf.address, level: leaf.level)
+            tlb.invalidate(address: leaf.address, level: format.leafLevel(ofHeight: leaf.level))
         }
         return result
     }

@@ -57,7 +57,7 @@ struct StageTwoSplitVisitor<Memory: TableMemory, T: TLB, Caches: CacheMaintenanc
             let (exchanged, original) = entry.pointer.pointee.compareExchange(
                 expected: old, desired: format.frozenEntry, ordering: .acquiringAndReleasing)
             if exchanged {
-                owner.tlb.invalidate(address: entry.address, level: level)
+                owner.tlb.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level))
                 entry.pointer.pointee.store(format.tableEntry(child: subtree), ordering: .releasing)
                 blocksSplit += 1
                 return .skipChildren

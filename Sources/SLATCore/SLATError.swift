@@ -26,6 +26,10 @@ public enum SLATError: Error, Hashable, Sendable {
     case unsupportedOutputAddressSize(bits: Int)
     /// A walk length (EPT levels) the format does not implement.
     case unsupportedLevelCount(Int)
+    /// A start level (the architecture's numbering) that cannot translate an
+    /// input address size of `inputBits` with this granule, or that needs a
+    /// feature the configuration lacks.
+    case unsupportedStartLevel(Int, inputBits: Int)
     /// A memory type this format cannot encode.
     case unsupportedMemoryType(MemoryType)
     /// A permission combination this format cannot encode (e.g. EPT write without read).

@@ -46,6 +46,7 @@ public enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .unsupportedInputAddressSize(let bits): "an input address size of \(bits) bits is not supported"
         case .unsupportedOutputAddressSize(let bits): "an output address size of \(bits) bits is not supported"
         case .unsupportedLevelCount(let count): "\(count)-level walks are not supported"
+        case .unsupportedStartLevel(let level, let bits): "start level \(level) cannot translate a \(bits)-bit input address space"
         case .unsupportedMemoryType(let type): "memory type \(type) cannot be encoded in this format"
         case .unsupportedPermissions(let permissions): "permissions \(permissions) cannot be encoded in this format"
         case .unsupportedDirtyFlag: "this format has no dirty flag"

@@ -90,7 +90,7 @@ public final class SimulatedContextTLB: TLB {
     /// Invalidates `address` in every vCPU's TLB (a level hint restricts it
     /// to entries of that level where hints are honoured); returns when all
     /// are done, including walks in flight on them.
-    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
+    public func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
         counter.invalidate(address: address, level: level)
         for tlb in vcpus { tlb.invalidate(address: address, level: level) }
     }

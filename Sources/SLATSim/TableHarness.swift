@@ -36,7 +36,7 @@ public final class TableHarness<Format: PageTableFormat> {
     public var dropsFlush: ((TableOperation) -> Bool)?
 
     private final class NoFlush: TLB {
-        func invalidate(address: GuestPhysicalAddress, level: Int?) {}
+        func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {}
         func invalidate(range: GuestPhysicalRange) {}
         func invalidateAll() {}
     }

@@ -44,8 +44,10 @@ struct AArch64HardwareSequenceTests {
     @Test("An IPA invalidation of a 2 MiB block is DSB ISHST; TLBI IPAS2E1IS with TTL 4 KiB/level 2; DSB ISH; TLBI VMALLE1IS; DSB ISH; ISB")
     func ipaInvalidationSequenceWithLevelHint() throws {
         let recorder = RecordedInstructions()
-        // SLAT gives heights: a 2 MiB block is height 1, Arm ARM level 2.
-        try tlb(recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4020_0000), level: 1)
+        // The hint carries the Arm ARM level: a 2 MiB block is level 2 (height 1).
+        let block = try StageTwoFormat().leafLevel(ofHeight: 1)
+        #expect(block.architectural == 2)
+        try tlb(recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4020_0000), level: block)
         let ttl: UInt64 = (0b01 << 2 | 2) << 44
         #expect(recorder.lines == ["DSB ISHST", "TLBI IPAS2E1IS, \(hex(ttl | 0x4020_0000 >> 12))", "DSB ISH",
                                    "TLBI VMALLE1IS", "DSB ISH", "ISB"])
@@ -54,7 +56,8 @@ struct AArch64HardwareSequenceTests {
     @Test("Without FEAT_TTL the IPA operand carries no level hint")
     func ipaInvalidationWithoutLevelHints() throws {
         let recorder = RecordedInstructions()
-        try tlb(ttl: false, recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4000_3000), level: 0)
+        try tlb(ttl: false, recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4000_3000),
+                                                           level: LeafLevel(height: 0, architectural: 3))
         #expect(recorder.lines[1] == "TLBI IPAS2E1IS, \(hex(0x4000_3000 >> 12))")
     }
 

@@ -256,7 +256,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                     if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),
                                      level: level, shared: shared, tlb: tlb) {
                         if !onlyGains {
-                            requests.invalidate(address: GuestPhysicalAddress(address), level: level,
+                            requests.invalidate(address: GuestPhysicalAddress(address), level: format.leafLevel(ofHeight: level),
                                                 size: format.entrySize(atLevel: level))
                         }
                         return .skipChildren
@@ -291,7 +291,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 // may still be cached at its size, which the smaller
                 // invalidations owed below it do not reach.
                 if present && !format.requiresBreakBeforeMake {
-                    requests.invalidate(address: GuestPhysicalAddress(address), level: level,
+                    requests.invalidate(address: GuestPhysicalAddress(address), level: format.leafLevel(ofHeight: level),
                                         size: format.entrySize(atLevel: level))
                 }
                 if shared && !present && !complete {

@@ -160,7 +160,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
                 let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { return .skipChildren }
                 if table.write(entry.pointer, expected: &old, new, level: level, shared: shared) {
-                    if reduces(old, new) { requests.invalidate(address: entry.address, level: level, size: size) }
+                    if reduces(old, new) { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
                     return .skipChildren
                 }
                 continue
@@ -174,7 +174,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
                              breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
                 // Without break-before-make the leaf may still be cached at
                 // its size: owe its invalidation (smaller ones do not reach it).
-                if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: level, size: size) }
+                if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
                 return .proceed
             }
             table.recycle(page, context: context)
