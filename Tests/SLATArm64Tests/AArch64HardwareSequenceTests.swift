@@ -96,6 +96,27 @@ struct AArch64HardwareSequenceTests {
         #expect(covered == pages)
     }
 
+    @Test("With FEAT_LPA2 range operands start on 64 KiB boundaries, their base in 64 KiB units, and cover exactly the pages asked for",
+          arguments: [(TranslationGranule.size4KiB, UInt64(0x40001)), (.size4KiB, 0x40010), (.size16KiB, 0x10003)],
+          [1, 17, 513, 100_000] as [UInt64])
+    func lpa2RangeOperandsStartOn64KiBBoundaries(_ start: (TranslationGranule, UInt64), _ pages: UInt64) {
+        let (granule, firstPage) = start
+        let pagesPer64KiB = UInt64(1) << (16 - granule.shift)
+        var next = firstPage
+        AArch64TLBIOperand.forEachRangeOperand(firstPage: firstPage, pages: pages, granule: granule, lpa2: true) { operand, single in
+            if single {
+                #expect((operand & (1 << 40 - 1)) >> UInt64(granule.shift - 12) == next)
+                next += 1
+            } else {
+                let base = (operand & (1 << 37 - 1)) * pagesPer64KiB
+                #expect(base == next, "range operand base \(base) where page \(next) was next")
+                #expect(base % pagesPer64KiB == 0)
+                next += (operand >> 39 & 0x1F + 1) << (5 * (operand >> 44 & 3) + 1)
+            }
+        }
+        #expect(next == firstPage + pages)
+    }
+
     @Test("Without range invalidation a large range falls back to the VMID-wide sequence")
     func largeRangeWithoutRangeInvalidationFlushesVMID() throws {
         let recorder = RecordedInstructions()
