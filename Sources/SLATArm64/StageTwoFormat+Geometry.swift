@@ -71,11 +71,12 @@ extension StageTwoFormat: PageTableFormat {
         inPlace | (entry & highAddressMask) &<< highAddressShift
     }
 
-    /// An output address in descriptor form: the in-place bits (47:0, or
-    /// 49:0 with FEAT_LPA2) and the high bits moved into their field.
+    /// A granule-aligned output address in descriptor form: the in-place
+    /// bits (47:granule, or 49:granule with FEAT_LPA2) and the high bits
+    /// moved into their field.
     @inlinable
     func encodedAddress(_ address: HostPhysicalAddress) -> UInt64 {
-        address.rawValue & inPlaceAddressMask
+        address.rawValue & tableAddressMask
             | address.rawValue &>> highAddressShift & highAddressMask
     }
 }

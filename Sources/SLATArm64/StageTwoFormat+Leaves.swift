@@ -57,7 +57,7 @@ extension StageTwoFormat {
     /// 64 KiB granule and a 52-bit PA, OA[51:50] from bits 9:8 with FEAT_LPA2.
     @inlinable
     public func outputAddress(ofLeaf entry: UInt64, atLevel level: Int) -> HostPhysicalAddress {
-        let inPlace = entry & inPlaceAddressMask & UInt64.max &<< UInt64(truncatingIfNeeded: shift(atLevel: level))
+        let inPlace = entry & tableAddressMask & UInt64.max &<< UInt64(truncatingIfNeeded: shift(atLevel: level))
         return HostPhysicalAddress(withHighAddress(inPlace, of: entry))
     }
 
@@ -114,7 +114,7 @@ extension StageTwoFormat {
         if highAddressMask == 0 { return entry &+ bytes }
         let carryBit: UInt64 = lpa2 ? 50 : 48
         let highFieldShift: UInt64 = lpa2 ? 8 : 12
-        let sum = entry &+ (bytes & inPlaceAddressMask)
+        let sum = entry &+ (bytes & tableAddressMask)
         let carry = (sum &>> carryBit & 1) &+ (bytes &>> carryBit)
         return (sum & ~(1 &<< carryBit)) &+ (carry &<< highFieldShift)
     }

@@ -21,7 +21,7 @@ extension StageTwoFormat {
             reserved |= 0b11111 << 59
         } else {
             let leafSize = entrySize(atLevel: level)
-            reserved |= inPlaceAddressMask & (leafSize &- 1) & ~(UInt64(granule.byteCount) - 1)
+            reserved |= tableAddressMask & (leafSize &- 1)
             if !executeNeverSplit { reserved |= 1 << 53 }
         }
         return entry & reserved

@@ -81,21 +81,16 @@ public struct StageTwoFormat: Hashable, Sendable {
     @usableFromInline let blockLevelMask: UInt64
     /// Bit `h` set when height `h` may hold a leaf.
     @usableFromInline let leafLevelMask: UInt64
-    /// Bits 47:granule shift (49:granule shift with ``lpa2``): a table
-    /// descriptor's next-level address bits held in place.
+    /// Bits 47:granule shift (49:granule shift with ``lpa2``): the output
+    /// address bits a descriptor holds in place (every address SLAT encodes
+    /// is granule aligned).
     @usableFromInline let tableAddressMask: UInt64
-    /// Bits 47:0, or 49:0 with ``lpa2``: the span of the in-place output address.
-    @usableFromInline let inPlaceAddressMask: UInt64
     /// Where the high output-address bits sit: bits 15:12 (OA[51:48]) with
     /// the 64 KiB granule and a 52-bit PA, bits 9:8 (OA[51:50]) with
     /// ``lpa2``, else 0.
     @usableFromInline let highAddressMask: UInt64
-    /// How far the high output-address bits move down into ``highAddressMask``:
-    /// 36 (51:48 → 15:12) or 42 (51:50 → 9:8); 0 when there are none.
-    @usableFromInline let highAddressShift: UInt64
-    /// SH = 3 (inner shareable) in bits 9:8, or 0 with ``lpa2``, where those
-    /// bits hold OA[51:50].
-    @usableFromInline let leafShareability: UInt64
+    // The format is copied by value on the stage-2 paths: derived values are
+    // computed rather than stored, keeping it at 120 bytes.
     /// The execute-never bits a leaf uses: 54:53 with FEAT_XNX, 54 without.
     @usableFromInline let executeNeverMask: UInt64
     /// XN[1:0] → execute rights (see ``StageTwoExecuteNever``).
@@ -211,19 +206,9 @@ public struct StageTwoFormat: Hashable, Sendable {
         self.leafLevelMask = leafHeights & heights
         self.blockLevelMask = leafHeights & heights & ~1
         let inPlace: UInt64 = lpa2 ? 0x0003_FFFF_FFFF_FFFF : StageTwoDescriptorBits.addressSpan
-        self.inPlaceAddressMask = inPlace
         self.tableAddressMask = inPlace & ~(UInt64(granule.byteCount) - 1)
-        if lpa2 {
-            self.highAddressMask = StageTwoDescriptorBits.shareability
-            self.highAddressShift = 42
-        } else if granule == .size64KiB && outputAddressBits == 52 {
-            self.highAddressMask = StageTwoDescriptorBits.addressHigh
-            self.highAddressShift = StageTwoDescriptorBits.addressHighShift
-        } else {
-            self.highAddressMask = 0
-            self.highAddressShift = 0
-        }
-        self.leafShareability = lpa2 ? 0 : StageTwoDescriptorBits.innerShareable
+        self.highAddressMask = lpa2 ? StageTwoDescriptorBits.shareability
+            : granule == .size64KiB && outputAddressBits == 52 ? StageTwoDescriptorBits.addressHigh : 0
         self.executeNeverMask = executeNeverSplit
             ? StageTwoDescriptorBits.executeNeverField : StageTwoDescriptorBits.executeNever
         self.executeNeverDecodeTable = executeNeverSplit
@@ -243,4 +228,13 @@ public struct StageTwoFormat: Hashable, Sendable {
 
     /// The Arm ARM level the walk starts at (−1...2).
     @inlinable public var startLevel: Int { 3 - rootLevel }
+
+    /// How far the high output-address bits move down into their field: 42
+    /// (OA[51:50] → bits 9:8) with ``lpa2``, 36 (OA[51:48] → bits 15:12)
+    /// otherwise; irrelevant where ``highAddressMask`` is 0.
+    @inlinable var highAddressShift: UInt64 { lpa2 ? 42 : StageTwoDescriptorBits.addressHighShift }
+
+    /// SH = 3 (inner shareable) in bits 9:8 for leaves, unless FEAT_LPA2
+    /// uses those bits for OA[51:50] (then ``highAddressMask`` covers them).
+    @inlinable var leafShareability: UInt64 { StageTwoDescriptorBits.innerShareable & ~highAddressMask }
 }
