@@ -71,12 +71,14 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for an IPA past the
     ///   configured size, ``SLATError/executeFromDeviceMemory(_:)`` for
     ///   an instruction fetch from a device or non-cacheable memslot,
-    ///   table-memory and reader-slot errors. Nothing
-    ///   changes when it throws.
+    ///   table-memory and reader-slot errors, ``SLATError/tornDown`` after
+    ///   the tables' ``StageTwoPageTable/destroy()``. Nothing changes when
+    ///   it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
         // First: a bad slot must throw, not trap inside a read section.
         try pageTable.validateReaderSlot(of: context)
+        if pageTable.isDestroyed { throw .tornDown }
         let format = pageTable.format
         let limit = format.inputAddressSpaceSize
         guard fault.address.rawValue < limit else {

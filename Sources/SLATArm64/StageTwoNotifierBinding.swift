@@ -51,9 +51,11 @@ extension StageTwoPageTable {
     /// whole granule pages and to the whole leaves straddling its ends (so
     /// nothing is split and no table memory is needed), with its TLB
     /// invalidation completed before returning. The caller holds the MMU
-    /// lock exclusively. Frames beyond the IPA size are ignored.
+    /// lock exclusively. Frames beyond the IPA size are ignored; after
+    /// ``destroy()`` it does nothing.
     @inlinable
     public func zap(_ frames: GuestFrameRange, context: PageTableContext) {
+        if isDestroyed { return }
         let limit = format.inputAddressSpaceSize
         let physical = frames.physicalRange
         var start = physical.start.alignedDown(to: format.pageSize).rawValue

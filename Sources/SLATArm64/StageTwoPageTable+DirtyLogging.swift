@@ -22,6 +22,7 @@ extension StageTwoPageTable {
     public func enableDirtyLogging<Lock: ReaderWriterLock>(
         memslot id: UInt32, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
     ) throws(SLATError) {
+        try checkLive()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         if dirtyLogs.bitmap(forMemslot: id) != nil { return }
         do {
@@ -56,6 +57,7 @@ extension StageTwoPageTable {
     public func protectForDirtyLogging<Lock: ReaderWriterLock>(
         memslot: Memslot, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
     ) throws(SLATError) {
+        try checkLive()
         let frames = memslot.frames
         _ = dirtyLogs.start(memslot)
         let tracker = guestMemory.invalidations
@@ -89,6 +91,7 @@ extension StageTwoPageTable {
     public func getAndClearDirtyLog<Lock: ReaderWriterLock>(
         memslot id: UInt32, lock: Lock, context: PageTableContext
     ) throws(SLATError) -> [UInt64] {
+        try checkLive()
         guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
         let frames = bitmap.frames
         // Taken under the lock, so a fault's mark (made under the shared
@@ -169,6 +172,7 @@ extension StageTwoPageTable {
     /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
     ///   ``SLATError/unknownMemslot(slot:)``.
     public func disableDirtyLogging(memslot id: UInt32, guestMemory: GuestMemory) throws(SLATError) {
+        try checkLive()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         guard dirtyLogs.bitmap(forMemslot: id) != nil else { throw .dirtyLoggingNotEnabled(slot: id) }
         try guestMemory.updateMemslotFlags(id: id, to: slot.flags.subtracting(.dirtyLogging))

@@ -59,6 +59,8 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// The dirty bitmaps of the memslots that log writes
     /// (``enableDirtyLogging(memslot:guestMemory:lock:context:)``).
     public let dirtyLogs = StageTwoDirtyLogs()
+    /// Set once by ``destroy()``; every operation then throws ``SLATError/tornDown``.
+    @usableFromInline let destroyed = Atomic<Bool>(false)
 
     /// Empty tables in `memory` for the VM `vmid`.
     ///
@@ -147,6 +149,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
         refusingPermissionOnlyChanges: Bool = false, refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> StageTwoMapResult {
+        try checkLive()
         var attributes = attributes
         attributes.accessed = true
         try table.validate(range)
@@ -191,6 +194,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     ///   straddling an end must be split — all before any change.
     @inlinable
     public func unmap(_ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext) throws(SLATError) {
+        try checkLive()
         try table.validate(range)
         try validateReaderSlot(of: context)
         let cleaned = caches.forcesWriteBack ? [] : cacheableLeaves(in: range, mode: mode, context: context)
@@ -228,7 +232,8 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         _ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext,
         batch: inout TLBFlushBatch, refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> PageCacheShortfall? {
-        try table.changePermissions(
+        try checkLive()
+        return try table.changePermissions(
             range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb, refill: refill)
     }
 
@@ -248,6 +253,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// - Throws: range errors.
     @inlinable @discardableResult
     public func flush(_ range: GuestPhysicalRange, context: PageTableContext) throws(SLATError) -> Int {
+        try checkLive()
         try table.validate(range)
         try validateReaderSlot(of: context)
         if caches.forcesWriteBack { return 0 }
@@ -259,12 +265,36 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         return leaves.count
     }
 
-    /// Frees every table page. The caller holds the MMU lock exclusively
-    /// and no vCPU runs the VM; the VMID is invalidated first.
+    /// Tears the VM's tables down: invalidates the VMID, then frees every
+    /// table page below the root and empties the root (kept until this
+    /// object goes away, so a walk of ``table`` finds nothing rather than a
+    /// freed page). Idempotent. Every other operation then throws
+    /// ``SLATError/tornDown``; a notifier zap does nothing.
+    ///
+    /// Locking contract: the caller holds the MMU lock exclusively (the same
+    /// lock its fault handler and notifier binding take), so no operation is
+    /// in flight. TLB contract: the VMID is invalidated before any page is
+    /// freed.
     @inlinable
     public func destroy() {
+        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         tlb.invalidateAll()
-        table.destroy()
+        table.clearRoot()
+    }
+
+    /// Whether ``destroy()`` has run.
+    @inlinable public var isDestroyed: Bool { destroyed.load(ordering: .acquiring) }
+
+    deinit {
+        // Only a destroyed table's VMID is known to be invalidated; its
+        // emptied root goes now that no one can hold this object.
+        if destroyed.load(ordering: .acquiring) { table.destroy() }
+    }
+
+    /// Throws ``SLATError/tornDown`` once ``destroy()`` has run.
+    @inlinable
+    func checkLive() throws(SLATError) {
+        if destroyed.load(ordering: .acquiring) { throw .tornDown }
     }
 
     // MARK: Helpers

@@ -90,6 +90,7 @@ extension StageTwoPageTable {
     public func splitBlocks(
         in range: GuestPhysicalRange, leafLevel: Int = 0, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) -> StageTwoSplitProgress {
+        try checkLive()
         try table.validate(range)
         try validateReaderSlot(of: context)
         guard leafLevel >= 0, leafLevel <= format.rootLevel, format.canHoldLeaf(atLevel: leafLevel) else {

@@ -42,6 +42,7 @@ extension StageTwoPageTable {
         output: HostPhysicalAddress, attributes: LeafAttributes, level: Int, leafLevel: Int = 0,
         context: PageTableContext
     ) throws(SLATError) -> HostPhysicalAddress {
+        try checkLive()
         guard level >= 1, level <= format.rootLevel else { throw .unsupportedLevel(level) }
         guard leafLevel >= 0, leafLevel < level, format.canHoldLeaf(atLevel: leafLevel) else {
             throw .unsupportedLevel(leafLevel)
