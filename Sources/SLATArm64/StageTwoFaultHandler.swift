@@ -221,7 +221,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     func fixInPlace(
         _ fault: StageTwoFault, current: Translation, permissions: Permissions, context: PageTableContext
     ) throws(SLATError) -> StageTwoFaultOutcome {
-        var outcome = StageTwoFaultOutcome.retry(.alreadyMapped)
+        var outcome = StageTwoFaultOutcome.spurious
         if !current.attributes.accessed {
             let result = try pageTable.makeYoung(fault.address, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
@@ -233,7 +233,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let result = try pageTable.relaxPermissions(fault.address, grant: missing, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
             if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
-        } else if outcome.isRetry {
+        } else if outcome == .spurious {
             pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: pageTable.format.leafLevel(ofHeight: current.level))
         }
         return outcome
