@@ -8,6 +8,7 @@ enum SlatCommand {
         usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] [--fwb] [--lpa2] [--start-level N] --map FILE --out DIR
                slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] [--fwb] [--lpa2] [--start-level N] | --registers FILE)
                slat translate IMAGE (... as dump ...) [--access r|w|x|s|u] ADDRESS...
+               (IMAGE may be a slat build output directory: its tables.bin and registers.env)
                slat svg IMAGE (... as dump ...) [--out FILE.svg]
         formats: \(TableFormatKind.names)
         numbers: 0x-hex or decimal, '_' allowed; sizes may end in K, M or G
@@ -122,11 +123,23 @@ enum SlatCommand {
     static let readOptions: Set<String> = formatOptions.union(["root", "registers"])
 
     /// The walker for `IMAGE` and the format options or `--registers`.
+    /// `IMAGE` may be a `slat build` output directory: its `tables.bin`,
+    /// and its `registers.env` unless format options or `--registers` say
+    /// otherwise.
     static func walker(_ arguments: CommandLineArguments, command: String) throws -> ImageWalker {
-        guard let path = arguments.positionals.first else { throw UsageError("\(command): IMAGE (a tables.bin file) is required") }
+        guard var path = arguments.positionals.first else {
+            throw UsageError("\(command): IMAGE (a tables.bin file or a slat build output directory) is required")
+        }
+        var registersPath = arguments.value("registers")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let directory = path
+            path = directory + "/tables.bin"
+            if registersPath == nil && arguments.value("format") == nil { registersPath = directory + "/registers.env" }
+        }
         let configuration: ImageConfiguration
         let root: UInt64
-        if let registersPath = arguments.value("registers") {
+        if let registersPath {
             guard let data = FileManager.default.contents(atPath: registersPath) else {
                 throw UsageError("cannot read registers file '\(registersPath)'")
             }
