@@ -453,7 +453,7 @@ public final class PfnCache: @unchecked Sendable {
 
     private static func validate(length: Int, offset: UInt64) throws(SLATError) {
         guard length > 0, offset &+ UInt64(length) <= pageBytes else {
-            throw .pfnCacheLengthOutOfPage(offset: offset, length: UInt64(truncatingIfNeeded: length))
+            throw .pfnCacheLengthOutOfPage(offset: offset, length: length)
         }
     }
 }
