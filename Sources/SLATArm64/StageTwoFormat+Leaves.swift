@@ -5,13 +5,13 @@ import SLATCore
 extension StageTwoFormat {
     /// Throws unless `attributes` can be encoded in a stage-2 leaf.
     ///
-    /// - Throws: ``SLATError/unsupportedPermissions(_:)`` for unknown
+    /// - Throws: `SLATError/unsupportedPermissions(_:)` for unknown
     ///   permission bits or, without FEAT_XNX, one execute right without the
-    ///   other; ``SLATError/unsupportedMemoryType(_:)`` for
-    ///   ``MemoryType/writeProtected``, ``MemoryType/reserved(_:)`` and,
-    ///   with ``forcesWriteBack``, ``MemoryType/writeThrough``;
-    ///   ``SLATError/unsupportedDirtyFlag`` for `dirty`;
-    ///   ``SLATError/softwareBitsOutOfRange(_:width:)`` for software bits
+    ///   other; `SLATError/unsupportedMemoryType(_:)` for
+    ///   `MemoryType/writeProtected`, `MemoryType/reserved(_:)` and,
+    ///   with ``forcesWriteBack``, `MemoryType/writeThrough`;
+    ///   `SLATError/unsupportedDirtyFlag` for `dirty`;
+    ///   `SLATError/softwareBitsOutOfRange(_:width:)` for software bits
     ///   wider than 4 bits.
     @inlinable
     public func validate(_ attributes: LeafAttributes) throws(SLATError) {
@@ -63,7 +63,7 @@ extension StageTwoFormat {
 
     /// Every attribute of a leaf; `dirty` is always `false` (stage 2 has no
     /// dirty flag), and MemAttr values without a name decode as
-    /// ``MemoryType/reserved(_:)``.
+    /// `MemoryType/reserved(_:)`.
     @inlinable
     public func attributes(ofLeaf entry: UInt64, atLevel level: Int) -> LeafAttributes {
         LeafAttributes(

@@ -24,7 +24,7 @@ import SLATCore
 /// **Entries.** See `Docs/formats.md` for the layout. Leaves SLAT writes are
 /// inner shareable (SH = 3 in bits 9:8) whatever their memory type (hardware
 /// ignores SH for device memory), have DBM and contiguous clear, and keep
-/// ``LeafAttributes/softwareBits`` in bits 58:55. Stage 2 has no dirty flag.
+/// `LeafAttributes/softwareBits` in bits 58:55. Stage 2 has no dirty flag.
 /// The frozen entry is `0x400`: an invalid descriptor with bit 10 set, KVM's
 /// "locked" marker.
 ///
@@ -116,10 +116,10 @@ public struct StageTwoFormat: Hashable, Sendable {
     ///     16 KiB granules only).
     ///   - startLevel: the Arm ARM level the walk starts at, or `nil` for the
     ///     fewest levels with up to 16 concatenated tables.
-    /// - Throws: ``SLATError/unsupportedOutputAddressSize(bits:)``,
-    ///   ``SLATError/unsupportedInputAddressSize(bits:)``,
-    ///   ``SLATError/unsupportedGranule(_:)`` for `lpa2` with the 64 KiB
-    ///   granule, or ``SLATError/unsupportedStartLevel(_:inputBits:)`` for a
+    /// - Throws: `SLATError/unsupportedOutputAddressSize(bits:)`,
+    ///   `SLATError/unsupportedInputAddressSize(bits:)`,
+    ///   `SLATError/unsupportedGranule(_:)` for `lpa2` with the 64 KiB
+    ///   granule, or `SLATError/unsupportedStartLevel(_:inputBits:)` for a
     ///   start level that cannot translate `inputAddressBits` (it would need
     ///   more than 16 concatenated tables, or none at all), level −1 without
     ///   `lpa2` and the 4 KiB granule, level 3 with 4 KiB (FEAT_TTST), level 0

@@ -186,7 +186,7 @@ extension StageTwoPageTable {
     ///
     /// - Returns: the update's result (see ``makeYoung(_:mode:context:)``).
     /// - Throws: reader-slot errors (before anything is read), range errors,
-    ///   ``SLATError/unsupportedPermissions(_:)``.
+    ///   `SLATError/unsupportedPermissions(_:)`.
     @inlinable @discardableResult
     public func relaxPermissions(
         _ address: GuestPhysicalAddress, grant: Permissions, mode: WalkMode, context: PageTableContext

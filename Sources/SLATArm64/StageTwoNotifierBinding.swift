@@ -1,7 +1,7 @@
 import SLATCore
 
 /// The mmu-notifier side of a stage-2 MMU: on every guest invalidation
-/// `start` of its ``GuestMemory`` (host unmap, migration, protection change,
+/// `start` of its `GuestMemory` (host unmap, migration, protection change,
 /// memslot removal or read-only), the bound ``StageTwoPageTable`` zaps the
 /// range under the MMU lock held exclusively, invalidating the TLB before
 /// the listener returns (rule 6: after `start` no translation of the range

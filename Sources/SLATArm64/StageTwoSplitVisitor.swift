@@ -84,7 +84,7 @@ extension StageTwoPageTable {
     /// again). A locked entry met in a shared walk is waited out by
     /// restarting the walk from it.
     ///
-    /// - Throws: range and reader-slot errors; ``SLATError/unsupportedLevel(_:)``
+    /// - Throws: range and reader-slot errors; `SLATError/unsupportedLevel(_:)`
     ///   for a `leafLevel` that holds no leaves — before any change.
     @inlinable
     public func splitBlocks(

@@ -29,10 +29,10 @@ public struct StageTwoTranslationTableBase: Hashable, Sendable {
     ///   - vmid: the guest's VMID.
     ///   - vmidSize: the VMID width the `VTCR_EL2` value configures.
     ///   - commonNotPrivate: the CnP bit.
-    /// - Throws: ``SLATError/misalignedOutputAddress(_:alignment:)`` for a root
+    /// - Throws: `SLATError/misalignedOutputAddress(_:alignment:)` for a root
     ///   not aligned to `rootTableCount × granule` bytes,
-    ///   ``SLATError/outputAddressTooWide(_:outputBits:)`` for a root beyond
-    ///   the PA size, ``SLATError/vmidOutOfRange(_:bits:)`` for a VMID wider
+    ///   `SLATError/outputAddressTooWide(_:outputBits:)` for a root beyond
+    ///   the PA size, `SLATError/vmidOutOfRange(_:bits:)` for a VMID wider
     ///   than `vmidSize`.
     @inlinable
     public init(

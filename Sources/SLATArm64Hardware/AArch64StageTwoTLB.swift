@@ -1,7 +1,7 @@
 import SLATArm64
 import SLATCore
 
-/// The TLB of one VM (one VMID) on AArch64 hardware: SLATCore's ``TLB``
+/// The TLB of one VM (one VMID) on AArch64 hardware: SLATCore's `TLB`
 /// as the exact instruction sequences KVM/arm64 uses.
 ///
 /// | method | sequence |
@@ -14,7 +14,7 @@ import SLATCore
 /// the invalidation; an IPA-based invalidation does not remove combined
 /// stage 1+2 entries, hence `TLBI VMALLE1IS` after it (Arm ARM D8,
 /// "TLB maintenance instructions"; KVM's `__kvm_tlb_flush_vmid_ipa`).
-/// The TTL hint carries ``LeafLevel/architectural``, the Arm ARM level (a
+/// The TTL hint carries `LeafLevel/architectural`, the Arm ARM level (a
 /// 2 MiB block is level 2).
 ///
 /// The stage-2 TLBIs act on the VMID in `VTTBR_EL2`, so each method loads

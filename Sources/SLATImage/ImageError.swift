@@ -27,7 +27,7 @@ public enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// A sentence for a ``SLATError`` (its `description`).
+    /// A sentence for a `SLATError` (its `description`).
     public static func describe(_ error: SLATError) -> String { error.description }
 }
 

@@ -68,7 +68,7 @@ public struct RegisterFile: Hashable, Sendable {
 
     /// Reads `registers.env` text.
     ///
-    /// - Throws: ``ImageError/invalidRegisters(_:)`` as ``init(parsing:)-(bytes)``.
+    /// - Throws: ``ImageError/invalidRegisters(_:)`` as the `[UInt8]` form of `init(parsing:)`.
     public init(parsing text: String) throws(ImageError) {
         try self.init(parsing: Array(text.utf8))
     }

@@ -149,11 +149,11 @@ public final class PfnCache: @unchecked Sendable {
     /// bytes and refreshes it (resolving through the memslots). On error the
     /// cache is left inactive.
     ///
-    /// Throws ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` when
-    /// `length` is not positive or runs past the page, ``SLATError/noMemslot(_:)``
-    /// when no memslot holds the address, ``SLATError/readOnlyMemslot(slot:frame:)``
-    /// for a read-only slot, ``SLATError/hostAddressNotMapped(_:)`` and
-    /// ``SLATError/hostPageReadOnly(_:)`` from the host page map.
+    /// Throws `SLATError/pfnCacheLengthOutOfPage(offset:length:)` when
+    /// `length` is not positive or runs past the page, `SLATError/noMemslot(_:)`
+    /// when no memslot holds the address, `SLATError/readOnlyMemslot(slot:frame:)`
+    /// for a read-only slot, `SLATError/hostAddressNotMapped(_:)` and
+    /// `SLATError/hostPageReadOnly(_:)` from the host page map.
     public func activate(guestAddress address: GuestPhysicalAddress, length: Int) throws(SLATError) {
         try activate(.guest(address), length: length)
     }
@@ -259,8 +259,8 @@ public final class PfnCache: @unchecked Sendable {
     /// range-tracked refresh sleeps while invalidations cover its address; a
     /// legacy refresh spins while any invalidation is in flight.
     ///
-    /// Throws ``SLATError/pfnCacheInactive`` when not active,
-    /// ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` for a bad
+    /// Throws `SLATError/pfnCacheInactive` when not active,
+    /// `SLATError/pfnCacheLengthOutOfPage(offset:length:)` for a bad
     /// length, and the resolution errors listed at
     /// ``activate(guestAddress:length:)``; the cache is then left invalid.
     public func refresh(length: Int) throws(SLATError) {
@@ -367,8 +367,8 @@ public final class PfnCache: @unchecked Sendable {
     /// `nil` without running `body` when the mapping is not valid (refresh and
     /// try again). The pointer must not escape `body`.
     ///
-    /// Throws ``SLATError/pfnCacheInactive`` when not active and
-    /// ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` for a bad length.
+    /// Throws `SLATError/pfnCacheInactive` when not active and
+    /// `SLATError/pfnCacheLengthOutOfPage(offset:length:)` for a bad length.
     public func withMappedBytes<R>(
         length: Int, _ body: (UnsafeMutableRawBufferPointer) -> R
     ) throws(SLATError) -> R? {

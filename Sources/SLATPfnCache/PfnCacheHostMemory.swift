@@ -5,7 +5,7 @@ import SLATCore
 /// found (`kmap`/`memremap`) and unmaps it when the cache is invalidated.
 ///
 /// A refresh resolves the cache's host-virtual page to a host frame through
-/// ``HostPageMap`` and then asks this object for the bytes. Implementations:
+/// `HostPageMap` and then asks this object for the bytes. Implementations:
 /// ``HostFrameMemory`` (a heap model of host frames, for simulation and
 /// tests) and ``ProcessMappedHostMemory`` (host-virtual addresses are the
 /// VMM's own pointers into guest RAM it `mmap`ed: the cache reads and writes
@@ -22,7 +22,7 @@ public protocol PfnCacheHostMemory: AnyObject, Sendable {
     /// The bytes must stay accessible until ``unmapAfterAccess(_:page:frame:)``
     /// is called with the returned pointer.
     ///
-    /// - Throws: ``SLATError/hostAddressNotMapped(_:)`` when the page is not
+    /// - Throws: `SLATError/hostAddressNotMapped(_:)` when the page is not
     ///   memory this object can reach.
     func mapForAccess(page: HostVirtualAddress, frame: HostFrameNumber) throws(SLATError) -> UnsafeMutableRawPointer
 

@@ -5,9 +5,9 @@ import Synchronization
 /// (KVM's per-VM cache list, in-flight invalidation count and range, and
 /// wait queue).
 ///
-/// It listens to the VM's ``HostPageMap`` notifier directly, in host-virtual
+/// It listens to the VM's `HostPageMap` notifier directly, in host-virtual
 /// space (caches may be bound to host addresses no memslot covers), and to
-/// the ``GuestMemory`` events of memslot removals and read-only changes,
+/// the `GuestMemory` events of memslot removals and read-only changes,
 /// which it turns into the host-virtual range of the memslot. For each
 /// invalidation `start` it counts the invalidation in flight, widens the
 /// in-flight range, then visits the caches: each is checked with one atomic
@@ -21,7 +21,7 @@ import Synchronization
 ///
 /// Other notifier sources (a VMM's own mmu-notifier glue, or a model of
 /// invalidations that overlap — Linux runs `MADV_DONTNEED` under the mmap
-/// lock held for reading, so its ranges overlap, while ``HostPageMap``
+/// lock held for reading, so its ranges overlap, while `HostPageMap`
 /// serialises its changes) call ``invalidateRangeStart(_:)`` and
 /// ``invalidateRangeEnd(_:)`` themselves.
 ///

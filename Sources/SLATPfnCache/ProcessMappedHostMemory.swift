@@ -10,10 +10,10 @@ import SLATCore
 /// address.
 ///
 /// The VMM registers each region it maps guest RAM into (or lets this
-/// object `mmap` one with ``mapAnonymousRegion(byteCount:)``); a refresh
+/// object `mmap` one with `mapAnonymousRegion(byteCount:)`); a refresh
 /// whose page lies outside every registered region fails with
-/// ``SLATError/hostAddressNotMapped(_:)`` rather than dereferencing an
-/// arbitrary address. The host page map (``HostPageMap``) still decides
+/// `SLATError/hostAddressNotMapped(_:)` rather than dereferencing an
+/// arbitrary address. The host page map (`HostPageMap`) still decides
 /// whether a page is mapped and which frame backs it: register the region's
 /// pages there too, with whatever frame numbers the VMM uses for them.
 ///
@@ -21,7 +21,7 @@ import SLATCore
 /// region list); every method may be called from any thread. Unregistering
 /// or unmapping a region that a cache still maps is the VMM's error, as
 /// unmapping guest RAM without an mmu-notifier event would be: send the
-/// invalidation (``HostPageMap/unmap(_:count:)``) first.
+/// invalidation (`HostPageMap.unmap(_:)`) first.
 public final class ProcessMappedHostMemory: PfnCacheHostMemory {
     private struct Region: Sendable {
         var range: HostVirtualRange
@@ -42,7 +42,7 @@ public final class ProcessMappedHostMemory: PfnCacheHostMemory {
 
     /// Lets caches reach `range`, memory the VMM has mapped in this process.
     ///
-    /// - Throws: ``SLATError/invalidHostMapping(_:)`` when `range` is
+    /// - Throws: `SLATError/invalidHostMapping(_:)` when `range` is
     ///   empty, not 4 KiB aligned, or overlaps a registered region.
     public func register(_ range: HostVirtualRange) throws(SLATError) {
         try insert(Region(range: range, ownsMapping: false))
@@ -65,10 +65,10 @@ public final class ProcessMappedHostMemory: PfnCacheHostMemory {
     /// tables, use 2 MiB pages), and registers it; it is unmapped when this
     /// object goes away. Pages are populated on first touch.
     ///
-    /// - Throws: ``SLATError/emptyRange`` for no bytes,
-    ///   ``SLATError/misalignedSize(_:alignment:)`` for an alignment that is
+    /// - Throws: `SLATError/emptyRange` for no bytes,
+    ///   `SLATError/misalignedSize(_:alignment:)` for an alignment that is
     ///   not a power of two of at least 4 KiB (`alignment` 4096 in the error),
-    ///   ``SLATError/outOfTableMemory(needed:available:)`` when the system
+    ///   `SLATError/outOfTableMemory(needed:available:)` when the system
     ///   refuses the mapping (`needed` in pages, `available` 0).
     public func mapAnonymousRegion(byteCount: Int, alignment: Int = 4096) throws(SLATError) -> HostVirtualRange {
         guard byteCount > 0 else { throw .emptyRange }

@@ -1,7 +1,7 @@
 import SLATCore
 
 /// The TLBs of one translation context (one VMID on Arm, one EPTP on
-/// Intel): one ``SimulatedTLB`` per vCPU. It conforms to SLATCore's ``TLB``,
+/// Intel): one ``SimulatedTLB`` per vCPU. It conforms to SLATCore's `TLB`,
 /// so a backend passes it wherever it passes a TLB, and every invalidation
 /// is broadcast to every vCPU's TLB and returns once all are done (as
 /// TLBI ...IS / INVEPT with shoot-down IPIs).

@@ -12,6 +12,9 @@ extension PageTable {
     /// and freed after the flush.
     ///
     /// - Parameters:
+    ///   - range: the guest range, page-aligned and inside the input address space.
+    ///   - output: the host-physical address `range.start` maps to, aligned like `range`.
+    ///   - attributes: permissions, memory type, flags and software bits of every leaf.
     ///   - maximumLevel: the largest level (height) a leaf may use; `nil`
     ///     for the largest the format allows.
     ///   - mode: how the caller holds the MMU lock.
@@ -158,7 +161,7 @@ extension PageTable {
     }
 }
 
-/// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:)``.
+/// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:refill:)``.
 @usableFromInline
 struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: RestartableVisitor {
     @usableFromInline let table: PageTable<Format, Memory>
