@@ -11,7 +11,7 @@ import Synchronization
 final class SelfTest: Sendable {
     /// Set once by CPU 0 before ``selfTestStart`` is released.
     nonisolated(unsafe) static var shared: SelfTest?
-    static let operations = 1500
+    static let operations = 4000
     static let regionPages = 4096
     /// Outputs are drawn from here (never accessed: only translated).
     static let outputBase: UInt64 = 0x5000_0000
@@ -180,10 +180,10 @@ final class SelfTest: Sendable {
                 Console.write("self-test cpu \(cpu): operation \(operation) threw")
             }
             if operation % 100 == 99 {
-                var page = next(64)
+                var page = next(16)
                 while page < Self.regionPages {
                     check(page)
-                    page += 64
+                    page += 16
                 }
             }
         }
