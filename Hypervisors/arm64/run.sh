@@ -4,8 +4,8 @@
 # threaded TCG), each run bounded by `timeout`:
 #   1. the scenarios (normal build): every scenario and the summary PASS;
 #   2. the self-test mode of the same image: PASS;
-#   3. the bite builds: no TLB invalidation at all must FAIL a scenario;
-#      without the merge's VMID-wide flush, the result is reported.
+#   3. the bite builds (no TLB invalidation at all; the anchored merge's
+#      VMID-wide flush dropped): each must FAIL at least one scenario.
 # Usage: Hypervisors/arm64/run.sh [--no-bite] [--keep-going]
 # Environment: HYP_WORK=dir (default .build-hyp), HYP_TIMEOUT=s (default 120).
 set -euo pipefail
@@ -58,20 +58,17 @@ grep -q -- '^self-test: .* -> PASS$' "$WORK/normal-self-test.log" && ! grep -q '
     || { echo "hyp: FAILED: self-test"; status=1; }
 
 if [ $bite = 1 ]; then
-    "$HERE/build.sh" "$WORK/bite-no-invalidation" bite-no-invalidation
-    run_qemu bite-no-invalidation scenarios
-    if grep -q -- '^scenario .*: FAIL' "$WORK/bite-no-invalidation-scenarios.log"; then
-        echo "hyp: bite (no TLB invalidation) caught by: $(grep -o '^scenario [0-9] [a-z-]*: FAIL' "$WORK/bite-no-invalidation-scenarios.log" | cut -d' ' -f3 | tr -d ':' | tr '\n' ' ')"
-    else
-        echo "hyp: FAILED: the bite build without TLB invalidation passed every scenario"; status=1
-    fi
-    "$HERE/build.sh" "$WORK/bite-no-vmid-flush" bite-no-vmid-flush
-    run_qemu bite-no-vmid-flush scenarios
-    if grep -q -- '^scenario .*: FAIL' "$WORK/bite-no-vmid-flush-scenarios.log"; then
-        echo "hyp: bite (merge without VMID-wide flush) caught by: $(grep -o '^scenario [0-9] [a-z-]*: FAIL' "$WORK/bite-no-vmid-flush-scenarios.log" | cut -d' ' -f3 | tr -d ':' | tr '\n' ' ')"
-    else
-        echo "hyp: bite (merge without VMID-wide flush) not caught (see Docs/bare-metal.md)"
-    fi
+    # Each bite build must fail at least one scenario.
+    for variant in bite-no-invalidation bite-no-vmid-flush; do
+        "$HERE/build.sh" "$WORK/$variant" "$variant"
+        run_qemu "$variant" scenarios
+        caught=$(grep -o '^scenario [0-9] [a-z-]*: FAIL' "$WORK/$variant-scenarios.log" | cut -d' ' -f3 | tr -d ':' | tr '\n' ' ' || true)
+        if [ -n "$caught" ]; then
+            echo "hyp: bite $variant caught by: $caught"
+        else
+            echo "hyp: FAILED: bite build $variant passed every scenario"; status=1
+        fi
+    done
 fi
 [ $status = 0 ] && echo "hyp: all checks passed" || echo "hyp: FAILED"
 exit $status

@@ -10,6 +10,9 @@ let onlineWord: UInt64 = 0x4018_0008
 let targetWord: UInt64 = 0x4018_0010
 let doneWord: UInt64 = 0x4018_0018
 let failureWord: UInt64 = 0x4018_0020
+let compactedWord: UInt64 = 0x4018_0028
+/// Mapped by the hypervisor itself (no memslot), page by page, then as a block.
+let compactionRegion: UInt64 = 0x4200_0000
 /// Per-vCPU lists of the pages written while dirty logging: count, then IPAs.
 let dirtyLists: UInt64 = 0x401A_0000
 /// Generation of each slot-1 page's stamp (one byte per page).
@@ -82,6 +85,7 @@ func guestMain(_ id: UInt64) -> Never {
     remap(&vcpu)
     unmapAndPermissions(&vcpu)
     deviceAccess(&vcpu)
+    compaction(&vcpu)
     if id == 0 {
         _ = guest_smc(0x8400_0008, 0, 0, 0)         // SYSTEM_OFF
     }
@@ -260,4 +264,39 @@ func deviceAccess(_ vcpu: inout VCPU) {
         if signed != Int64(bitPattern: 0xFFFF_FFFF_FFFF_CDEF) { vcpu.fail(17, mmio + 8, UInt64(bitPattern: signed)) }
     }
     vcpu.finish(5)
+}
+
+/// 6: the hypervisor compacts a region it mapped page by page into one
+/// 2 MiB block at new frames (anchored merge) while vCPU 1 keeps reading
+/// it; the old frames are poisoned, so reading poison is a stale translation.
+func compaction(_ vcpu: inout VCPU) {
+    if vcpu.id == 0 {
+        _ = guest_hvc(0xC600_0001, 6, 0, 0)
+        _ = guest_hvc(0xC600_000B, 0, 0, 0)
+    }
+    vcpu.barrier()
+    pages(compactionRegion, 0x20_0000) { index, ipa in if index & 1 == vcpu.id { vcpu.write(ipa, 1) } }
+    vcpu.barrier()
+    if vcpu.id == 0 {
+        pages(compactionRegion, 0x20_0000) { _, ipa in vcpu.verify(ipa, 1, code: 18) }
+        _ = guest_hvc(0xC600_000C, 0, 0, 0)
+        var pass = 0
+        while pass < 3 {
+            pages(compactionRegion, 0x20_0000) { _, ipa in vcpu.verify(ipa, 1, code: 19) }
+            pass += 1
+        }
+        guest_atomic_store(compactedWord, 1)
+    } else {
+        while guest_atomic_load(compactedWord) == 0 {
+            pages(compactionRegion, 0x20_0000) { _, ipa in
+                let value = guest_load(ipa)
+                if value == poison {
+                    vcpu.fail(20, ipa, value)
+                } else if value != stamp(ipa, 1) {
+                    vcpu.fail(21, ipa, value)
+                }
+            }
+        }
+    }
+    vcpu.finish(6)
 }

@@ -119,6 +119,13 @@ extension Hypervisor {
             emulateMMIO(abort, registers: registers)
             return
         }
+        if address >= GuestLayout.compactionIPA && address < GuestLayout.compactionIPA + 0x20_0000 {
+            // Mapped by the hypervisor itself: a fault there met the
+            // break-before-make window of its change (the anchor or a
+            // locked entry); re-run the access.
+            statistics.retries.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
         let before = vm.pageTable.tlb.vmidOnThisCPU
         let outcome: StageTwoFaultOutcome
         do throws(SLATError) {

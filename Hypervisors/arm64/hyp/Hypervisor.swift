@@ -15,6 +15,8 @@ enum Hypercall: UInt64 {
     case unmap = 0xC600_0008          // x1 IPA, x2 size
     case fail = 0xC600_0009           // x1 code, x2, x3 details
     case trackReset = 0xC600_000A
+    case compactionPrepare = 0xC600_000B  // maps the compaction region page by page
+    case compact = 0xC600_000C        // copies it into one 2 MiB frame and maps a block over the pages
 }
 
 /// The hypervisor: one VM with one vCPU per physical CPU, and the
@@ -148,6 +150,10 @@ final class Hypervisor: Sendable {
         case .trackReset:
             faults.reset()
             return 0
+        case .compactionPrepare:
+            return prepareCompaction(context: context)
+        case .compact:
+            return compact(context: context)
         }
     }
 

@@ -31,6 +31,7 @@ final class ScenarioLog: @unchecked Sendable {
         case 3: return "remap"
         case 4: return "unmap-and-permissions"
         case 5: return "mmio"
+        case 6: return "compaction"
         default: return "unknown"
         }
     }
@@ -66,7 +67,7 @@ final class ScenarioLog: @unchecked Sendable {
 
     func printSummary(statistics: ExitStatistics) {
         let passed = results.filter { $0.1 }.count
-        let ok = passed == results.count && results.count == 5
+        let ok = passed == results.count && results.count == 6
         Console.write("summary: \(passed)/\(results.count) scenarios passed, faults=\(statistics.faultsHandled)"
             + " merges=\(statistics.merges.load(ordering: .relaxed)) heap=\(hyp_heap_used()) -> \(ok ? "PASS" : "FAIL")")
     }
@@ -137,6 +138,12 @@ extension Hypervisor {
             }
         case 5:
             if statistics.mmioReads.load(ordering: .relaxed) == 0 { fail("no MMIO read was emulated") }
+        case 6:
+            let leaf = table.translate(GuestPhysicalAddress(GuestLayout.compactionIPA)).translation
+            if leaf?.size != 0x20_0000 || leaf?.output.rawValue != GuestLayout.compactionBlock {
+                fail("compaction region not mapped by the new block")
+            }
+            if statistics.merges.load(ordering: .relaxed) == scenarios.start.merges { fail("compaction did not merge") }
         default:
             fail("unknown scenario \(scenario)")
         }
@@ -237,6 +244,49 @@ extension Hypervisor {
             }
             offset += 0x1000
         }
+        return 0
+    }
+}
+
+extension Hypervisor {
+    /// Maps the compaction region's 512 pages to frames in reverse order
+    /// (so no block can cover them), writable.
+    func prepareCompaction(context: PageTableContext) -> UInt64 {
+        do throws(SLATError) {
+            try vm.lock.withExclusive { () throws(SLATError) in
+                for page in UInt64(0)..<512 {
+                    _ = try vm.pageTable.map(
+                        GuestPhysicalRange(start: GuestPhysicalAddress(GuestLayout.compactionIPA + page << 12), size: 0x1000),
+                        to: HostPhysicalAddress(GuestLayout.compactionPages + (511 - page) << 12),
+                        attributes: LeafAttributes(permissions: .readWrite), maximumLevel: 0, context: context)
+                }
+            }
+            return 0
+        } catch { return report("compaction region could not be mapped") }
+    }
+
+    /// Compaction under a running guest (which only reads the region
+    /// meanwhile): copy the 512 scattered pages into one aligned 2 MiB
+    /// frame, map a block over the page tables at the new output — SLAT's
+    /// anchored merge, with its one VMID-wide invalidation — then poison
+    /// the old frames. A guest that reads poison used a stale translation.
+    func compact(context: PageTableContext) -> UInt64 {
+        for page in UInt64(0)..<512 {
+            UnsafeMutableRawPointer(bitPattern: UInt(GuestLayout.compactionBlock + page << 12))!.copyMemory(
+                from: UnsafeRawPointer(bitPattern: UInt(GuestLayout.compactionPages + (511 - page) << 12))!, byteCount: 0x1000)
+        }
+        let before = vm.pageTable.tlb.vmidOnThisCPU
+        do throws(SLATError) {
+            try context.pageCache.topUp(from: vm.arena, toAtLeast: 2)
+            try vm.lock.withShared { () throws(SLATError) in
+                _ = try vm.pageTable.map(
+                    GuestPhysicalRange(start: GuestPhysicalAddress(GuestLayout.compactionIPA), size: 0x20_0000),
+                    to: HostPhysicalAddress(GuestLayout.compactionBlock), attributes: LeafAttributes(permissions: .readWrite),
+                    mode: .shared, context: context)
+            }
+        } catch { return report("compaction map failed") }
+        if vm.pageTable.tlb.vmidOnThisCPU > before { statistics.merges.wrappingAdd(1, ordering: .relaxed) }
+        UnsafeMutablePointer<UInt64>(bitPattern: UInt(GuestLayout.compactionPages))!.update(repeating: poison, count: 512 * 512)
         return 0
     }
 }

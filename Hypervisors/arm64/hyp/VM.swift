@@ -27,6 +27,11 @@ enum GuestLayout {
     ]
     /// Frames the remap scenario moves pages to.
     static let remapPool: UInt64 = 0x4A00_0000
+    /// The compaction region: no memslot; the hypervisor maps it itself,
+    /// page by page to scattered frames, then as one block.
+    static let compactionIPA: UInt64 = 0x4200_0000
+    static let compactionPages: UInt64 = 0x4C00_0000
+    static let compactionBlock: UInt64 = 0x4C20_0000
     /// The emulated device (no memslot).
     static let mmioBase: UInt64 = 0x1000_0000
     static let mmioSize: UInt64 = 0x1000
