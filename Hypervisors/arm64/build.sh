@@ -10,8 +10,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
 VARIANT=${2:-normal}
-SLOT=""
-[ -x /work/tools/buildslot ] && SLOT=/work/tools/buildslot
+# HYP_BUILD_WRAPPER: a command every compiler run is wrapped in (e.g. a
+# job-slot limiter on a shared machine); empty by default.
+SLOT=${HYP_BUILD_WRAPPER:-}
 TOOLS=$(dirname "$(command -v swiftc)")
 SCRATCH="$ROOT/.build-hyp/swiftpm"
 
