@@ -103,8 +103,8 @@ final class EmulatedDevice: Sendable {
 
 extension Hypervisor {
     /// Handles a stage-2 abort of the vCPU on this CPU: decode, then SLAT's
-    /// fault handler; a fault outside every memslot is MMIO, emulated from
-    /// the syndrome's register access.
+    /// fault handler; a fault it refuses with `noMemslot` in the device's
+    /// page is MMIO, emulated from the syndrome's register access.
     func handleAbort(_ registers: GuestRegisters, context: PageTableContext) {
         let syndrome = StageTwoAbortSyndrome(esr: hyp_read_esr_el2(), hpfar: hyp_read_hpfar_el2(), far: hyp_read_far_el2())
         let abort: StageTwoAbort
@@ -115,32 +115,30 @@ extension Hypervisor {
             fatal("undecodable stage-2 abort esr=\(hex(syndrome.esr)) far=\(hex(syndrome.far)) elr=\(hex(registers.elr))")
         }
         let address = abort.fault.address.rawValue
-        if address >= GuestLayout.mmioBase && address < GuestLayout.mmioBase + GuestLayout.mmioSize {
-            emulateMMIO(abort, registers: registers)
-            return
-        }
-        if address >= GuestLayout.compactionIPA && address < GuestLayout.compactionIPA + 0x20_0000 {
-            // Mapped by the hypervisor itself: a fault there met the
-            // break-before-make window of its change (the anchor or a
-            // locked entry); re-run the access.
-            statistics.retries.wrappingAdd(1, ordering: .relaxed)
-            return
-        }
         let before = vm.pageTable.tlb.vmidOnThisCPU
         let outcome: StageTwoFaultOutcome
         do throws(SLATError) {
             outcome = try vm.handler.handle(abort.fault, context: context)
         } catch {
             switch error {
+            case .noMemslot:
+                if address >= GuestLayout.mmioBase && address < GuestLayout.mmioBase + GuestLayout.mmioSize {
+                    emulateMMIO(abort, registers: registers)
+                } else if address >= GuestLayout.compactionIPA && address < GuestLayout.compactionIPA + 0x20_0000 {
+                    // Mapped by the hypervisor itself: the fault met the
+                    // break-before-make window of its change (the anchor
+                    // or a locked entry); re-run the access.
+                    statistics.retries.wrappingAdd(1, ordering: .relaxed)
+                } else {
+                    fatal("guest access outside memory at \(hex(address)) elr=\(hex(registers.elr))")
+                }
             case .hostPageReadOnly, .hostAddressNotMapped:
                 // A host change (migration) is in flight: re-run the access.
                 statistics.retries.wrappingAdd(1, ordering: .relaxed)
-                return
-            case .noMemslot:
-                fatal("guest access outside memory at \(hex(address)) elr=\(hex(registers.elr))")
             default:
                 fatal("fault handler failed at \(hex(address))")
             }
+            return
         }
         switch outcome {
         case .mapped(let level):
