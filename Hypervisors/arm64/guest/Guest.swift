@@ -287,8 +287,10 @@ func compaction(_ vcpu: inout VCPU) {
         }
         guest_atomic_store(compactedWord, 1)
     } else {
+        // 64 pages, so their translations stay in the TLB between passes
+        // (QEMU's starts with 256 entries and grows only when flushed).
         while guest_atomic_load(compactedWord) == 0 {
-            pages(compactionRegion, 0x20_0000) { _, ipa in
+            pages(compactionRegion + 0x4_0000, 0x4_0000) { _, ipa in
                 let value = guest_load(ipa)
                 if value == poison {
                     vcpu.fail(20, ipa, value)

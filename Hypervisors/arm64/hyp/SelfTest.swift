@@ -19,7 +19,8 @@ final class SelfTest: Sendable {
     let vm: VM
     let finished = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
-    let counts = ExitStatistics()
+    let merges = Atomic<Int>(0)
+    let splits = Atomic<Int>(0)
 
     init(vm: VM) { self.vm = vm }
 
@@ -49,7 +50,7 @@ final class SelfTest: Sendable {
         if finished.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue == Platform.cpus {
             let total = failures.load(ordering: .relaxed)
             Console.write("self-test: \(Platform.cpus * Self.operations) operations on \(Platform.cpus) CPUs,"
-                + " merges=\(counts.merges.load(ordering: .relaxed)) splits=\(counts.mapped.load(ordering: .relaxed))"
+                + " merges=\(merges.load(ordering: .relaxed)) splits=\(splits.load(ordering: .relaxed))"
                 + " ipa-flushes=\(totals.ipa) range-flushes=\(totals.range) vmid-flushes=\(totals.vmid)"
                 + " table-pages=\(vm.arena.allocatedPageCount) -> \(total == 0 ? "PASS" : "FAIL")")
             Platform.systemOff()
@@ -122,7 +123,7 @@ final class SelfTest: Sendable {
                                              attributes: LeafAttributes(permissions: writable ? .readWrite : .read),
                                              mode: .shared, context: context)
                     }
-                    if vm.pageTable.tlb.vmidOnThisCPU > before { counts.merges.wrappingAdd(1, ordering: .relaxed) }
+                    if vm.pageTable.tlb.vmidOnThisCPU > before { merges.wrappingAdd(1, ordering: .relaxed) }
                     for index in 0..<512 { model[block * 512 + index] = output + UInt64(index) << 12 | (writable ? 3 : 1) }
                     check(block * 512)
                     check(block * 512 + next(512))
@@ -147,7 +148,7 @@ final class SelfTest: Sendable {
                         let progress = try vm.lock.withShared { () throws(SLATError) -> StageTwoSplitProgress in
                             try vm.pageTable.splitBlocks(in: range, mode: .shared, context: context)
                         }
-                        counts.mapped.wrappingAdd(progress.blocksSplit, ordering: .relaxed)
+                        splits.wrappingAdd(progress.blocksSplit, ordering: .relaxed)
                         if progress.isComplete { break }
                         wanted = max(progress.pagesWanted, 1)
                     }
