@@ -220,8 +220,8 @@ func remap(_ vcpu: inout VCPU) {
     vcpu.finish(3)
 }
 
-/// 4: slot 3 write-protected (every write must fault, then succeed), slot
-/// 2 unmapped (every page must fault back in, showing what the host wrote
+/// 4: slot 3 write-protected (every write must fault, then succeed), then
+/// aged (every access must take an access-flag fault), slot 2 unmapped (every page must fault back in, showing what the host wrote
 /// while it was unmapped).
 func unmapAndPermissions(_ vcpu: inout VCPU) {
     if vcpu.id == 0 {
@@ -238,6 +238,11 @@ func unmapAndPermissions(_ vcpu: inout VCPU) {
     }
     vcpu.barrier()
     pages(slot3, 0x10_0000) { _, ipa in vcpu.verify(ipa, 2, code: 12) }
+    vcpu.barrier()
+    // Aged: every page's next access takes an access-flag fault.
+    if vcpu.id == 0 { _ = guest_hvc(0xC600_000D, slot3, 0x10_0000, 0) }
+    vcpu.barrier()
+    pages(slot3, 0x10_0000) { _, ipa in vcpu.verify(ipa, 2, code: 22) }
     vcpu.barrier()
     if vcpu.id == 0 { _ = guest_hvc(0xC600_0008, slot2, 0x40_0000, 0) }
     vcpu.barrier()

@@ -42,6 +42,8 @@ final class ExitStatistics: Sendable {
 
 /// Which guest pages took which fault since the last reset: one bitmap per
 /// CPU and kind over the guest's RAM (IPA 0x4000_0000, 13 MiB).
+/// Kinds: 0 a write permission fault fixed, 1 mapped by a translation
+/// fault, 2 an access-flag fault fixed.
 // @unchecked Sendable: each CPU writes only its own bitmaps (indexed by
 // its MPIDR affinity); they are read or cleared by the guest's driving
 // vCPU after the guest's barriers have ordered both vCPUs (acquire/release).
@@ -49,19 +51,20 @@ final class FaultMap: @unchecked Sendable {
     static let base: UInt64 = 0x4000_0000
     static let pages = 13 * 256
     static let words = pages / 64
-    /// [cpu][kind][word]; kind 0: write permission fault, 1: mapped by a translation fault.
+    static let kinds = 3
+    /// [cpu][kind][word].
     let bits: UnsafeMutablePointer<UInt64>
 
     init() {
-        bits = UnsafeMutablePointer<UInt64>.allocate(capacity: Platform.cpus * 2 * Self.words)
+        bits = UnsafeMutablePointer<UInt64>.allocate(capacity: Platform.cpus * Self.kinds * Self.words)
         reset()
     }
 
-    func reset() { bits.initialize(repeating: 0, count: Platform.cpus * 2 * Self.words) }
+    func reset() { bits.initialize(repeating: 0, count: Platform.cpus * Self.kinds * Self.words) }
 
     func mark(kind: Int, from ipa: UInt64, size: UInt64) {
         var page = ipa
-        let words = bits + (Platform.currentCPU * 2 + kind) * Self.words
+        let words = bits + (Platform.currentCPU * Self.kinds + kind) * Self.words
         while page < ipa + size {
             if page >= Self.base {
                 let index = Int((page - Self.base) >> 12)
@@ -73,7 +76,7 @@ final class FaultMap: @unchecked Sendable {
 
     func isMarked(kind: Int, _ ipa: UInt64) -> Bool {
         let index = Int((ipa - Self.base) >> 12)
-        for cpu in 0..<Platform.cpus where bits[(cpu * 2 + kind) * Self.words + index / 64] >> UInt64(index % 64) & 1 != 0 {
+        for cpu in 0..<Platform.cpus where bits[(cpu * Self.kinds + kind) * Self.words + index / 64] >> UInt64(index % 64) & 1 != 0 {
             return true
         }
         return false
@@ -154,6 +157,7 @@ extension Hypervisor {
             if abort.fault.access == .write { faults.mark(kind: 0, from: address & ~0xFFF, size: 0x1000) }
         case .madeYoung:
             statistics.madeYoung.wrappingAdd(1, ordering: .relaxed)
+            if abort.kind == .accessFlag { faults.mark(kind: 2, from: address & ~0xFFF, size: 0x1000) }
         case .retry:
             statistics.retries.wrappingAdd(1, ordering: .relaxed)
         }

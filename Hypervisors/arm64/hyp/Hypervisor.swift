@@ -17,6 +17,7 @@ enum Hypercall: UInt64 {
     case trackReset = 0xC600_000A
     case compactionPrepare = 0xC600_000B  // maps the compaction region page by page
     case compact = 0xC600_000C        // copies it into one 2 MiB frame and maps a block over the pages
+    case age = 0xC600_000D            // x1 IPA, x2 size: clear the access flags, then invalidate
 }
 
 /// The hypervisor: one VM with one vCPU per physical CPU, and the
@@ -154,6 +155,18 @@ final class Hypervisor: Sendable {
             return prepareCompaction(context: context)
         case .compact:
             return compact(context: context)
+        case .age:
+            // Clearing the access flag owes no invalidation (aging is
+            // advisory); the range is invalidated here so the next access
+            // of each page takes an access-flag fault.
+            let range = GuestPhysicalRange(start: GuestPhysicalAddress(registers[1]), size: registers[2])
+            do throws(SLATError) {
+                _ = try vm.lock.withExclusive { () throws(SLATError) -> Bool in
+                    try vm.pageTable.testAndClearYoung(range, mode: .exclusive, context: context)
+                }
+            } catch { return report("aging failed") }
+            vm.pageTable.tlb.invalidate(range: range)
+            return 0
         }
     }
 

@@ -127,10 +127,12 @@ extension Hypervisor {
             }
         case 4:
             // Every page of slot 3 took a write fault after the write
-            // protection; every page of slot 2 was faulted in after the unmap.
+            // protection and an access-flag fault after aging; every page
+            // of slot 2 was faulted in after the unmap.
             for page in 0..<Int(GuestLayout.slots[3].size >> 12) {
                 let ipa = GuestLayout.slots[3].ipa + UInt64(page) << 12
                 if !faults.isMarked(kind: 0, ipa) { fail("write to \(hex(ipa)) did not fault after write protection") }
+                if !faults.isMarked(kind: 2, ipa) { fail("\(hex(ipa)) took no access-flag fault after aging") }
             }
             for page in 0..<Int(GuestLayout.slots[2].size >> 12) {
                 let ipa = GuestLayout.slots[2].ipa + UInt64(page) << 12
