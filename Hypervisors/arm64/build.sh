@@ -20,13 +20,19 @@ SWIFTFLAGS=(-target aarch64-none-none-elf -enable-experimental-feature Embedded 
             -Osize -Xfrontend -disable-stack-protector -Xcc -mgeneral-regs-only -warnings-as-errors)
 CFLAGS=(-target aarch64-none-elf -ffreestanding -fno-builtin -nostdlib -mgeneral-regs-only -O2 -Wall -Werror)
 
-# 1. The library, as the Embedded build of the package.
+# 1. The library, as the Embedded build of the package (no warnings allowed).
+LOG="$OUT/library-build.log"
+status=0
 (cd "$ROOT" && $SLOT swift build --triple aarch64-none-none-elf -c release \
     -Xswiftc -enable-experimental-feature -Xswiftc Embedded -Xswiftc -wmo \
     -Xswiftc -Xfrontend -Xswiftc -disable-stack-protector -Xcc -mgeneral-regs-only \
-    --scratch-path "$SCRATCH" --target SLATArm64Hardware 2>&1 | grep -E 'warning:|error:' && exit 1 || true)
+    --scratch-path "$SCRATCH" --target SLATArm64Hardware) >"$LOG" 2>&1 || status=$?
+if [ $status -ne 0 ] || grep -q 'warning:' "$LOG"; then
+    grep -E 'warning:|error:' "$LOG" || tail -n 20 "$LOG"
+    echo "build: library build failed" >&2
+    exit 1
+fi
 LIB="$SCRATCH/release"
-[ -f "$LIB/Modules/SLATArm64Hardware.swiftmodule" ] || { echo "build: library build failed" >&2; exit 1; }
 
 # 2. The guest: a flat image loaded at IPA 0x4000_0000.
 mkdir -p "$OUT/guest"
