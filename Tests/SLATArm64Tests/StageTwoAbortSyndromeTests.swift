@@ -130,4 +130,22 @@ struct StageTwoAbortSyndromeTests {
         #expect(throws: StageTwoAbortError.tlbConflictAbort) { try decode(Syndrome(fsc: 0b110000)) }
         #expect(throws: StageTwoAbortError.unsupportedFaultStatus(0b110001)) { try decode(Syndrome(fsc: 0b110001)) }
     }
+
+    @Test("A decoded write translation fault, then the permission fault after write protection, go through the fault handler")
+    func decodedFaultsDriveTheHandler() throws {
+        let vm = try StageTwoTestVM(granule: .size4KiB, guestBase: 0x1_0000_0000, size: 4 << 20,
+                                    hostBase: 0x20_0000_0000, hostMappingSize: .size4K, tablePages: 64)
+        let ipa = vm.guestRange.start.rawValue + 0x3008
+        let translation = try StageTwoAbortSyndrome(
+            esr: Syndrome(wnr: true, fsc: 0b000101).esr, hpfar: (ipa >> 12) << 4, far: ipa).decode()
+        #expect(try vm.handler.handle(translation.fault, context: vm.contexts[0]) == .mapped(level: 0))
+        var batch = TLBFlushBatch()
+        try vm.mmu.writeProtect(GuestPhysicalRange(start: GuestPhysicalAddress(ipa & ~0xFFF), size: 0x1000),
+                                context: vm.contexts[0], batch: &batch)
+        vm.mmu.settle(batch, mode: .exclusive)
+        let permission = try StageTwoAbortSyndrome(
+            esr: Syndrome(wnr: true, fsc: 0b001111).esr, hpfar: 0, far: ipa).decode(resolvedIPA: GuestPhysicalAddress(ipa))
+        #expect(permission.kind == .permission && permission.fault.address.rawValue == ipa)
+        #expect(try vm.handler.handle(permission.fault, context: vm.contexts[0]) == .permissionsRelaxed)
+    }
 }
