@@ -241,6 +241,8 @@ vmx_exit:
 //                mismatches, bumping the heartbeat at 4(%edi), until the
 //                dword at (%edi) is nonzero; eax = mismatches (esp serves as
 //                a register: the guest has no stack and takes no interrupts)
+//   op 7 write:  write the heartbeat at +8 of ecx pages from ebx over and
+//                over, bumping the heartbeat at 4(%edi), until (%edi) != 0
 //   other: hlt
     .code32
     .globl guest_code_start, guest_code_end, guest_mmio_store, guest_mmio_load
@@ -257,6 +259,8 @@ guest_loop:
     je      g_mmio
     cmp     $6, %eax
     je      g_watch
+    cmp     $7, %eax
+    je      g_write
     hlt
     jmp     guest_loop
 g_stamp:
@@ -318,6 +322,19 @@ g_watch:
     cmpl    $0, (%edi)
     je      1b
     mov     %ebp, %eax
+    jmp     guest_loop
+g_write:
+1:  incl    4(%edi)
+    mov     %ecx, %edx
+    mov     %ebx, %esp
+2:  mov     4(%edi), %eax
+    mov     %eax, 8(%esp)
+    add     $4096, %esp
+    dec     %edx
+    jnz     2b
+    cmpl    $0, (%edi)
+    je      1b
+    xor     %eax, %eax
     jmp     guest_loop
 g_mmio:
 guest_mmio_store:

@@ -142,9 +142,14 @@ final class Machine {
     let startedAPs = Atomic<Int>(0)
     let finishedAPs = Atomic<Int>(0)
     let go = Atomic<Bool>(false)
-    /// Set by the BSP when the APs should run the remap-under-a-running-guest watch.
-    let watchGo = Atomic<Bool>(false)
-    let watchDone = Atomic<Int>(0)
+    /// A command for CPU 1's guest while the BSP changes the tables under
+    /// it (the `GuestOp` raw value, 0 none), its operands, and how many
+    /// such commands CPU 1 has finished.
+    let apTask = Atomic<UInt64>(0)
+    let apTaskBase = Atomic<UInt64>(0)
+    let apTaskCount = Atomic<UInt64>(0)
+    let apTaskSeed = Atomic<UInt64>(0)
+    let apTasksDone = Atomic<Int>(0)
     /// The vCPU of each CPU, set once by that CPU before it reports started.
     let vcpus: UnsafeMutablePointer<VCPU?>
 

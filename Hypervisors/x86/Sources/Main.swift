@@ -202,7 +202,7 @@ public func hypervisorMain() {
     put("HELLO slat x86 hypervisor\n")
     let capability = hv_rdmsr(0x48c)
     put("CPU"); hexField("vmx_basic", hv_rdmsr(0x480)); hexField("procbased2", hv_rdmsr(0x48b))
-    hexField("ept_vpid_cap", capability); put("\n")
+    hexField("ept_vpid_cap", capability); hexField("vmx_misc", hv_rdmsr(0x485)); put("\n")
     if capability & (1 << 21) == 0 { put("FATAL: no EPT accessed/dirty flags\n"); put("RESULT: FAIL\n"); return }
     #if BITE_NOOP_TLB
     put("BITE: the TLB issues no INVEPT\n")
@@ -274,6 +274,10 @@ public func hypervisorMain() {
     }
 
     dirtyLogging(machine, bsp)
+    dirtyLoggingUnderRunningGuest(machine, vcpus: vcpus, slot: Slot.dirty, name: "dirty-log-dirty-bit-running-guest",
+                                  base: Layout.dirtyGPA, first: 600)
+    dirtyLoggingUnderRunningGuest(machine, vcpus: vcpus, slot: Slot.protect, name: "dirty-log-write-protect-running-guest",
+                                  base: Layout.protectGPA, first: 200)
     aging(machine, bsp)
     remapAndZap(machine, bsp)
     remapUnderRunningGuest(machine, bsp, vcpus: vcpus)
@@ -376,6 +380,51 @@ func dirtyLogging(_ machine: Machine, _ vcpu: VCPU) {
             put(" round"); putDecimal(round + 1); put("_fast="); putDecimal(count)
         }
         field("guest_mismatches", mismatches)
+    }
+}
+
+/// Scenario 2 on a running guest: CPU 1's guest writes 16 pages of the
+/// slot in a loop (leaving guest mode only for faults and the preemption
+/// timer) while the BSP harvests the log three times; each harvest must
+/// report every page, since the guest wrote all of them after the previous
+/// one. In dirty-bit mode the CPU sets D again only if the harvest's INVEPT
+/// reached CPU 1; in write-protect mode CPU 1 faults (fast page fault) only
+/// if the write-protect did.
+func dirtyLoggingUnderRunningGuest(_ machine: Machine, vcpus: [VCPU], slot: UInt32, name: StaticString, base: UInt64,
+                                   first: UInt64) {
+    let mark = Mark(vcpus, machine)
+    let count: UInt64 = 16
+    guard let ap = machine.vcpus[1], ap.failure == nil else {
+        report(2, name, passed: false, since: mark, vcpus: vcpus, machine: machine, logged: 0) { put(" no second CPU") }
+        return
+    }
+    let timerBefore = ap.timerExits
+    let fastBefore = ap.fastFaults
+    let catchUpsBefore = machine.cpus.remoteCatchUps.load(ordering: .relaxed)
+    var ok = startOnCPU1(machine, .write, base: base + first * 4096, count: count)
+    var harvests = 0
+    var missing = 0
+    var logged = 0
+    do throws(SLATError) {
+        _ = try machine.mmu.getAndClearDirtyLog(memslot: slot)      // what came before
+        for _ in 0..<3 {
+            ok = letCPU1Run(passes: 5) && ok
+            clearDirtyBitsBehindSLAT(machine, base: base, pages: first + count)
+            let log = try machine.mmu.getAndClearDirtyLog(memslot: slot)
+            logged += bitCount(log)
+            for page in first..<(first + count) where !isMarked(log, page) { missing += 1 }
+            harvests += 1
+        }
+    } catch {
+        put("harvest failed: "); put(describe(error)); put("\n")
+        ok = false
+    }
+    let result = stopCPU1(machine, ap)
+    report(2, name, passed: ok && result == 0 && missing == 0 && harvests == 3, since: mark, vcpus: vcpus,
+           machine: machine, logged: logged) {
+        field("cpu", 1); field("pages", Int(count)); field("harvests", harvests); field("missing", missing)
+        field("cpu1_fast", ap.fastFaults - fastBefore); field("cpu1_timer_exits", ap.timerExits - timerBefore)
+        field("catch_up_invept", machine.cpus.remoteCatchUps.load(ordering: .relaxed) - catchUpsBefore)
     }
 }
 
@@ -494,8 +543,39 @@ enum Watch {
     static let pages: UInt64 = 16
     static let seed: UInt64 = 0x5400_0000
     static let firstGPA = Layout.agingGPA + first * 4096
-    static let mailboxGPA = Layout.agingGPA + 255 * 4096 + 0x100
-    static let mailboxHost = Layout.agingHost + 255 * 4096 + 0x100
+}
+
+/// CPU 1's guest loops until the host writes its mailbox (slot 6, page 255,
+/// +0x100); +0x104 is its heartbeat, bumped once per pass.
+enum Mailbox {
+    static let gpa = Layout.agingGPA + 255 * 4096 + 0x100
+    static let host = Layout.agingHost + 255 * 4096 + 0x100
+    static var heartbeat: UInt32 { hostWord(host + 4) }
+}
+
+/// Starts `op` on CPU 1's guest; returns once it has made 3 passes.
+func startOnCPU1(_ machine: Machine, _ op: GuestOp, base: UInt64, count: UInt64, seed: UInt64 = 0) -> Bool {
+    setHostWord(Mailbox.host, 0)
+    setHostWord(Mailbox.host + 4, 0)
+    machine.apTaskBase.store(base, ordering: .relaxed)
+    machine.apTaskCount.store(count, ordering: .relaxed)
+    machine.apTaskSeed.store(seed, ordering: .relaxed)
+    machine.apTask.store(op.rawValue, ordering: .releasing)
+    return spin { Mailbox.heartbeat >= 3 }
+}
+
+/// Lets CPU 1's guest make `passes` more passes.
+func letCPU1Run(passes: UInt32) -> Bool {
+    let beat = Mailbox.heartbeat
+    return spin { Mailbox.heartbeat >= beat &+ passes }
+}
+
+/// Stops CPU 1's loop; returns its guest's result (-1 on failure).
+func stopCPU1(_ machine: Machine, _ ap: VCPU) -> Int {
+    let done = machine.apTasksDone.load(ordering: .acquiring)
+    setHostWord(Mailbox.host, 1)
+    guard spin(until: { machine.apTasksDone.load(ordering: .acquiring) > done }) else { return -1 }
+    return ap.apResult
 }
 
 /// Waits until `condition` holds, at most `limit` pauses; returns whether it held.
@@ -523,10 +603,8 @@ func remapUnderRunningGuest(_ machine: Machine, _ bsp: VCPU, vcpus: [VCPU]) {
     }
     let timerBefore = ap.timerExits
     let catchUpsBefore = machine.cpus.remoteCatchUps.load(ordering: .relaxed)
-    setHostWord(Watch.mailboxHost, 0)
-    setHostWord(Watch.mailboxHost + 4, 0)
-    machine.watchGo.store(true, ordering: .releasing)
-    var ok = spin { hostWord(Watch.mailboxHost + 4) >= 3 }     // the guest has read every page twice
+    // The guest reads every page in a loop: its TLB holds their translations.
+    var ok = startOnCPU1(machine, .watch, base: Watch.firstGPA, count: Watch.pages, seed: Watch.seed)
     let firstHost = Layout.agingHost + Watch.first * 4096
     let target = Layout.remapTarget + Watch.first * 4096
     UnsafeMutableRawPointer(bitPattern: UInt(target))!.copyMemory(
@@ -540,12 +618,10 @@ func remapUnderRunningGuest(_ machine: Machine, _ bsp: VCPU, vcpus: [VCPU]) {
         ok = false
     }
     for page in 0..<Watch.pages { setHostWord(firstHost + page * 4096, 0xdead_beef) }
-    let beat = hostWord(Watch.mailboxHost + 4)
-    ok = ok && spin { hostWord(Watch.mailboxHost + 4) >= beat &+ 20 }   // 20 more passes over the pages
-    let passes = Int(hostWord(Watch.mailboxHost + 4))
-    setHostWord(Watch.mailboxHost, 1)
-    ok = ok && spin { machine.watchDone.load(ordering: .acquiring) == 1 }
-    let mismatches = ok ? ap.apResult : -1
+    ok = letCPU1Run(passes: 20) && ok
+    let passes = Int(Mailbox.heartbeat)
+    let mismatches = stopCPU1(machine, ap)
+    ok = ok && mismatches >= 0
     var wrongOutput = 0
     for page in 0..<Watch.pages
     where translation(machine, Watch.firstGPA + page * 4096)?.output.rawValue != target + page * 4096 {
@@ -597,10 +673,16 @@ public func hypervisorAPMain(_ index: UInt32) {
     while !machine.go.load(ordering: .acquiring) { hv_pause() }
     vcpu.apResult = demandPagingGuest(vcpu)
     machine.finishedAPs.add(1, ordering: .releasing)
-    // Scenario 4 on a running guest: CPU 1 watches pages the BSP remaps.
+    // CPU 1 then runs the commands the BSP gives it while it changes the
+    // tables under the running guest (scenarios 2 and 4).
     guard index == 1 else { return }
-    while !machine.watchGo.load(ordering: .acquiring) { hv_pause() }
-    let ok = vcpu.command(.watch, base: Watch.firstGPA, count: Watch.pages, seed: Watch.seed, mailbox: Watch.mailboxGPA)
-    vcpu.apResult = ok ? Int(truncatingIfNeeded: vcpu.registers.pointee.rax & 0xffff_ffff) : -1
-    machine.watchDone.add(1, ordering: .releasing)
+    while true {
+        while machine.apTask.load(ordering: .acquiring) == 0 { hv_pause() }
+        let op = GuestOp(rawValue: machine.apTask.exchange(0, ordering: .acquiringAndReleasing)) ?? .halt
+        let ok = vcpu.command(op, base: machine.apTaskBase.load(ordering: .relaxed),
+                              count: machine.apTaskCount.load(ordering: .relaxed),
+                              seed: machine.apTaskSeed.load(ordering: .relaxed), mailbox: Mailbox.gpa)
+        vcpu.apResult = ok ? Int(truncatingIfNeeded: vcpu.registers.pointee.rax & 0xffff_ffff) : -1
+        machine.apTasksDone.add(1, ordering: .releasing)
+    }
 }

@@ -60,7 +60,7 @@ func allocatePage() -> UInt64 {
 
 /// The commands the guest code understands (start.S, guest_code).
 enum GuestOp: UInt64 {
-    case stamp = 1, verify = 2, touch = 3, mmio = 4, halt = 5, watch = 6
+    case stamp = 1, verify = 2, touch = 3, mmio = 4, halt = 5, watch = 6, write = 7
 }
 
 /// One vCPU of the VM, pinned to one physical CPU: its VMCS, its guest
@@ -118,7 +118,7 @@ final class VCPU {
         let pinMSR: UInt32 = trueControls ? 0x48d : 0x481
         let preemption = (hv_rdmsr(pinMSR) >> 32) & (1 << 6) != 0
         write(Field.pinControls, adjust(pinMSR, preemption ? 1 << 6 : 0))
-        if preemption { write(Field.preemptionTimer, 0x4_0000) }
+        if preemption { write(Field.preemptionTimer, 0x40_0000) }
         write(Field.processorControls, adjust(trueControls ? 0x48e : 0x482, (1 << 7) | (1 << 31)))   // HLT exiting, secondary
         let wantedSecondary: UInt64 = (1 << 1) | (1 << 5) | (1 << 7)                               // EPT, VPID, unrestricted guest
         let secondary = adjust(0x48b, wantedSecondary)
