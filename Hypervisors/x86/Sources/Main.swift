@@ -45,6 +45,21 @@ func leafEntry(_ machine: Machine, _ gpa: UInt64) -> UnsafeMutablePointer<UInt64
     return nil
 }
 
+/// The entry at `level` (SLAT's height) on the walk to `gpa`, when every
+/// table above it is present.
+func entryPointer(_ machine: Machine, _ gpa: UInt64, level target: Int) -> UnsafeMutablePointer<UInt64>? {
+    guard var table = try? machine.mmu.root().rawValue else { return nil }
+    var level = 3
+    while true {
+        let entry = UnsafeMutablePointer<UInt64>(bitPattern: UInt(table + ((gpa >> UInt64(12 + 9 * level)) & 511) * 8))!
+        if level == target { return entry }
+        let value = entry.pointee
+        if value & 7 == 0 || value & 0x80 != 0 { return nil }
+        table = value & 0x000f_ffff_ffff_f000
+        level -= 1
+    }
+}
+
 /// The frame indices set in a dirty bitmap.
 func bitCount(_ words: [UInt64]) -> Int {
     var count = 0
@@ -281,6 +296,7 @@ public func hypervisorMain() {
     aging(machine, bsp)
     remapAndZap(machine, bsp)
     remapUnderRunningGuest(machine, bsp, vcpus: vcpus)
+    misconfiguration(machine, bsp)
 
     var misconfigurations = 0
     for vcpu in vcpus { misconfigurations += vcpu.misconfigurations }
@@ -633,6 +649,39 @@ func remapUnderRunningGuest(_ machine: Machine, _ bsp: VCPU, vcpus: [VCPU]) {
         field("guest_mismatches", mismatches); field("wrong_output", wrongOutput)
         field("ap_timer_exits", ap.timerExits - timerBefore)
         field("catch_up_invept", machine.cpus.remoteCatchUps.load(ordering: .relaxed) - catchUpsBefore)
+    }
+}
+
+// MARK: Scenario 5: an EPT misconfiguration
+
+/// Exit 49 is reported and the vCPU is never entered again. SLAT never
+/// writes a misconfigured entry, so one is written behind its back: a 2 MiB
+/// leaf that is writable but not readable (SDM Vol. 3C, "EPT
+/// Misconfigurations") over the MMIO block, which no memslot covers. SLAT's
+/// format says why it is misconfigured; the entry is removed afterwards.
+/// Runs last: the BSP's vCPU stays stopped.
+func misconfiguration(_ machine: Machine, _ vcpu: VCPU) {
+    let mark = Mark([vcpu], machine)
+    let bad: UInt64 = Layout.remapTarget | 0x80 | 0x2
+    let slatSays = machine.mmu.format.isMisconfigured(bad, atLevel: 1)
+    guard let entry = entryPointer(machine, Layout.mmioGPA, level: 1), entry.pointee == 0 else {
+        report(5, "ept-misconfiguration", passed: false, since: mark, vcpus: [vcpu], machine: machine, logged: 0) {
+            put(" no empty 2 MiB entry over the MMIO block")
+        }
+        return
+    }
+    let misconfigurationsBefore = vcpu.misconfigurations
+    entry.pointee = bad
+    let ran = vcpu.command(.touch, base: Layout.mmioGPA + 0x1000, count: 1)
+    let exits = Mark([vcpu], machine).exits - mark.exits
+    entry.pointee = 0
+    // An entry changed behind SLAT's back: flush every context (all-context INVEPT).
+    machine.tlb.invalidateAllContexts()
+    let reported = vcpu.misconfigurations - misconfigurationsBefore
+    report(5, "ept-misconfiguration", passed: !ran && reported == 1 && exits == 1 && slatSays, since: mark,
+           vcpus: [vcpu], machine: machine, logged: 0) {
+        hexField("entry", bad); field("slat_misconfigured", slatSays ? 1 : 0); field("reported", reported)
+        put(" vcpu_stopped="); put(vcpu.failure == nil ? "no" : "yes")
     }
 }
 
