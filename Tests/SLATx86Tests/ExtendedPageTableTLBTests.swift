@@ -5,8 +5,7 @@ import Testing
 @testable import SLATx86
 
 /// Records INVEPTs instead of issuing them; fails the types in `refused`.
-final class RecordingInvalidator: ExtendedPageTableInvalidator, @unchecked Sendable {
-    // @unchecked Sendable: `issued` is only touched under `lock`.
+final class RecordingInvalidator: ExtendedPageTableInvalidator {
     let lock = Mutex<[(ExtendedPageTableInvalidationType, UInt64)]>([])
     let refused: Set<ExtendedPageTableInvalidationType>
     init(refusing refused: Set<ExtendedPageTableInvalidationType> = []) { self.refused = refused }
@@ -18,8 +17,7 @@ final class RecordingInvalidator: ExtendedPageTableInvalidator, @unchecked Senda
 }
 
 /// Records what the TLB hands to the other CPUs.
-final class RecordingBroadcast: ProcessorInvalidationBroadcast, @unchecked Sendable {
-    // @unchecked Sendable: `sent` is only touched under `lock`.
+final class RecordingBroadcast: ProcessorInvalidationBroadcast {
     let lock = Mutex<[ExtendedPageTableInvalidationType]>([])
     func invalidateOnOtherProcessors(_ type: ExtendedPageTableInvalidationType, pointer: UInt64) {
         lock.withLock { $0.append(type) }
