@@ -553,7 +553,7 @@ func remapAndZap(_ machine: Machine, _ vcpu: VCPU) {
 
 // MARK: Scenario 4 on a running guest
 
-/// The pages CPU 1's guest watches (slot 6, stamped by scenario 3) and its mailbox.
+/// The pages CPU 1's guest watches (slot 6, stamped by scenario 3).
 enum Watch {
     static let first: UInt64 = 192
     static let pages: UInt64 = 16
