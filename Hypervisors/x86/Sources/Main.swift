@@ -276,7 +276,7 @@ public func hypervisorMain() {
         var slow = 0
         for vcpu in vcpus { slow += vcpu.slowFaults }
         field("slow_faults", slow)
-        for vcpu in vcpus { put(" cpu"); putDecimal(vcpu.index); put("_exits="); putDecimal(vcpu.exits) }
+        for vcpu in vcpus { put(" cpu"); putDecimal(vcpu.index); put("_exits_since_launch="); putDecimal(vcpu.exits) }
     }
 
     // MMIO: a store and a load to a guest-physical page with no memslot.
