@@ -35,7 +35,14 @@ import SLAT
                 while true {
                     // Before each VM entry: were the roots replaced (invalidateAllRoots)?
                     if (try? mmu.isRootReloadRequested(vcpu)) == true { eptp = try? mmu.reloadRoot(vcpu) }
-                    guard case .retry? = try? mmu.handleFault(fault, vcpu: vcpu) else { break }
+                    do {
+                        guard case .retry = try mmu.handleFault(fault, vcpu: vcpu) else { break }
+                    } catch SLATError.noMemslot {
+                        break                                       // MMIO: emulate the access
+                    } catch {
+                        print("vCPU \(index): \(error)")               // a VMM bug or a torn-down VM
+                        break
+                    }
                 }
             }
             _ = eptp
