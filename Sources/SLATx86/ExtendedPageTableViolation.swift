@@ -113,7 +113,7 @@ public struct ExtendedPageTableViolation: Sendable, Hashable {
         return .read
     }
 
-    /// The fault for ``ExtendedPageTableMMU/handleFault(_:vcpu:)`` in
+    /// The fault for ``ExtendedPageTableMMU/handleFault(_:vcpu:)-(GuestPageFault,_)`` in
     /// address space `addressSpace` (1 for a vCPU in SMM).
     @inlinable
     public func fault(addressSpace: Int = 0) -> GuestPageFault {

@@ -31,7 +31,7 @@ extension ExtendedPageTableMMU {
     /// off the leaf is made access-tracked (read and execute saved, every
     /// access bit cleared) so the next access faults and the fast page fault
     /// restores it; those leaves lost access, so they are invalidated
-    /// before this returns (and from then on ``handleFault(_:vcpu:)`` tries
+    /// before this returns (and from then on ``handleFault(_:vcpu:)-(GuestPageFault,_)`` tries
     /// the fast page fault for not-present violations too).
     ///
     /// Each change is accounted (`accountChange(old:new:address:level:mode:batch:)`).

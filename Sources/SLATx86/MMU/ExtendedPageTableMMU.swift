@@ -6,7 +6,7 @@ import Synchronization
 /// contexts, the per-memslot dirty logs and the NX-huge-page split list.
 ///
 /// ## Paths
-/// - ``handleFault(_:vcpu:)``: the page fault under the **shared** lock;
+/// - ``handleFault(_:vcpu:)-(GuestPageFault,_)``: the page fault under the **shared** lock;
 ///   every entry change a compare-and-exchange (rules 1–2 of Docs/concurrency.md).
 /// - ``fastPageFault(_:vcpu:)``: no lock; one exchange restores write or
 ///   access on a leaf that lost it only for dirty logging or access tracking.
@@ -68,7 +68,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// Set, once and for good, by the first ``clearYoung(_:context:)`` that
     /// may make a leaf access-tracked (A/D flags off). Until then a fault
     /// on a not-present entry cannot be one the fast page fault fixes, and
-    /// ``handleFault(_:vcpu:)`` does not try it. Read-mostly: never written
+    /// ``handleFault(_:vcpu:)-(GuestPageFault,_)`` does not try it. Read-mostly: never written
     /// by a fault.
     @usableFromInline let accessTrackingUsed = Atomic<Bool>(false)
     @usableFromInline let listLock = SpinLock()

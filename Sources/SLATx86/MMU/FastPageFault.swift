@@ -35,7 +35,7 @@ extension ExtendedPageTableMMU {
     /// exchange to decide its TLB flush, so a write access granted here is
     /// never left cached behind a write-protect.
     /// TLB contract: it only adds access; nothing to flush.
-    /// - Throws: as ``handleFault(_:vcpu:)`` for what the VMM passed
+    /// - Throws: as ``handleFault(_:vcpu:)-(GuestPageFault,_)`` for what the VMM passed
     ///   (reader slot, address space, address) and `SLATError/tornDown`.
     @inlinable
     public func fastPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FastFaultOutcome {

@@ -86,7 +86,7 @@ extension ExtendedPageTableMMU {
         }
     }
 
-    /// The full fault path of ``handleFault(_:vcpu:)`` without the fast
+    /// The full fault path of ``handleFault(_:vcpu:)-(GuestPageFault,_)`` without the fast
     /// page fault attempt. Same contracts and errors.
     @inlinable
     public func slowPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FaultOutcome {
