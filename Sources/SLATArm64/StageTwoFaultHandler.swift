@@ -231,9 +231,21 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let result = try pageTable.relaxPermissions(fault.address, grant: missing, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
             if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
-        } else if outcome.isRetry {
+        } else if outcome.isRetry && !Self.skipsSpuriousFaultInvalidation {
             pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: current.level)
         }
         return outcome
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/spuriousPermissionFaultWithoutInvalidation``
+    /// (hosted debug builds only).
+    @inlinable
+    static var skipsSpuriousFaultInvalidation: Bool {
+        #if SLAT_EXPLORATION_HOOKS
+        ExplorationHooks.isActive(.spuriousPermissionFaultWithoutInvalidation)
+        #else
+        false
+        #endif
     }
 }

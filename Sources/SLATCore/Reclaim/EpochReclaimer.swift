@@ -62,6 +62,9 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     // call and its reloads cost ~13 of the path's ~190 instructions.
     @inlinable @inline(__always)
     public func enterReadSection(slot: Int) {
+        #if SLAT_EXPLORATION_HOOKS
+        ExplorationHooks.reached(.readSectionEnter)
+        #endif
         let word = readerSlotWords.word(slot: slot)
         let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         while true {
@@ -80,6 +83,9 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         let word = readerSlotWords.word(slot: slot)
         let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         word.pointee.store(held, ordering: .releasing)
+        #if SLAT_EXPLORATION_HOOKS
+        ExplorationHooks.reached(.readSectionLeave)
+        #endif
     }
 
     /// Hands unlinked, already-flushed pages over to be freed after a grace
@@ -117,7 +123,13 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// Waits until every retired page has been freed. The caller must not be
     /// inside a read section; other readers must eventually leave theirs.
     public func synchronize() {
-        while pendingCount > 0 { reclaim() }
+        while pendingCount > 0 {
+            reclaim()
+            #if SLAT_EXPLORATION_HOOKS
+            // A reader still inside its section must run to leave it.
+            if pendingCount > 0 { _ = ExplorationHooks.spin() }
+            #endif
+        }
     }
 
     /// Pages retired and not yet freed.
