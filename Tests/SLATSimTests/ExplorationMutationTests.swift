@@ -2,6 +2,7 @@
 import SLATArm64
 import SLATCore
 import SLATSim
+import SLATx86
 import Testing
 
 /// The explorer's bite: each known defect, switched back on for the
@@ -25,6 +26,11 @@ struct ExplorationMutationTests {
         .init(mutation: .sharedUnmapDefersInvalidation, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .spuriousPermissionFaultWithoutInvalidation, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .spuriousPermissionFaultWithoutInvalidation, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .retiredTablesFreedWithoutGracePeriod, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .retiredTablesFreedWithoutGracePeriod, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .faultIgnoresInvalidationRetry, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .faultIgnoresInvalidationRetry, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .removedDirtyLeafNotHarvested, strategy: .exhaustive(preemptionBound: 2)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -36,6 +42,12 @@ struct ExplorationMutationTests {
             try check(StageTwoExplorationScenarios.sharedUnmapBesideBlockFault(), testCase)
         case .spuriousPermissionFaultWithoutInvalidation:
             try check(StageTwoExplorationScenarios.writeBesidePermissionGain(), testCase)
+        case .retiredTablesFreedWithoutGracePeriod:
+            try check(StageTwoExplorationScenarios.sharedUnmapBesideBlockFault(), testCase)
+        case .faultIgnoresInvalidationRetry:
+            try check(TDPExplorationScenarios.faultsBesideNotifier(), testCase)
+        case .removedDirtyLeafNotHarvested:
+            try check(TDPExplorationScenarios.dirtyLogBesideZap(mode: .dirtyBit), testCase)
         }
     }
 

@@ -21,5 +21,18 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// commit be097997a273, "Always invalidate TLB for stage-2 permission
     /// faults").
     case spuriousPermissionFaultWithoutInvalidation
+    /// ``EpochReclaimer/retire(_:)`` frees the pages at once instead of
+    /// after a grace period: a lockless or shared walker still inside its
+    /// read section may read a freed table (Docs/concurrency.md, rule 4).
+    case retiredTablesFreedWithoutGracePeriod
+    /// The x86 fault path installs its leaf without checking that no host
+    /// invalidation began since it resolved the host page (KVM's
+    /// `mmu_invalidate_retry_gfn`): a fault racing an mmu-notifier remap
+    /// can map the old host page after the notifier returned.
+    case faultIgnoresInvalidationRetry
+    /// The x86 TDP MMU removes or cleans a writable leaf whose dirty bit is
+    /// set without marking the dirty-bit-mode log (KVM's
+    /// `handle_changed_spte_dirty_log`): the write is lost to the log.
+    case removedDirtyLeafNotHarvested
 }
 #endif

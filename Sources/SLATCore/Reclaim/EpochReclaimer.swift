@@ -92,6 +92,14 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// period, and frees whatever earlier retirements have become safe.
     public func retire(_ pages: [HostPhysicalAddress]) {
         if pages.isEmpty { return }
+        #if SLAT_EXPLORATION_HOOKS
+        if ExplorationHooks.isActive(.retiredTablesFreedWithoutGracePeriod) {
+            for page in pages { memory.freePage(page) }
+            retiredTotal.wrappingAdd(pages.count, ordering: .relaxed)
+            freedTotal.wrappingAdd(pages.count, ordering: .relaxed)
+            return
+        }
+        #endif
         let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
         withListLock { () -> Void in
             for page in pages { retired.append((page, epoch)) }

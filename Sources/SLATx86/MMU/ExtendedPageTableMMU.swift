@@ -216,6 +216,30 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         helpers.settle(batch, tlb: tlb, mode: .shared)
     }
 
+    /// False except under the explorer's
+    /// ``ExplorationMutation/faultIgnoresInvalidationRetry`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var ignoresInvalidationRetry: Bool {
+        #if SLAT_EXPLORATION_HOOKS
+        ExplorationHooks.isActive(.faultIgnoresInvalidationRetry)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/removedDirtyLeafNotHarvested`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var dropsRemovedDirtyBits: Bool {
+        #if SLAT_EXPLORATION_HOOKS
+        ExplorationHooks.isActive(.removedDirtyLeafNotHarvested)
+        #else
+        false
+        #endif
+    }
+
     /// Invalidates every vCPU's ``LeafTableMemo``; call it after unlinking
     /// table pages and before retiring or freeing them.
     @inlinable

@@ -62,7 +62,7 @@ extension ExtendedPageTableMMU {
             return
         }
         let owed = obligations(ofReplacingLeaf: old, by: new, atLevel: level)
-        if owed.harvest && !startsLogging {
+        if owed.harvest && !startsLogging && !Self.dropsRemovedDirtyBits {
             let frames = GuestFrameRange(covering: GuestPhysicalRange(start: start, size: size))
             if let log, level == 0, log.frames.contains(frames.start) {
                 log.mark(frames.start)

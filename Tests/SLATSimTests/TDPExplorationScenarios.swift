@@ -1,0 +1,94 @@
+import SLATCore
+import SLATSim
+import SLATx86
+
+/// x86 TDP MMU scenarios for the explorer, through `ExtendedPageTableMMU`'s
+/// public API (Docs/x86-tdp-mmu.md).
+enum TDPExplorationScenarios {
+    typealias VM = TDPExplorationVM
+
+    /// Dirty logging on (in `mode`), two vCPUs write while a host thread
+    /// harvests and zaps part of the memslot (the zap yields the lock every
+    /// two leaves). Every page written must appear in a harvest
+    /// (dirty-log completeness); the final harvest is taken after the
+    /// threads.
+    static func dirtyLogBesideZap(mode: DirtyLogMode) -> ExplorationScenario<TDPDirtyLogWorld> {
+        typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
+        let write = { (frame: UInt64, vcpu: Int) in
+            Step("vCPU \(vcpu) write frame \(frame)") { world in
+                let failure = world.vm.access(frame, .write, vcpu: vcpu)
+                if failure == nil { world.written.insert(frame) }
+                return failure
+            }
+        }
+        return ExplorationScenario(
+            name: "x86: dirty log (\(mode)) beside a zap",
+            threads: [
+                [write(1, 0), write(4, 0)],
+                [write(5, 1), write(2, 1)],
+                [Step("harvest") { world in
+                    try world.harvest()
+                    return nil
+                }, Step("zap frames 0..<8") { world in
+                    _ = try world.vm.mmu.zap(GuestFrameRange(start: GuestFrameNumber(VM.baseFrame), count: 8))
+                    return nil
+                }],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                // Every frame mapped and written once before logging starts.
+                for frame in 0..<vm.frames {
+                    if let failure = vm.access(frame, .write, vcpu: 0) { throw SetupFailure(failure) }
+                }
+                try vm.mmu.enableDirtyLogging(memslot: 1, mode: mode)
+                return TDPDirtyLogWorld(vm)
+            },
+            check: { world in
+                do { try world.harvest() } catch { return "final harvest threw \(error)" }
+                let missing = world.written.subtracting(world.harvested)
+                if !missing.isEmpty { return "dirty log lost frames \(missing.sorted())" }
+                return world.vm.check()
+            })
+    }
+
+    /// The host remaps a frame's page (mmu-notifier start/end) while two
+    /// vCPUs fault on it and a neighbour: no vCPU may reach the old host
+    /// page once the remap returned, and the tables end mapping the new one.
+    static func faultsBesideNotifier() -> ExplorationScenario<VM> {
+        typealias Step = ExplorationScenario<VM>.Step
+        return ExplorationScenario(
+            name: "x86: faults beside an mmu-notifier remap",
+            threads: [
+                [Step("remap frame 3") { vm in
+                    try vm.remap(3)
+                    return nil
+                }],
+                [Step("vCPU 0 read frame 3") { $0.access(3, .read, vcpu: 0) },
+                 Step("vCPU 0 write frame 3") { $0.access(3, .write, vcpu: 0) }],
+                [Step("vCPU 1 write frame 3") { $0.access(3, .write, vcpu: 1) },
+                 Step("vCPU 1 read frame 2") { $0.access(2, .read, vcpu: 1) }],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                if let failure = vm.access(3, .read, vcpu: 0) { throw SetupFailure(failure) }
+                return vm
+            },
+            check: { $0.check() })
+    }
+}
+
+/// An x86 VM with its dirty-log bookkeeping.
+// @unchecked Sendable: as TDPExplorationVM.
+final class TDPDirtyLogWorld: @unchecked Sendable {
+    let vm: TDPExplorationVM
+    var written: Set<UInt64> = []
+    var harvested: Set<UInt64> = []
+    init(_ vm: TDPExplorationVM) { self.vm = vm }
+
+    func harvest() throws {
+        let words = try vm.mmu.getAndClearDirtyLog(memslot: 1)
+        for (index, word) in words.enumerated() {
+            for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 { harvested.insert(UInt64(index * 64 + bit)) }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import SLATCore
+import SLATSim
+import SLATx86
+import Testing
+
+/// The x86 TDP MMU scenarios explored on the unmodified library: every
+/// schedule within the budget passes every oracle. Each test prints its
+/// explored schedule count.
+@Suite("Exploration: x86 TDP MMU scenarios")
+struct TDPExplorationTests {
+    static let budget = ExplorationBudget(executions: 1500, seconds: 4)
+
+    @Test("Dirty log beside a zap", arguments: [
+        (DirtyLogMode.dirtyBit, ExplorationStrategy.exhaustive(preemptionBound: 2)),
+        (.dirtyBit, .pct(depth: 3, seed: 5)),
+        (.writeProtect, .exhaustive(preemptionBound: 2)),
+        (.writeProtect, .pct(depth: 3, seed: 5)),
+    ])
+    func dirtyLog(mode: DirtyLogMode, strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(TDPExplorationScenarios.dirtyLogBesideZap(mode: mode), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+
+    @Test("Faults beside an mmu-notifier remap", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 6), .random(seed: 6),
+    ])
+    func notifier(strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(TDPExplorationScenarios.faultsBesideNotifier(), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+}
