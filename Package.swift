@@ -4,13 +4,14 @@ import PackageDescription
 // SLATCore, SLATx86 and SLATArm64 also build as Embedded Swift for bare-metal
 // hypervisors (see .ci/run), so they use no Foundation, Dispatch or Glibc
 // outside `#if canImport(Glibc)` blocks, typed throws only, and no existentials.
-// Hosted debug builds define SLAT_EXPLORATION_HOOKS: the library then
-// reports its lock, reclaimer and waiting points to a controlled scheduler
-// (SLATSim's ControlledScheduler) and lets tests switch known defects back
-// on per thread (ExplorationMutation). Release and Embedded builds have no
-// hooks at all (Docs/simulation.md, "Systematic exploration").
+// Debug builds define SLAT_EXPLORATION_HOOKS; in hosted (non-Embedded)
+// code the library then reports its lock, reclaimer and waiting points to a
+// controlled scheduler (SLATSim's ControlledScheduler) and lets tests switch
+// known defects back on per thread (ExplorationMutation). Every hook sits
+// under `#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)`: release and
+// Embedded builds have none (Docs/simulation.md, "Systematic exploration").
 let explorationHooks: [SwiftSetting] = [
-    .define("SLAT_EXPLORATION_HOOKS", .when(platforms: [.linux, .macOS], configuration: .debug)),
+    .define("SLAT_EXPLORATION_HOOKS", .when(configuration: .debug)),
 ]
 
 let package = Package(

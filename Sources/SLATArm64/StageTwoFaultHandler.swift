@@ -242,7 +242,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// (hosted debug builds only).
     @inlinable
     static var skipsSpuriousFaultInvalidation: Bool {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.isActive(.spuriousPermissionFaultWithoutInvalidation)
         #else
         false

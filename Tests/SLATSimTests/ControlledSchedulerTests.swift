@@ -1,3 +1,4 @@
+import Foundation
 import SLATCore
 import SLATSim
 import Synchronization
@@ -170,5 +171,20 @@ struct ControlledSchedulerTests {
         #expect(Schedule(schedule.description) == schedule)
         #expect(schedule.switches == 3 && schedule.steps == 7)
         #expect(Schedule("0x3 x") == nil)
+    }
+}
+
+/// The budget of one scenario exploration in the test suite: 1500
+/// executions and 4 s, times `SLAT_EXPLORATION_SCALE` (an integer, default
+/// 1; `.ci/run`'s exploration step raises it).
+enum ExplorationTestBudget {
+    static var scale: Int {
+        guard let text = ProcessInfo.processInfo.environment["SLAT_EXPLORATION_SCALE"], let value = Int(text),
+              value > 0 else { return 1 }
+        return value
+    }
+
+    static var scenario: ExplorationBudget {
+        ExplorationBudget(executions: 1500 * scale, seconds: 4 * Double(scale))
     }
 }

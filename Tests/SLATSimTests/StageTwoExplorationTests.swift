@@ -8,7 +8,7 @@ import Testing
 /// explored schedule count.
 @Suite("Exploration: stage-2 scenarios")
 struct StageTwoExplorationTests {
-    static let budget = ExplorationBudget(executions: 1500, seconds: 4)
+    static var budget: ExplorationBudget { ExplorationTestBudget.scenario }
 
     @Test("Shared unmap beside a block fault", arguments: [
         ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 1), .random(seed: 1),

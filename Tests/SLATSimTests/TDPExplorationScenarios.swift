@@ -77,6 +77,38 @@ enum TDPExplorationScenarios {
     }
 }
 
+extension TDPExplorationScenarios {
+    /// The VM is torn down while the host remaps a page (notifier delivery)
+    /// and two vCPUs fault: every table page freed exactly once, none read
+    /// after it was freed, no translation left cached.
+    static func teardownBesideNotifierAndFaults() -> ExplorationScenario<VM> {
+        typealias Step = ExplorationScenario<VM>.Step
+        return ExplorationScenario(
+            name: "x86: teardown beside a notifier and faults",
+            threads: [
+                [Step("remap frame 3") { vm in
+                    try vm.remap(3)
+                    return nil
+                }],
+                [Step("vCPU 0 write frame 3") { $0.access(3, .write, vcpu: 0) },
+                 Step("vCPU 0 read frame 9") { $0.access(9, .read, vcpu: 0) }],
+                [Step("vCPU 1 write frame 2") { $0.access(2, .write, vcpu: 1) },
+                 Step("teardown") { vm in
+                    vm.teardown()
+                    return nil
+                }],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                for frame: UInt64 in [1, 3, 8] {
+                    if let failure = vm.access(frame, .read, vcpu: 0) { throw SetupFailure(failure) }
+                }
+                return vm
+            },
+            check: { vm in vm.tornDown ? vm.checkTornDown() : vm.check() })
+    }
+}
+
 /// An x86 VM with its dirty-log bookkeeping.
 // @unchecked Sendable: as TDPExplorationVM.
 final class TDPDirtyLogWorld: @unchecked Sendable {

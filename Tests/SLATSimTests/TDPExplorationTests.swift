@@ -8,7 +8,7 @@ import Testing
 /// explored schedule count.
 @Suite("Exploration: x86 TDP MMU scenarios")
 struct TDPExplorationTests {
-    static let budget = ExplorationBudget(executions: 1500, seconds: 4)
+    static var budget: ExplorationBudget { ExplorationTestBudget.scenario }
 
     @Test("Dirty log beside a zap", arguments: [
         (DirtyLogMode.dirtyBit, ExplorationStrategy.exhaustive(preemptionBound: 2)),
@@ -29,6 +29,17 @@ struct TDPExplorationTests {
     ])
     func notifier(strategy: ExplorationStrategy) {
         let outcome = Explorer.explore(TDPExplorationScenarios.faultsBesideNotifier(), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+
+    @Test("Teardown beside a notifier and faults", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 7),
+    ])
+    func teardown(strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(TDPExplorationScenarios.teardownBesideNotifierAndFaults(), strategy: strategy,
                                        budget: Self.budget)
         print(outcome)
         #expect(outcome.failure == nil, "\(outcome)")

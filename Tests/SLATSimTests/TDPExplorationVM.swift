@@ -34,6 +34,8 @@ final class TDPExplorationVM: @unchecked Sendable {
     /// Guest frames (slot-relative) whose host page was remapped, and
     /// whether the remap had returned.
     var remapped: [UInt64: Bool] = [:]
+    /// Set once ``teardown()`` returned: vCPUs stop running.
+    var tornDown = false
 
     init(_ scheduler: ControlledScheduler, frames: UInt64 = 16, vcpus: Int = 2, yieldInterval: Int = 2) throws {
         self.scheduler = scheduler
@@ -69,6 +71,7 @@ final class TDPExplorationVM: @unchecked Sendable {
     /// or reaches a host page other than the current one — in particular
     /// the old page after the notifier for its remap returned.
     func access(_ index: UInt64, _ kind: AccessKind, vcpu: Int, attempts: Int = 40) -> String? {
+        if tornDown { return nil }
         let address = address(index)
         for _ in 0..<attempts {
             scheduler.yield(at: .hardwareAccess)
@@ -86,6 +89,9 @@ final class TDPExplorationVM: @unchecked Sendable {
                 do {
                     let outcome = try mmu.handleFault(fault, vcpu: contexts[vcpu])
                     if case .retry = outcome { scheduler.yield(at: .spin) }
+                } catch SLATError.tornDown {
+                    // The VM is going away: the vCPU stops (KVM's vCPU exits).
+                    return nil
                 } catch {
                     return "vCPU \(vcpu)'s fault at frame \(index) threw \(error)"
                 }
@@ -102,6 +108,29 @@ final class TDPExplorationVM: @unchecked Sendable {
         try guestMemory.hostPages.remap(HostVirtualRange(start: Self.hostBase.advanced(by: index << 12), size: 4096),
                                         to: HostFrameNumber(Self.remappedFrameBase + index))
         remapped[index] = true
+    }
+
+    /// Tears the MMU down (the VM is destroyed while the host and vCPUs
+    /// may still be running).
+    func teardown() {
+        scheduler.yield(at: .custom("teardown"))
+        mmu.teardown()
+        tornDown = true
+    }
+
+    /// The oracles after a teardown: the TLB detectors, page accounting (no
+    /// double free, no read of a freed page), and after the grace periods
+    /// nothing live but the emptied root and the contexts' cached pages.
+    func checkTornDown() -> String? {
+        simulatedTLB.verifyCoherence()
+        if !log.isEmpty { return "simulated TLB: \(log.summary)" }
+        if let violation = scheduledMemory.violations.first { return violation }
+        if !mmu.isTornDown { return "teardown returned but the MMU is not torn down" }
+        mmu.reclaimer.synchronize()
+        let cached = contexts.reduce(0) { $0 + $1.cachedPageCount }
+        let live = scheduledMemory.livePages.count
+        if live != 1 + cached { return "after teardown \(live) table pages live, expected the root and \(cached) cached" }
+        return nil
     }
 
     static func guestAccess(_ kind: AccessKind) -> GuestAccess {

@@ -1,4 +1,4 @@
-#if SLAT_EXPLORATION_HOOKS
+#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,4 +1,4 @@
-#if SLAT_EXPLORATION_HOOKS
+#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
 /// A known defect that a hosted debug build can switch back on, one thread
 /// at a time, so that a test can show the interleaving explorer catches it
 /// (mutation testing of the explorer, see Docs/simulation.md). Each case

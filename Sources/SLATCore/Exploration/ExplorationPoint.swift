@@ -1,4 +1,4 @@
-#if SLAT_EXPLORATION_HOOKS
+#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
 /// A place inside SLATCore or a backend where a controlled scheduler
 /// (SLATSim's `ControlledScheduler`) may hand the processor to another
 /// thread. The points exist only in builds that define

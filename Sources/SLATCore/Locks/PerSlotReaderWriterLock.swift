@@ -71,7 +71,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// Writes only `slot`'s word. The slot must not hold the lock already.
     @inlinable @inline(__always)
     public func lockShared(slot: Int) {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockAcquire)
         #endif
         if !tryLockShared(slot: slot) { waitForShared(slot: slot, enteringReadSection: false) }
@@ -97,7 +97,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
         let word = readerSlotWords.word(slot: slot)
         let own = word.pointee.load(ordering: .relaxed)
         word.pointee.store(own & ~ReaderSlotWords.holdsShared, ordering: .releasing)
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockRelease)
         #endif
     }
@@ -111,7 +111,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// ``unlockSharedLeavingReadSection(slot:)``.
     @inlinable @inline(__always)
     public func lockSharedEnteringReadSection(slot: Int) {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockAcquire)
         #endif
         if !tryLockSharedEnteringReadSection(slot: slot) { waitForShared(slot: slot, enteringReadSection: true) }
@@ -143,7 +143,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     @inlinable @inline(__always)
     public func unlockSharedLeavingReadSection(slot: Int) {
         readerSlotWords.word(slot: slot).pointee.store(0, ordering: .releasing)
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockRelease)
         #endif
     }
@@ -169,7 +169,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// (counted in a shared word); waits while a writer holds or waits.
     @inlinable
     public func lockShared() {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockAcquire)
         #endif
         if tryLockShared() { return }
@@ -195,7 +195,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     public func unlockShared() {
         let old = unslottedReaders.wrappingSubtract(1, ordering: .releasing).oldValue
         precondition(old != 0, "unlockShared without a shared hold")
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockRelease)
         #endif
     }
@@ -205,7 +205,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// the current ones to leave. Reads every slot word.
     @inlinable
     public func lockExclusive() {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockAcquire)
         #endif
         var backoff = SpinBackoff()
@@ -230,7 +230,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     public func unlockExclusive() {
         let old = writer.exchange(0, ordering: .releasing)
         precondition(old == 1, "unlockExclusive without the exclusive hold")
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockRelease)
         #endif
     }

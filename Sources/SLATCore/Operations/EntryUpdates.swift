@@ -181,7 +181,7 @@ extension PageTable {
             if mode == .shared {
                 // Let the thread that owns the frozen entry finish, and let
                 // our own stale pointers go.
-                #if SLAT_EXPLORATION_HOOKS
+                #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
                 // Under a controlled scheduler: that thread must run first.
                 _ = ExplorationHooks.spin()
                 #endif

@@ -439,7 +439,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             let tableEntry = expected
             if !table.write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
-            #if SLAT_EXPLORATION_HOOKS
+            #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
             // Mutations of this flush for the explorer's tests (Docs/simulation.md).
             if ExplorationHooks.isActive(.mergeWithoutInvalidation) {
                 pointer.pointee.store(new, ordering: .releasing)

@@ -199,7 +199,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
     /// their invalidation to the batch, the defect the freeze prevents.
     @inlinable
     static var defersSharedInvalidation: Bool {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.isActive(.sharedUnmapDefersInvalidation)
         #else
         false

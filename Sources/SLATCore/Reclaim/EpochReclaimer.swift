@@ -62,7 +62,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     // call and its reloads cost ~13 of the path's ~190 instructions.
     @inlinable @inline(__always)
     public func enterReadSection(slot: Int) {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.readSectionEnter)
         #endif
         let word = readerSlotWords.word(slot: slot)
@@ -83,7 +83,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         let word = readerSlotWords.word(slot: slot)
         let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         word.pointee.store(held, ordering: .releasing)
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.readSectionLeave)
         #endif
     }
@@ -92,7 +92,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// period, and frees whatever earlier retirements have become safe.
     public func retire(_ pages: [HostPhysicalAddress]) {
         if pages.isEmpty { return }
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         if ExplorationHooks.isActive(.retiredTablesFreedWithoutGracePeriod) {
             for page in pages { memory.freePage(page) }
             retiredTotal.wrappingAdd(pages.count, ordering: .relaxed)
@@ -133,7 +133,7 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     public func synchronize() {
         while pendingCount > 0 {
             reclaim()
-            #if SLAT_EXPLORATION_HOOKS
+            #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
             // A reader still inside its section must run to leave it.
             if pendingCount > 0 { _ = ExplorationHooks.spin() }
             #endif

@@ -221,7 +221,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// builds only).
     @inlinable
     static var ignoresInvalidationRetry: Bool {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.isActive(.faultIgnoresInvalidationRetry)
         #else
         false
@@ -233,7 +233,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// builds only).
     @inlinable
     static var dropsRemovedDirtyBits: Bool {
-        #if SLAT_EXPLORATION_HOOKS
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.isActive(.removedDirtyLeafNotHarvested)
         #else
         false
