@@ -4,7 +4,8 @@
 /// preemption bound looks for a failing schedule of the smaller scenario), then
 /// fewer preemptions (each run of the schedule dropped in turn, its steps
 /// left to the non-preemptive choice). A change is kept when the replay
-/// still fails, runs to its end and has no more preemptions; shrinking
+/// still fails the same way (``signature(of:)``), runs to its end and has
+/// no more preemptions; shrinking
 /// ends when no single removal keeps the failure, or after `attempts`
 /// replays. The result's schedule replays the shrunk failure exactly.
 public enum ScheduleShrinker {
@@ -25,8 +26,10 @@ public enum ScheduleShrinker {
     ) -> Result<World> {
         var best = Result(scenario: scenario, record: record, removed: [])
         var budget = attempts
+        let wanted = signature(of: record.failure ?? "")
         func accepts(_ candidate: ExecutionRecord) -> Bool {
-            candidate.failure != nil && (candidate.completed || !record.completed)
+            guard let failure = candidate.failure else { return false }
+            return signature(of: failure) == wanted && (candidate.completed || !record.completed)
                 && candidate.preemptions <= best.record.preemptions
         }
         // Fewer operations.
@@ -75,5 +78,15 @@ public enum ScheduleShrinker {
             }
         }
         return best
+    }
+
+    /// What kind of failure a message reports: its words without those
+    /// holding a digit (thread and step numbers, addresses, counts), so
+    /// that "thread 2, vCPU 1 write frame 3: ... old host page" and the same
+    /// failure of a smaller scenario match, while another oracle's does not.
+    public static func signature(of message: String) -> String {
+        message.split(whereSeparator: \.isWhitespace)
+            .filter { !$0.contains(where: \.isNumber) }
+            .joined(separator: " ")
     }
 }

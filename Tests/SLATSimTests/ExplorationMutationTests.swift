@@ -31,6 +31,10 @@ struct ExplorationMutationTests {
         .init(mutation: .faultIgnoresInvalidationRetry, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .faultIgnoresInvalidationRetry, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .removedDirtyLeafNotHarvested, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .zapDecidesHarvestAtStart, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .zapDecidesHarvestAtStart, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .pct(depth: 3, seed: 21)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -48,6 +52,10 @@ struct ExplorationMutationTests {
             try check(TDPExplorationScenarios.faultsBesideNotifier(), testCase)
         case .removedDirtyLeafNotHarvested:
             try check(TDPExplorationScenarios.dirtyLogBesideZap(mode: .dirtyBit), testCase)
+        case .zapDecidesHarvestAtStart:
+            try check(TDPExplorationScenarios.enableBesideYieldingZap(), testCase)
+        case .notifierZapsCurrentRootsOnly:
+            try check(TDPExplorationScenarios.rootInvalidationBesideNotifier(), testCase)
         }
     }
 

@@ -109,12 +109,109 @@ extension TDPExplorationScenarios {
     }
 }
 
+extension TDPExplorationScenarios {
+    /// A zap that yields the lock every two leaves, beside a dirty-bit log
+    /// being enabled and a vCPU writing once it is: every write made after
+    /// the enable returned must be harvested, also from leaves the zap
+    /// removes after its yield.
+    static func enableBesideYieldingZap() -> ExplorationScenario<TDPDirtyLogWorld> {
+        typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
+        let write = { (frame: UInt64) in
+            Step("vCPU 0 write frame \(frame)") { world in
+                let logging = world.loggingEnabled
+                let failure = world.vm.access(frame, .write, vcpu: 0)
+                if failure == nil && logging { world.written.insert(frame) }
+                return failure
+            }
+        }
+        return ExplorationScenario(
+            name: "x86: dirty-bit log enabled beside a yielding zap",
+            threads: [
+                [Step("zap frames 0..<8") { world in
+                    _ = try world.vm.mmu.zap(GuestFrameRange(start: GuestFrameNumber(VM.baseFrame), count: 8))
+                    return nil
+                }],
+                [Step("enable dirty logging (dirty bit)") { world in
+                    try world.vm.mmu.enableDirtyLogging(memslot: 1, mode: .dirtyBit)
+                    world.loggingEnabled = true
+                    return nil
+                }],
+                [write(6), write(7)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                for frame in 0..<vm.frames {
+                    if let failure = vm.access(frame, .write, vcpu: 0) { throw SetupFailure(failure) }
+                }
+                let world = TDPDirtyLogWorld(vm)
+                world.loggingEnabled = false
+                return world
+            },
+            check: { world in
+                // Without the enable (shrinking removes it) nothing is owed to a log.
+                guard world.loggingEnabled else { return world.vm.check() }
+                do { try world.harvest() } catch { return "final harvest threw \(error)" }
+                let missing = world.written.subtracting(world.harvested)
+                if !missing.isEmpty { return "dirty log lost frames \(missing.sorted())" }
+                return world.vm.check()
+            })
+    }
+
+    /// All roots replaced while a vCPU still runs on the old one, the host
+    /// remaps a page (mmu-notifier) and the replaced roots are zapped once
+    /// unused: no vCPU reaches the old host page after the remap returned,
+    /// whichever root it walks; with a dirty-bit log on, no write is lost.
+    static func rootInvalidationBesideNotifier() -> ExplorationScenario<TDPDirtyLogWorld> {
+        typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
+        let access = { (frame: UInt64, kind: AccessKind, vcpu: Int) in
+            Step("vCPU \(vcpu) \(kind) frame \(frame)") { world in
+                let failure = world.vm.access(frame, kind, vcpu: vcpu)
+                if failure == nil && kind == .write { world.written.insert(frame) }
+                return failure
+            }
+        }
+        return ExplorationScenario(
+            name: "x86: root invalidation beside a notifier remap",
+            threads: [
+                [Step("invalidate all roots") { world in
+                    try world.vm.mmu.invalidateAllRoots()
+                    return nil
+                }, Step("remap frame 5") { world in
+                    try world.vm.remap(5)
+                    return nil
+                }, Step("zap unused replaced roots") { world in
+                    _ = try world.vm.mmu.zapInvalidatedRoots()
+                    return nil
+                }],
+                [access(5, .read, 1), access(6, .write, 1)],
+                [access(3, .write, 0)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                // Both vCPUs on the first root, frames 0..<8 mapped.
+                for frame: UInt64 in 0..<8 {
+                    if let failure = vm.access(frame, .read, vcpu: Int(frame % 2)) { throw SetupFailure(failure) }
+                }
+                try vm.mmu.enableDirtyLogging(memslot: 1, mode: .dirtyBit)
+                return TDPDirtyLogWorld(vm)
+            },
+            check: { world in
+                do { try world.harvest() } catch { return "final harvest threw \(error)" }
+                let missing = world.written.subtracting(world.harvested)
+                if !missing.isEmpty { return "dirty log lost frames \(missing.sorted())" }
+                return world.vm.check()
+            })
+    }
+}
+
 /// An x86 VM with its dirty-log bookkeeping.
 // @unchecked Sendable: as TDPExplorationVM.
 final class TDPDirtyLogWorld: @unchecked Sendable {
     let vm: TDPExplorationVM
     var written: Set<UInt64> = []
     var harvested: Set<UInt64> = []
+    /// Whether enabling the log returned (writes count only after it).
+    var loggingEnabled = true
     init(_ vm: TDPExplorationVM) { self.vm = vm }
 
     func harvest() throws {

@@ -45,4 +45,26 @@ struct TDPExplorationTests {
         #expect(outcome.failure == nil, "\(outcome)")
         #expect(outcome.executions > 10)
     }
+
+    @Test("Dirty-bit log enabled beside a yielding zap", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 8),
+    ])
+    func enableBesideZap(strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(TDPExplorationScenarios.enableBesideYieldingZap(), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+
+    @Test("Root invalidation beside a notifier remap", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 9),
+    ])
+    func rootInvalidation(strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(TDPExplorationScenarios.rootInvalidationBesideNotifier(), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
 }

@@ -28,7 +28,8 @@ final class TDPExplorationVM: @unchecked Sendable {
     let simulatedTLB: SimulatedContextTLB
     let guestMemory = GuestMemory()
     let mmu: MMU
-    let walker: HardwareWalker<ExtendedPageTableFormat, TableArena>
+    /// Each vCPU's walker, on the root it loaded.
+    var walkers: [HardwareWalker<ExtendedPageTableFormat, TableArena>]
     let contexts: [PageTableContext]
     let frames: UInt64
     /// Guest frames (slot-relative) whose host page was remapped, and
@@ -52,8 +53,11 @@ final class TDPExplorationVM: @unchecked Sendable {
         mmu = try MMU(format: format, memory: memory, tlb: ScheduledTLB(wrapping: simulatedTLB, scheduler: scheduler),
                       guestMemory: guestMemory,
                       configuration: MMUConfiguration(readerSlots: vcpus + 2, yieldInterval: yieldInterval))
-        walker = HardwareWalker(format: format, memory: arena, root: try mmu.root())
-        simulatedTLB.attach(walker)
+        let root = try mmu.root()
+        walkers = Array(repeating: HardwareWalker(format: format, memory: arena, root: root), count: vcpus)
+        // Each cached entry is judged against the root it was walked from.
+        let format = format, arena = arena
+        simulatedTLB.attachPerRoot { root in HardwareWalker(format: format, memory: arena, root: root) }
         contexts = (0..<(vcpus + 2)).map { PageTableContext(readerSlot: $0) }
     }
 
@@ -74,9 +78,20 @@ final class TDPExplorationVM: @unchecked Sendable {
         if tornDown { return nil }
         let address = address(index)
         for _ in 0..<attempts {
+            // The VMM's check before VM entry; the entry itself is the next step.
+            do {
+                if try mmu.isRootReloadRequested(contexts[vcpu]) {
+                    let pointer = try mmu.reloadRoot(contexts[vcpu])
+                    walkers[vcpu] = HardwareWalker(format: format, memory: arena, root: pointer.rootAddress)
+                }
+            } catch SLATError.tornDown {
+                return nil
+            } catch {
+                return "vCPU \(vcpu)'s root reload threw \(error)"
+            }
             scheduler.yield(at: .hardwareAccess)
             let remapReturned = remapped[index] == true
-            switch walker.access(address, kind, through: simulatedTLB.vcpu(vcpu)) {
+            switch walkers[vcpu].access(address, kind, through: simulatedTLB.vcpu(vcpu)) {
             case .translated(let output, _):
                 if output == hostAddress(index, remapped: true) { return nil }
                 if output == hostAddress(index) {
@@ -149,6 +164,13 @@ final class TDPExplorationVM: @unchecked Sendable {
     func check() -> String? {
         simulatedTLB.verifyCoherence()
         if !log.isEmpty { return "simulated TLB: \(log.summary)" }
+        if let violation = scheduledMemory.violations.first { return violation }
+        // Every vCPU reloads before its next entry; replaced roots then go.
+        for vcpu in walkers.indices where (try? mmu.isRootReloadRequested(contexts[vcpu])) == true {
+            guard let pointer = try? mmu.reloadRoot(contexts[vcpu]) else { return "vCPU \(vcpu) could not reload" }
+            walkers[vcpu] = HardwareWalker(format: format, memory: arena, root: pointer.rootAddress)
+        }
+        do { try mmu.zapInvalidatedRoots() } catch { return "zapInvalidatedRoots threw \(error)" }
         if let violation = scheduledMemory.violations.first { return violation }
         mmu.reclaimer.synchronize()
         guard let table = try? mmu.table() else { return "MMU torn down" }

@@ -34,5 +34,15 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// set without marking the dirty-bit-mode log (KVM's
     /// `handle_changed_spte_dirty_log`): the write is lost to the log.
     case removedDirtyLeafNotHarvested
+    /// The x86 zap decides once, before it starts, whether removed leaves'
+    /// dirty bits are harvested: after it yields the lock to a dirty-bit
+    /// log being enabled, the leaves it removes lose their new dirty bits
+    /// (Docs/x86-tdp-mmu.md, "One accounting point": the log is looked up
+    /// at the change).
+    case zapDecidesHarvestAtStart
+    /// The x86 mmu-notifier zap walks the current roots only, not replaced
+    /// roots a vCPU that has not reloaded still uses (Docs/x86-tdp-mmu.md,
+    /// "Root lifetime"; rule 6 of Docs/concurrency.md across roots).
+    case notifierZapsCurrentRootsOnly
 }
 #endif

@@ -240,6 +240,21 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         #endif
     }
 
+    /// Both false except under the explorer's
+    /// ``ExplorationMutation/zapDecidesHarvestAtStart`` (then removed
+    /// leaves skip the harvest when no log existed at the zap's start) and
+    /// ``ExplorationMutation/notifierZapsCurrentRootsOnly`` (hosted debug
+    /// builds only).
+    @inlinable
+    static func zapMutation(harvestingAtStart: Bool) -> (skipsHarvest: Bool, currentRootsOnly: Bool) {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        (ExplorationHooks.isActive(.zapDecidesHarvestAtStart) && !harvestingAtStart,
+         ExplorationHooks.isActive(.notifierZapsCurrentRootsOnly))
+        #else
+        (false, false)
+        #endif
+    }
+
     /// Invalidates every vCPU's ``LeafTableMemo``; call it after unlinking
     /// table pages and before retiring or freeing them.
     @inlinable
