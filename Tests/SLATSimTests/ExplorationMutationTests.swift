@@ -14,12 +14,17 @@ struct ExplorationMutationTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var mutation: ExplorationMutation
         var strategy: ExplorationStrategy
+        /// Takes more than a few seconds (thousands of schedules): run only
+        /// with `SLAT_EXPLORATION_SCALE` above 1 (`.ci/run`'s exploration step).
+        var slow = false
         var testDescription: String { "\(mutation.rawValue) by \(strategy)" }
     }
 
     static let budget = ExplorationBudget(executions: 20_000, seconds: 60)
 
-    static let cases: [Case] = [
+    static let cases: [Case] = allCases.filter { !$0.slow || ExplorationTestBudget.scale > 1 }
+
+    static let allCases: [Case] = [
         .init(mutation: .mergeWithoutInvalidation, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .mergeInvalidatesFirstPageOnly, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .sharedUnmapDefersInvalidation, strategy: .exhaustive(preemptionBound: 2)),
@@ -31,10 +36,12 @@ struct ExplorationMutationTests {
         .init(mutation: .faultIgnoresInvalidationRetry, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .faultIgnoresInvalidationRetry, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .removedDirtyLeafNotHarvested, strategy: .exhaustive(preemptionBound: 2)),
-        .init(mutation: .zapDecidesHarvestAtStart, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .zapDecidesHarvestAtStart, strategy: .exhaustive(preemptionBound: 2), slow: true),
         .init(mutation: .zapDecidesHarvestAtStart, strategy: .pct(depth: 3, seed: 21)),
-        .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .exhaustive(preemptionBound: 2), slow: true),
         .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .retiredSubtreeNotHarvested, strategy: .exhaustive(preemptionBound: 2), slow: true),
+        .init(mutation: .retiredSubtreeNotHarvested, strategy: .pct(depth: 3, seed: 21)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -54,7 +61,7 @@ struct ExplorationMutationTests {
             try check(TDPExplorationScenarios.dirtyLogBesideZap(mode: .dirtyBit), testCase)
         case .zapDecidesHarvestAtStart:
             try check(TDPExplorationScenarios.enableBesideYieldingZap(), testCase)
-        case .notifierZapsCurrentRootsOnly:
+        case .notifierZapsCurrentRootsOnly, .retiredSubtreeNotHarvested:
             try check(TDPExplorationScenarios.rootInvalidationBesideNotifier(), testCase)
         }
     }

@@ -160,7 +160,9 @@ extension TDPExplorationScenarios {
     /// All roots replaced while a vCPU still runs on the old one, the host
     /// remaps a page (mmu-notifier) and the replaced roots are zapped once
     /// unused: no vCPU reaches the old host page after the remap returned,
-    /// whichever root it walks; with a dirty-bit log on, no write is lost.
+    /// whichever root it walks; with a dirty-bit log on, no write is lost,
+    /// also when a vCPU wrote through the old root before it reloaded and
+    /// the old root is zapped before the harvest.
     static func rootInvalidationBesideNotifier() -> ExplorationScenario<TDPDirtyLogWorld> {
         typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
         let access = { (frame: UInt64, kind: AccessKind, vcpu: Int) in
@@ -183,8 +185,8 @@ extension TDPExplorationScenarios {
                     _ = try world.vm.mmu.zapInvalidatedRoots()
                     return nil
                 }],
-                [access(5, .read, 1), access(6, .write, 1)],
-                [access(3, .write, 0)],
+                [access(5, .read, 1), access(6, .write, 1), access(1, .read, 1)],
+                [access(3, .write, 0), access(2, .read, 0)],
             ],
             makeWorld: { scheduler in
                 let vm = try VM(scheduler)

@@ -44,5 +44,10 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// roots a vCPU that has not reloaded still uses (Docs/x86-tdp-mmu.md,
     /// "Root lifetime"; rule 6 of Docs/concurrency.md across roots).
     case notifierZapsCurrentRootsOnly
+    /// The x86 TDP MMU retires a subtree under the exclusive lock (a
+    /// replaced root emptied, NX or huge-page recovery) without harvesting
+    /// its leaves' dirty bits into a dirty-bit-mode log (KVM's
+    /// `handle_removed_pt` accounts every leaf it drops).
+    case retiredSubtreeNotHarvested
 }
 #endif

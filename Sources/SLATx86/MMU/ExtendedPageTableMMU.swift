@@ -255,6 +255,18 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         #endif
     }
 
+    /// False except under the explorer's
+    /// ``ExplorationMutation/retiredSubtreeNotHarvested`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var skipsSubtreeHarvest: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.retiredSubtreeNotHarvested)
+        #else
+        false
+        #endif
+    }
+
     /// Invalidates every vCPU's ``LeafTableMemo``; call it after unlinking
     /// table pages and before retiring or freeing them.
     @inlinable
