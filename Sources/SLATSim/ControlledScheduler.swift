@@ -15,11 +15,15 @@ import SLATCore
 /// ``SchedulingPolicy`` picks the next thread. Given the same policy
 /// choices, an execution is the same, so a printed ``Schedule`` replays it.
 ///
-/// Blocking: a thread that reports ``SchedulingPoint/spin`` (it waits for
-/// another thread) is *parked* and not chosen again until another thread
-/// has taken a step. When every unfinished thread is parked, all of them
-/// are woken; `deadlockRounds` such rounds in a row with no real step is a
-/// deadlock. More than `stepLimit` steps is reported as a livelock, and no
+/// Blocking and fairness: a thread that reports ``SchedulingPoint/spin``
+/// (it waits for another thread) is *parked* and not chosen again until
+/// every thread that could run when it spun has taken a step (or finished):
+/// a waiting thread yields to all the others, as in CHESS's fair scheduler
+/// (Musuvathi, Qadeer, "Fair Stateless Model Checking", PLDI 2008), so two
+/// waiters cannot keep starving the thread they both wait for. When every
+/// unfinished thread is parked, all of them are woken; `deadlockRounds`
+/// spin steps (or such wake-ups) in a row with no other step between them
+/// is a deadlock. More than `stepLimit` steps is reported as a livelock, and no
 /// step at all for `stallSeconds` as a thread blocked outside the scheduler
 /// (an OS lock, a busy loop that does not yield). After such an abort the
 /// threads stay parked for good (they cannot be unwound); the execution's
@@ -107,11 +111,18 @@ public final class ControlledScheduler: @unchecked Sendable {
         let next: ControlledThread? = state.withLock { state in
             if state.aborted { return nil }
             state.steps += 1
+            stepTaken(by: me, in: &state)
             if point == .spin {
                 me.status = .parked
+                me.waitingFor = Set(state.threads.filter { $0 !== me && $0.status == .runnable }.map(\.index))
+                // Only waiting, nowhere any other step: a deadlock if it lasts.
+                state.stalledRounds += 1
+                if state.stalledRounds > deadlockRounds {
+                    abort(&state, "deadlock: \(state.threads.filter { $0.status != .finished }.map(\.name).joined(separator: ", ")) only wait")
+                    return nil
+                }
             } else {
                 state.stalledRounds = 0
-                for thread in state.threads where thread.status == .parked && thread !== me { thread.status = .runnable }
             }
             if state.steps > stepLimit {
                 abort(&state, "livelock: more than \(stepLimit) scheduling steps")
@@ -182,13 +193,23 @@ public final class ControlledScheduler: @unchecked Sendable {
             thread.status = .finished
             if state.aborted { return nil }
             state.stalledRounds = 0
-            for other in state.threads where other.status == .parked { other.status = .runnable }
+            stepTaken(by: thread, in: &state)
             return pickNext(&state, previous: thread.index)
         }
         if let next {
             next.wakeUp.signal()
         } else if state.withLock({ state in !state.aborted && state.threads.allSatisfy { $0.status == .finished } }) {
             done.signal()
+        }
+    }
+
+    /// `thread` took a step (or finished): parked threads no longer wait
+    /// for it, and those that waited for nobody else become runnable.
+    /// State locked.
+    func stepTaken(by thread: ControlledThread, in state: inout State) {
+        for other in state.threads where other.status == .parked && other !== thread {
+            other.waitingFor.remove(thread.index)
+            if other.waitingFor.isEmpty { other.status = .runnable }
         }
     }
 
@@ -205,7 +226,10 @@ public final class ControlledScheduler: @unchecked Sendable {
                 abort(&state, "deadlock: \(names) wait for each other")
                 return nil
             }
-            for thread in parked { thread.status = .runnable }
+            for thread in parked {
+                thread.status = .runnable
+                thread.waitingFor = []
+            }
             enabled = parked.map(\.index)
         }
         let decision = SchedulingDecision(index: state.choices.count, enabled: enabled, previous: previous)

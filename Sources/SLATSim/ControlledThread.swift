@@ -7,7 +7,7 @@ import Darwin
 
 /// One logical thread of a ``ControlledScheduler``: a real thread that
 /// waits on its own semaphore whenever it is not the one chosen to run.
-// @unchecked Sendable: `status` is read and written only with the
+// @unchecked Sendable: `status` and `waitingFor` are read and written only with the
 // scheduler's state lock held; the other properties are immutable (the
 // semaphore is itself thread-safe).
 final class ControlledThread: @unchecked Sendable {
@@ -18,6 +18,8 @@ final class ControlledThread: @unchecked Sendable {
     unowned let scheduler: ControlledScheduler
     let wakeUp = DispatchSemaphore(value: 0)
     var status: Status = .runnable
+    /// While parked: the threads that must take a step before it runs again.
+    var waitingFor: Set<Int> = []
 
     init(index: Int, name: String, scheduler: ControlledScheduler) {
         self.index = index

@@ -40,7 +40,7 @@ struct ExplorationMutationTests {
         .init(mutation: .zapDecidesHarvestAtStart, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .exhaustive(preemptionBound: 2), slow: true),
         .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .pct(depth: 3, seed: 21)),
-        .init(mutation: .retiredSubtreeNotHarvested, strategy: .exhaustive(preemptionBound: 2), slow: true),
+        .init(mutation: .retiredSubtreeNotHarvested, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .retiredSubtreeNotHarvested, strategy: .pct(depth: 3, seed: 21)),
     ]
 
@@ -61,8 +61,10 @@ struct ExplorationMutationTests {
             try check(TDPExplorationScenarios.dirtyLogBesideZap(mode: .dirtyBit), testCase)
         case .zapDecidesHarvestAtStart:
             try check(TDPExplorationScenarios.enableBesideYieldingZap(), testCase)
-        case .notifierZapsCurrentRootsOnly, .retiredSubtreeNotHarvested:
+        case .notifierZapsCurrentRootsOnly:
             try check(TDPExplorationScenarios.rootInvalidationBesideNotifier(), testCase)
+        case .retiredSubtreeNotHarvested:
+            try check(TDPExplorationScenarios.replacedRootZapBesideWrites(), testCase)
         }
     }
 

@@ -87,7 +87,7 @@ final class StageTwoExplorationVM: @unchecked Sendable {
     /// attempt is one hardware step; each fault goes to the fault handler.
     /// Returns a failure when the access translates to the wrong page or
     /// does not complete within `attempts`.
-    func access(page index: UInt64, _ kind: AccessKind, vcpu: Int, attempts: Int = 40) -> String? {
+    func access(page index: UInt64, _ kind: AccessKind, vcpu: Int, attempts: Int = 100) -> String? {
         let address = address(page: index)
         for _ in 0..<attempts {
             scheduler.yield(at: .hardwareAccess)

@@ -206,6 +206,49 @@ extension TDPExplorationScenarios {
     }
 }
 
+extension TDPExplorationScenarios {
+    /// A dirty-bit log on, a vCPU writing through the current root while
+    /// all roots are replaced, both vCPUs reloading, and the replaced roots
+    /// zapped once unused: the write must still reach a harvest.
+    static func replacedRootZapBesideWrites() -> ExplorationScenario<TDPDirtyLogWorld> {
+        typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
+        let access = { (frame: UInt64, kind: AccessKind, vcpu: Int) in
+            Step("vCPU \(vcpu) \(kind) frame \(frame)") { world in
+                let failure = world.vm.access(frame, kind, vcpu: vcpu)
+                if failure == nil && kind == .write { world.written.insert(frame) }
+                return failure
+            }
+        }
+        return ExplorationScenario(
+            name: "x86: replaced roots zapped beside writes",
+            threads: [
+                [Step("invalidate all roots") { world in
+                    try world.vm.mmu.invalidateAllRoots()
+                    return nil
+                }, Step("zap unused replaced roots") { world in
+                    _ = try world.vm.mmu.zapInvalidatedRoots()
+                    return nil
+                }],
+                [access(6, .write, 1), access(1, .read, 1)],
+                [access(2, .read, 0)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                for frame: UInt64 in 0..<8 {
+                    if let failure = vm.access(frame, .read, vcpu: Int(frame % 2)) { throw SetupFailure(failure) }
+                }
+                try vm.mmu.enableDirtyLogging(memslot: 1, mode: .dirtyBit)
+                return TDPDirtyLogWorld(vm)
+            },
+            check: { world in
+                do { try world.harvest() } catch { return "final harvest threw \(error)" }
+                let missing = world.written.subtracting(world.harvested)
+                if !missing.isEmpty { return "dirty log lost frames \(missing.sorted())" }
+                return world.vm.check()
+            })
+    }
+}
+
 /// An x86 VM with its dirty-log bookkeeping.
 // @unchecked Sendable: as TDPExplorationVM.
 final class TDPDirtyLogWorld: @unchecked Sendable {

@@ -67,4 +67,15 @@ struct TDPExplorationTests {
         #expect(outcome.failure == nil, "\(outcome)")
         #expect(outcome.executions > 10)
     }
+
+    @Test("Replaced roots zapped beside writes", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 10),
+    ])
+    func replacedRootZap(strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(TDPExplorationScenarios.replacedRootZapBesideWrites(), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
 }

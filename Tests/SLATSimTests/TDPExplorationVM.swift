@@ -74,7 +74,7 @@ final class TDPExplorationVM: @unchecked Sendable {
     /// other threads run first). Fails when the access does not complete,
     /// or reaches a host page other than the current one — in particular
     /// the old page after the notifier for its remap returned.
-    func access(_ index: UInt64, _ kind: AccessKind, vcpu: Int, attempts: Int = 40) -> String? {
+    func access(_ index: UInt64, _ kind: AccessKind, vcpu: Int, attempts: Int = 100) -> String? {
         if tornDown { return nil }
         let address = address(index)
         for _ in 0..<attempts {
