@@ -23,7 +23,7 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     case spuriousPermissionFaultWithoutInvalidation
     /// ``EpochReclaimer/retire(_:)`` frees the pages at once instead of
     /// after a grace period: a lockless or shared walker still inside its
-    /// read section may read a freed table (Docs/concurrency.md, rule 4).
+    /// read section may read a freed table (rule 2 of Docs/concurrency.md).
     case retiredTablesFreedWithoutGracePeriod
     /// The x86 fault path installs its leaf without checking that no host
     /// invalidation began since it resolved the host page (KVM's
