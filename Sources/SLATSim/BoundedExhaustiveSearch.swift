@@ -30,6 +30,8 @@ public final class BoundedExhaustiveSearch: SchedulingPolicy {
     /// A search with at most `preemptionBound` preemptions per schedule.
     public init(preemptionBound: Int) { self.preemptionBound = preemptionBound }
 
+    /// Replays the prefix chosen by ``advance()``, then the non-preemptive
+    /// choice, recording each decision for the next backtrack.
     public func choose(_ decision: SchedulingDecision) -> Int {
         defer { depth += 1 }
         if depth < replayDepth {

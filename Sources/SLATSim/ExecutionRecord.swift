@@ -17,6 +17,7 @@ public struct ExecutionRecord: Sendable, CustomStringConvertible {
     /// The schedule that replays this execution.
     public var schedule: Schedule { Schedule(choices: choices) }
 
+    /// The failure (or "passed"), steps, preemptions and the schedule.
     public var description: String {
         "\(failure ?? "passed"); \(steps) steps, \(preemptions) preemptions; schedule \(schedule)"
     }

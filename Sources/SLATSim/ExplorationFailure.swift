@@ -35,6 +35,8 @@ public struct ExplorationFailure: Sendable, CustomStringConvertible {
         public var name: String
     }
 
+    /// The failure, how it was found, both schedules, the remaining and
+    /// removed steps, and the call that replays it.
     public var description: String {
         var lines = [
             "exploration of \(scenario) failed: \(message)",
@@ -75,6 +77,7 @@ public struct ExplorationOutcome: Sendable, CustomStringConvertible {
     /// The most scheduling steps of any execution.
     public var maximumSteps: Int
 
+    /// Schedules run, time, and the failure if any.
     public var description: String {
         let head = "\(scenario) under \(strategy): \(executions) schedules\(exhausted ? " (exhausted)" : "") in "
             + String(format: "%.2f s", seconds) + ", up to \(maximumSteps) steps each"

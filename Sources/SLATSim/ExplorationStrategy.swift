@@ -10,6 +10,7 @@ public enum ExplorationStrategy: Sendable, Hashable, CustomStringConvertible {
     /// execution as for PCT.
     case random(seed: UInt64)
 
+    /// The strategy as it is written in Swift, with its bound or seed.
     public var description: String {
         switch self {
         case .exhaustive(let bound): "exhaustive(preemptionBound: \(bound))"

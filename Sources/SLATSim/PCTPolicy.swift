@@ -28,6 +28,8 @@ public final class PCTPolicy: SchedulingPolicy {
         }
     }
 
+    /// Lowers the running thread's priority at a change point, then the
+    /// enabled thread with the highest priority.
     public func choose(_ decision: SchedulingDecision) -> Int {
         if let lowered = changePoints[decision.index], let previous = decision.previous {
             priorities[previous] = lowered

@@ -6,6 +6,7 @@ public final class RandomSchedulingPolicy: SchedulingPolicy {
     /// A policy drawing from `seed`.
     public init(seed: UInt64) { random = SimulationRandom(seed: seed) }
 
+    /// A uniformly random enabled thread.
     public func choose(_ decision: SchedulingDecision) -> Int {
         decision.enabled[random.below(decision.enabled.count)]
     }

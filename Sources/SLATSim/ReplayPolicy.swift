@@ -11,6 +11,8 @@ public final class ReplayPolicy: SchedulingPolicy {
     /// A policy that replays `schedule`.
     public init(_ schedule: Schedule) { self.schedule = schedule }
 
+    /// The current run's thread while it is enabled and has steps left, else
+    /// the next run's; past the schedule, the non-preemptive choice.
     public func choose(_ decision: SchedulingDecision) -> Int {
         while run < schedule.runs.count {
             let current = schedule.runs[run]
