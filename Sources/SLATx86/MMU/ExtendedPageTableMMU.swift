@@ -240,20 +240,18 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         #endif
     }
 
+    #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
     /// Both false except under the explorer's
     /// ``ExplorationMutation/zapDecidesHarvestAtStart`` (then removed
     /// leaves skip the harvest when no log existed at the zap's start) and
     /// ``ExplorationMutation/notifierZapsCurrentRootsOnly`` (hosted debug
-    /// builds only).
+    /// builds only; other builds use constants in the zap).
     @inlinable
     static func zapMutation(harvestingAtStart: Bool) -> (skipsHarvest: Bool, currentRootsOnly: Bool) {
-        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         (ExplorationHooks.isActive(.zapDecidesHarvestAtStart) && !harvestingAtStart,
          ExplorationHooks.isActive(.notifierZapsCurrentRootsOnly))
-        #else
-        (false, false)
-        #endif
     }
+    #endif
 
     /// False except under the explorer's
     /// ``ExplorationMutation/retiredSubtreeNotHarvested`` (hosted debug

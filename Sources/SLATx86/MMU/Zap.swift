@@ -39,7 +39,11 @@ extension ExtendedPageTableMMU {
         let range = frames.physicalRange
         var batch = TLBFlushBatch()
         var removed = 0
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         let mutation = Self.zapMutation(harvestingAtStart: dirtyLoggingSlots.load(ordering: .acquiring) > 0)
+        #else
+        let mutation = (skipsHarvest: false, currentRootsOnly: false)
+        #endif
         for (space, root) in liveRoots(addressSpace) where !mutation.currentRootsOnly || root == rootAddress(space) {
             forEachLeaf(in: range, addressSpace: space, root: root, batch: &batch) { iterator, batch in
                 let level = iterator.level
