@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "SLATx86", targets: ["SLATx86"]),
         .library(name: "SLATArm64", targets: ["SLATArm64"]),
         .library(name: "SLATArm64Hardware", targets: ["SLATArm64Hardware"]),
+        .library(name: "SLATx86Hardware", targets: ["SLATx86Hardware"]),
         .library(name: "SLATSplit", targets: ["SLATSplit"]),
         .library(name: "SLATSim", targets: ["SLATSim"]),
         .library(name: "SLATPfnCache", targets: ["SLATPfnCache"]),
@@ -38,6 +39,10 @@ let package = Package(
         // only when compiling for AArch64.
         .target(name: "CSLATArm64Hardware"),
         .target(name: "SLATArm64Hardware", dependencies: ["SLATCore", "SLATArm64", "CSLATArm64Hardware"]),
+        // The bare-metal x86 TLB (VMX root operation): INVEPT as a C inline
+        // function, which exists only when compiling for x86-64.
+        .target(name: "CSLATx86Hardware"),
+        .target(name: "SLATx86Hardware", dependencies: ["SLATCore", "SLATx86", "CSLATx86Hardware"]),
         .target(name: "SLATSplit", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         // Hosted only (threads, Foundation): simulated hardware, the pfn
         // cache, table images and the tools.
@@ -52,7 +57,7 @@ let package = Package(
             path: "Benchmarks/slat-bench"
         ),
         .testTarget(name: "SLATCoreTests", dependencies: ["SLAT", "SLATCore", "SLATx86", "SLATArm64"]),
-        .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATSim"]),
+        .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATx86Hardware", "SLATSim"]),
         .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATArm64Hardware", "SLATSim"]),
         .testTarget(name: "SLATSplitTests", dependencies: ["SLATCore", "SLATSplit", "SLATx86", "SLATArm64", "SLATSim"]),
         .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"], swiftSettings: explorationHooks),

@@ -14,11 +14,11 @@ extension StageTwoPageTable {
     /// stored. Walkers meeting the marker retry; a vCPU that misses in its
     /// TLB meanwhile takes a fault that retries without changing anything.
     ///
-    /// - Returns: ``SLATCore/LeafSplitOutcome/split(child:)`` with the
-    ///   subtree's top table; ``SLATCore/LeafSplitOutcome/lostRace`` when
+    /// - Returns: `SLATCore/LeafSplitOutcome/split(child:)` with the
+    ///   subtree's top table; `SLATCore/LeafSplitOutcome/lostRace` when
     ///   the entry was no longer `expected` (now updated; the subtree's
     ///   pages are zeroed and back in the cache);
-    ///   ``SLATCore/LeafSplitOutcome/cacheEmpty`` when the cache holds fewer
+    ///   `SLATCore/LeafSplitOutcome/cacheEmpty` when the cache holds fewer
     ///   than ``tablePagesForSubtree(level:leafLevel:)`` pages (nothing
     ///   changed).
     ///
@@ -53,7 +53,7 @@ extension StageTwoPageTable {
             expected = original
             return .lostRace
         }
-        tlb.invalidate(address: address.alignedDown(to: format.entrySize(atLevel: level)), level: level)
+        tlb.invalidate(address: address.alignedDown(to: format.entrySize(atLevel: level)), level: format.leafLevel(ofHeight: level))
         pointer.pointee.store(format.tableEntry(child: subtree), ordering: .releasing)
         return .split(child: subtree)
     }

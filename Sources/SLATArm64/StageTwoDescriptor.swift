@@ -30,12 +30,12 @@ public struct StageTwoDescriptor: RawEntryView, Hashable, Sendable {
         set { setField(StageTwoDescriptorBits.memoryAttributes, StageTwoDescriptorBits.memoryAttributesShift, UInt64(newValue)) }
     }
     /// Bits 5:2 decoded with `HCR_EL2.FWB` = 0 (values without a name decode
-    /// as ``MemoryType/reserved(_:)``).
+    /// as `MemoryType/reserved(_:)`).
     @inlinable public var memoryType: MemoryType { StageTwoMemoryAttributes.type(ofField: memoryAttributesField) }
     /// Bits 5:2 decoded in the encoding of `HCR_EL2.FWB` = `forcedWriteBack`
     /// (with FWB: 0b0110 normal write-back, 0b0101 normal non-cacheable,
     /// 0b0000/0b0001 device; others, such as 0b0111 "stage 1's attributes",
-    /// as ``MemoryType/reserved(_:)``).
+    /// as `MemoryType/reserved(_:)`).
     @inlinable public func memoryType(forcedWriteBack: Bool) -> MemoryType {
         StageTwoMemoryAttributes.type(ofField: memoryAttributesField, forcedWriteBack: forcedWriteBack)
     }

@@ -51,6 +51,6 @@ public enum StageTwoDescriptorBits {
     @inlinable public static var softwareShift: UInt64 { 55 }
     /// Width of the software field in bits.
     @inlinable public static var softwareWidth: Int { 4 }
-    /// Bits 58:55: reserved for software use, ``LeafAttributes/softwareBits`` 0 to 3.
+    /// Bits 58:55: reserved for software use, `LeafAttributes/softwareBits` 0 to 3.
     @inlinable public static var software: UInt64 { 0b1111 << 55 }
 }

@@ -3,7 +3,7 @@ import SLATCore
 /// The dirty bitmaps of the memslots whose writes a stage-2 page table logs
 /// (KVM/arm64 keeps one per memslot). Few entries; the fault handler looks
 /// one up only for a write to a memslot flagged
-/// ``SLATCore/MemslotFlags/dirtyLogging``, so lookups take the shared side
+/// `SLATCore/MemslotFlags/dirtyLogging`, so lookups take the shared side
 /// of a reader-writer lock and changes the exclusive side.
 ///
 /// Thread safety: every method may be called from any thread.

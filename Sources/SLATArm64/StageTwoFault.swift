@@ -48,8 +48,6 @@ public enum StageTwoFaultRetryReason: Hashable, Sendable {
     /// vCPU's fault got there first, and a map must not change permissions
     /// (it could downgrade the other vCPU's).
     case permissionOnlyChangeRefused
-    /// The page is already mapped as the fault wants (another vCPU fixed it).
-    case alreadyMapped
 }
 
 /// What handling a stage-2 fault did.
@@ -63,7 +61,14 @@ public enum StageTwoFaultOutcome: Hashable, Sendable {
     case permissionsRelaxed
     /// The existing leaf's access flag was set.
     case madeYoung
-    /// Nothing changed; the guest re-runs the access.
+    /// The tables already allowed the access (another vCPU fixed it first,
+    /// or this vCPU's TLB held an entry that faulted, which the handler
+    /// invalidated); the access succeeds when re-run. Not a retry: a loop
+    /// that faults until the outcome is not a retry stops here (as x86's
+    /// `FaultOutcome.spurious`).
+    case spurious
+    /// Nothing changed because of a race; the guest re-runs the access,
+    /// which may fault again.
     case retry(StageTwoFaultRetryReason)
 }
 

@@ -24,11 +24,11 @@ import SLATCore
 ///   differs in permissions is refused and the fault retried, so racing
 ///   vCPUs never downgrade each other.
 ///
-/// Device and non-cacheable memslots (``SLATCore/MemslotFlags/device``,
-/// ``SLATCore/MemslotFlags/nonCacheable``) are mapped as KVM maps
+/// Device and non-cacheable memslots (`SLATCore/MemslotFlags/device`,
+/// `SLATCore/MemslotFlags/nonCacheable`) are mapped as KVM maps
 /// `VM_PFNMAP`/`VM_IO` memory: page by page (never a block, so never merged
 /// with cacheable pages), Device-nGnRE or Normal-NC, execute-never (an
-/// instruction fetch throws ``SLATCore/SLATError/executeFromDeviceMemory(_:)``),
+/// instruction fetch throws `SLATCore/SLATError/executeFromDeviceMemory(_:)`),
 /// with no data-cache clean; a leaf of another memory type at the page is
 /// replaced (break-before-make), never relaxed in place.
 ///
@@ -37,7 +37,7 @@ import SLATCore
 /// its own `context` (page cache and reader slot). It never allocates table
 /// memory under the lock: the cache is topped up before the lock is taken,
 /// and a walk that finds it short (the map stops with
-/// ``SLATCore/MapOutcome/stopped(_:)``) drops the lock, tops it up and
+/// `SLATCore/MapOutcome/stopped(_:)`) drops the lock, tops it up and
 /// starts again from the staleness checks.
 ///
 /// TLB contract: whatever the change owes is invalidated before `handle`
@@ -62,21 +62,23 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// Handles one stage-2 fault of the vCPU owning `context`.
     ///
     /// - Returns: what changed, or why the guest should simply retry.
-    /// - Throws: ``SLATError/noMemslot(_:)`` (MMIO: the VMM emulates),
-    ///   ``SLATError/readOnlyMemslot(slot:frame:)``,
-    ///   ``SLATError/hostAddressNotMapped(_:)``,
-    ///   ``SLATError/hostPageReadOnly(_:)``,
-    ///   ``SLATError/invalidHostMapping(_:)`` when a granule page larger
+    /// - Throws: `SLATError/noMemslot(_:)` (MMIO: the VMM emulates),
+    ///   `SLATError/readOnlyMemslot(slot:frame:)`,
+    ///   `SLATError/hostAddressNotMapped(_:)`,
+    ///   `SLATError/hostPageReadOnly(_:)`,
+    ///   `SLATError/invalidHostMapping(_:)` when a granule page larger
     ///   than 4 KiB is not backed by one contiguous, aligned host run,
-    ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for an IPA past the
-    ///   configured size, ``SLATError/executeFromDeviceMemory(_:)`` for
+    ///   `SLATError/guestRangeOutOfBounds(_:limit:)` for an IPA past the
+    ///   configured size, `SLATError/executeFromDeviceMemory(_:)` for
     ///   an instruction fetch from a device or non-cacheable memslot,
-    ///   table-memory and reader-slot errors. Nothing
-    ///   changes when it throws.
+    ///   table-memory and reader-slot errors, `SLATError/tornDown` after
+    ///   the tables' ``StageTwoPageTable/destroy()``. Nothing changes when
+    ///   it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
         // First: a bad slot must throw, not trap inside a read section.
         try pageTable.validateReaderSlot(of: context)
+        if pageTable.isDestroyed { throw .tornDown }
         let format = pageTable.format
         let limit = format.inputAddressSpaceSize
         guard fault.address.rawValue < limit else {
@@ -219,7 +221,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     func fixInPlace(
         _ fault: StageTwoFault, current: Translation, permissions: Permissions, context: PageTableContext
     ) throws(SLATError) -> StageTwoFaultOutcome {
-        var outcome = StageTwoFaultOutcome.retry(.alreadyMapped)
+        var outcome = StageTwoFaultOutcome.spurious
         if !current.attributes.accessed {
             let result = try pageTable.makeYoung(fault.address, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
@@ -231,8 +233,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let result = try pageTable.relaxPermissions(fault.address, grant: missing, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
             if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
-        } else if outcome.isRetry && !Self.skipsSpuriousFaultInvalidation {
-            pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: current.level)
+        } else if outcome == .spurious && !Self.skipsSpuriousFaultInvalidation {
+            pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: pageTable.format.leafLevel(ofHeight: current.level))
         }
         return outcome
     }

@@ -9,6 +9,7 @@ extension StageTwoFormat: PageTableFormat {
     @inlinable public var requiresBreakBeforeMake: Bool { true }
 
     /// The Arm ARM's level for a height: 3 − height (level 3 holds pages).
+    /// (−1 for height 4, the FEAT_LPA2 start level of a 52-bit 4 KiB walk.)
     @inlinable public func architecturalLevel(_ level: Int) -> Int { 3 - level }
 
     /// Height 0 (pages), and the block heights of the granule that the walk reaches.
@@ -60,21 +61,22 @@ extension StageTwoFormat: PageTableFormat {
         HostPhysicalAddress(withHighAddress(entry & tableAddressMask, of: entry))
     }
 
-    /// `inPlace` (address bits taken in place from `entry`) with OA[51:48]
-    /// added from bits 15:12 where the format keeps them there. Only the
-    /// 64 KiB granule can (``highAddressMask`` is 0 otherwise), so the test
-    /// is on the granule: a walk that has compared ``granuleShift`` with a
-    /// constant (SLATCore's 4 KiB lookup) drops the high field entirely.
+    /// `inPlace` (address bits taken in place from `entry`) with the high
+    /// output-address bits added from where the format keeps them: OA[51:48]
+    /// from bits 15:12 (64 KiB granule, 52-bit PA) or OA[51:50] from bits
+    /// 9:8 (FEAT_LPA2). Branch-free: both the mask and the shift are 0 when
+    /// the format has no high field.
     @inlinable
     func withHighAddress(_ inPlace: UInt64, of entry: UInt64) -> UInt64 {
-        granuleShift != 16 ? inPlace : inPlace | (entry & highAddressMask) << StageTwoDescriptorBits.addressHighShift
+        inPlace | (entry & highAddressMask) &<< highAddressShift
     }
 
-    /// An output address in descriptor form: bits 47:0 in place and, with the
-    /// 64 KiB granule and a 52-bit PA, bits 51:48 in bits 15:12.
+    /// A granule-aligned output address in descriptor form: the in-place
+    /// bits (47:granule, or 49:granule with FEAT_LPA2) and the high bits
+    /// moved into their field.
     @inlinable
     func encodedAddress(_ address: HostPhysicalAddress) -> UInt64 {
-        address.rawValue & StageTwoDescriptorBits.addressSpan
-            | address.rawValue >> StageTwoDescriptorBits.addressHighShift & highAddressMask
+        address.rawValue & tableAddressMask
+            | address.rawValue &>> highAddressShift & highAddressMask
     }
 }

@@ -5,13 +5,13 @@ import SLATCore
 extension StageTwoFormat {
     /// Throws unless `attributes` can be encoded in a stage-2 leaf.
     ///
-    /// - Throws: ``SLATError/unsupportedPermissions(_:)`` for unknown
+    /// - Throws: `SLATError/unsupportedPermissions(_:)` for unknown
     ///   permission bits or, without FEAT_XNX, one execute right without the
-    ///   other; ``SLATError/unsupportedMemoryType(_:)`` for
-    ///   ``MemoryType/writeProtected``, ``MemoryType/reserved(_:)`` and,
-    ///   with ``forcesWriteBack``, ``MemoryType/writeThrough``;
-    ///   ``SLATError/unsupportedDirtyFlag`` for `dirty`;
-    ///   ``SLATError/softwareBitsOutOfRange(_:width:)`` for software bits
+    ///   other; `SLATError/unsupportedMemoryType(_:)` for
+    ///   `MemoryType/writeProtected`, `MemoryType/reserved(_:)` and,
+    ///   with ``forcesWriteBack``, `MemoryType/writeThrough`;
+    ///   `SLATError/unsupportedDirtyFlag` for `dirty`;
+    ///   `SLATError/softwareBitsOutOfRange(_:width:)` for software bits
     ///   wider than 4 bits.
     @inlinable
     public func validate(_ attributes: LeafAttributes) throws(SLATError) {
@@ -29,8 +29,9 @@ extension StageTwoFormat {
     }
 
     /// A page (height 0) or block descriptor: valid, page bit at height 0,
-    /// MemAttr, S2AP, inner shareable, AF, output address, execute-never and
-    /// software bits.
+    /// MemAttr, S2AP, inner shareable (bits 9:8; with FEAT_LPA2 those bits
+    /// are OA[51:50] and `VTCR_EL2.SH0` gives shareability), AF, output
+    /// address, execute-never and software bits.
     @inlinable
     public func leafEntry(output: HostPhysicalAddress, attributes: LeafAttributes, atLevel level: Int) -> UInt64 {
         assert(canHoldLeaf(atLevel: level), "no stage-2 leaf at this height")
@@ -42,7 +43,7 @@ extension StageTwoFormat {
         var entry = StageTwoDescriptorBits.valid
             | memoryAttributes << StageTwoDescriptorBits.memoryAttributesShift
             | (raw & 0b11) << 6
-            | StageTwoDescriptorBits.innerShareable
+            | leafShareability
             | encodedAddress(output)
             | executeNever << StageTwoDescriptorBits.executeNeverShift & executeNeverMask
             | UInt64(attributes.softwareBits) << StageTwoDescriptorBits.softwareShift & StageTwoDescriptorBits.software
@@ -51,17 +52,18 @@ extension StageTwoFormat {
         return entry
     }
 
-    /// The output address of a leaf: bits 47:(leaf size) and, with the
-    /// 64 KiB granule and a 52-bit PA, OA[51:48] from bits 15:12.
+    /// The output address of a leaf: bits 47:(leaf size) (49:(leaf size)
+    /// with FEAT_LPA2) and the high bits: OA[51:48] from bits 15:12 with the
+    /// 64 KiB granule and a 52-bit PA, OA[51:50] from bits 9:8 with FEAT_LPA2.
     @inlinable
     public func outputAddress(ofLeaf entry: UInt64, atLevel level: Int) -> HostPhysicalAddress {
-        let inPlace = entry & StageTwoDescriptorBits.addressSpan & UInt64.max &<< UInt64(truncatingIfNeeded: shift(atLevel: level))
+        let inPlace = entry & tableAddressMask & UInt64.max &<< UInt64(truncatingIfNeeded: shift(atLevel: level))
         return HostPhysicalAddress(withHighAddress(inPlace, of: entry))
     }
 
     /// Every attribute of a leaf; `dirty` is always `false` (stage 2 has no
     /// dirty flag), and MemAttr values without a name decode as
-    /// ``MemoryType/reserved(_:)``.
+    /// `MemoryType/reserved(_:)`.
     @inlinable
     public func attributes(ofLeaf entry: UInt64, atLevel level: Int) -> LeafAttributes {
         LeafAttributes(
@@ -100,18 +102,21 @@ extension StageTwoFormat {
         return Permissions(rawValue: UInt8(truncatingIfNeeded: entry >> 6 & 0b11 | rights << 2))
     }
 
-    /// The leaf `bytes` further on. Normally `entry + bytes`. With the 64 KiB
-    /// granule and a 52-bit PA the address is split (OA[47:0] in place,
-    /// OA[51:48] in bits 15:12), so the carry out of bit 47 — which lands in
-    /// bit 48, zero (RES0) in every leaf — is moved into bits 15:12 together
-    /// with bits 51:48 of `bytes`. The only branch is on the configuration,
-    /// which callers' loops hoist or predict perfectly.
+    /// The leaf `bytes` further on. Normally `entry + bytes`. Where the
+    /// address is split (64 KiB granule with a 52-bit PA: OA[47:0] in place,
+    /// OA[51:48] in bits 15:12; FEAT_LPA2: OA[49:0] in place, OA[51:50] in
+    /// bits 9:8), the carry out of the in-place field — which lands in its
+    /// first bit above (48 or 50, RES0 in every leaf) — is moved into the
+    /// high field together with the high bits of `bytes`. The only branch is
+    /// on the configuration, which callers' loops hoist or predict perfectly.
     @inlinable
     public func leafEntry(_ entry: UInt64, advancedBy bytes: UInt64) -> UInt64 {
         if highAddressMask == 0 { return entry &+ bytes }
-        let sum = entry &+ (bytes & StageTwoDescriptorBits.addressSpan)
-        let carry = (sum >> 48 & 1) &+ (bytes >> 48)
-        return (sum & ~(1 << 48)) &+ (carry << 12)
+        let carryBit: UInt64 = lpa2 ? 50 : 48
+        let highFieldShift: UInt64 = lpa2 ? 8 : 12
+        let sum = entry &+ (bytes & tableAddressMask)
+        let carry = (sum &>> carryBit & 1) &+ (bytes &>> carryBit)
+        return (sum & ~(1 &<< carryBit)) &+ (carry &<< highFieldShift)
     }
 
     /// The first leaf of the table replacing the block `entry` at `level`:

@@ -127,7 +127,8 @@ extension StageTwoPageTable {
     public func updateLeaves(
         _ range: GuestPhysicalRange, _ update: StageTwoLeafUpdate, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) -> StageTwoLeafUpdateResult {
-        try leafUpdate(range, update, mode: mode, context: context, caches: nil)
+        try checkLive()
+        return try leafUpdate(range, update, mode: mode, context: context, caches: nil)
     }
 
     /// ``updateLeaves(_:_:mode:context:)``, invalidating the instruction
@@ -157,7 +158,8 @@ extension StageTwoPageTable {
     /// - Throws: range and reader-slot errors.
     @inlinable @discardableResult
     public func makeYoung(_ address: GuestPhysicalAddress, mode: WalkMode, context: PageTableContext) throws(SLATError) -> StageTwoLeafUpdateResult {
-        try updateLeaves(pageRange(containing: address), .setAccessFlag, mode: mode, context: context)
+        try checkLive()
+        return try updateLeaves(pageRange(containing: address), .setAccessFlag, mode: mode, context: context)
     }
 
     /// Clears the access flag of every leaf overlapping `range` and returns
@@ -168,7 +170,8 @@ extension StageTwoPageTable {
     /// - Throws: range and reader-slot errors.
     @inlinable
     public func testAndClearYoung(_ range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext) throws(SLATError) -> Bool {
-        try updateLeaves(range, .clearAccessFlag, mode: mode, context: context).sawAccessFlag
+        try checkLive()
+        return try updateLeaves(range, .clearAccessFlag, mode: mode, context: context).sawAccessFlag
     }
 
     /// Adds `grant` to the permissions of the leaf mapping `address` (a
@@ -183,17 +186,18 @@ extension StageTwoPageTable {
     ///
     /// - Returns: the update's result (see ``makeYoung(_:mode:context:)``).
     /// - Throws: reader-slot errors (before anything is read), range errors,
-    ///   ``SLATError/unsupportedPermissions(_:)``.
+    ///   `SLATError/unsupportedPermissions(_:)`.
     @inlinable @discardableResult
     public func relaxPermissions(
         _ address: GuestPhysicalAddress, grant: Permissions, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) -> StageTwoLeafUpdateResult {
+        try checkLive()
         try validateReaderSlot(of: context)
         let range = pageRange(containing: address)
         let instructionCaches = !grant.intersection(.execute).isEmpty && !caches.instructionCacheIsCoherent ? caches : nil
         let result = try leafUpdate(range, .grant(grant), mode: mode, context: context, caches: instructionCaches)
         if let leaf = result.lastLeaf {
-            tlb.invalidate(address: leaf.address, level: leaf.level)
+            tlb.invalidate(address: leaf.address, level: format.leafLevel(ofHeight: leaf.level))
         }
         return result
     }

@@ -1,6 +1,6 @@
 import SLATCore
 
-/// What ``StageTwoPageTable/map(_:to:attributes:maximumLevel:mode:context:refusingPermissionOnlyChanges:)``
+/// What ``StageTwoPageTable/map(_:to:attributes:maximumLevel:mode:context:refusingPermissionOnlyChanges:refill:)``
 /// did.
 ///
 /// A value type; it takes no lock.

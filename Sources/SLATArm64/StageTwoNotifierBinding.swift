@@ -1,7 +1,7 @@
 import SLATCore
 
 /// The mmu-notifier side of a stage-2 MMU: on every guest invalidation
-/// `start` of its ``GuestMemory`` (host unmap, migration, protection change,
+/// `start` of its `GuestMemory` (host unmap, migration, protection change,
 /// memslot removal or read-only), the bound ``StageTwoPageTable`` zaps the
 /// range under the MMU lock held exclusively, invalidating the TLB before
 /// the listener returns (rule 6: after `start` no translation of the range
@@ -51,9 +51,11 @@ extension StageTwoPageTable {
     /// whole granule pages and to the whole leaves straddling its ends (so
     /// nothing is split and no table memory is needed), with its TLB
     /// invalidation completed before returning. The caller holds the MMU
-    /// lock exclusively. Frames beyond the IPA size are ignored.
+    /// lock exclusively. Frames beyond the IPA size are ignored; after
+    /// ``destroy()`` it does nothing.
     @inlinable
     public func zap(_ frames: GuestFrameRange, context: PageTableContext) {
+        if isDestroyed { return }
         let limit = format.inputAddressSpaceSize
         let physical = frames.physicalRange
         var start = physical.start.alignedDown(to: format.pageSize).rawValue

@@ -6,7 +6,7 @@ import SLATCore
 // a memslot that logs.
 extension StageTwoPageTable {
     /// Starts logging the writes to memslot `id`: a clear bitmap
-    /// (``dirtyLogs``), the memslot's ``SLATCore/MemslotFlags/dirtyLogging``
+    /// (``dirtyLogs``), the memslot's `SLATCore/MemslotFlags/dirtyLogging`
     /// flag (faults then map pages, and a read maps read-only), then the
     /// write protection of the slot
     /// (``protectForDirtyLogging(memslot:guestMemory:lock:context:)``).
@@ -17,11 +17,12 @@ extension StageTwoPageTable {
     /// Locking contract: takes `lock` (the VM's MMU lock) exclusively; the
     /// caller holds no MMU lock. TLB contract: every page that lost write
     /// access is invalidated before it returns.
-    /// - Throws: ``SLATError/unknownMemslot(slot:)``, and the protection's
+    /// - Throws: `SLATError/unknownMemslot(slot:)`, and the protection's
     ///   errors, after which the memslot does not log.
     public func enableDirtyLogging<Lock: ReaderWriterLock>(
         memslot id: UInt32, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
     ) throws(SLATError) {
+        try checkLive()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         if dirtyLogs.bitmap(forMemslot: id) != nil { return }
         do {
@@ -35,7 +36,7 @@ extension StageTwoPageTable {
     }
 
     /// The protection half of enabling dirty logging on `memslot` (already
-    /// flagged ``SLATCore/MemslotFlags/dirtyLogging``; KVM/arm64's
+    /// flagged `SLATCore/MemslotFlags/dirtyLogging`; KVM/arm64's
     /// `kvm_mmu_wp_memory_region`): starts its bitmap if it has none, then
     /// write-protects its range inside an invalidation of its frames (so a
     /// fault that resolved before the flag changed retries instead of
@@ -50,12 +51,13 @@ extension StageTwoPageTable {
     /// and if it runs short under the lock, what was protected is
     /// invalidated, the lock dropped, the cache topped up and the pass
     /// resumed under the lock retaken.
-    /// - Throws: ``SLATError/outOfTableMemory(needed:available:)`` when a
+    /// - Throws: `SLATError/outOfTableMemory(needed:available:)` when a
     ///   block straddling the slot's ends needs a split and the memory has
     ///   no page; range errors for a slot beyond the IPA size.
     public func protectForDirtyLogging<Lock: ReaderWriterLock>(
         memslot: Memslot, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
     ) throws(SLATError) {
+        try checkLive()
         let frames = memslot.frames
         _ = dirtyLogs.start(memslot)
         let tracker = guestMemory.invalidations
@@ -82,13 +84,14 @@ extension StageTwoPageTable {
     /// retaken (faults may run meanwhile; the words already taken are
     /// returned all the same). TLB contract: the pages re-protected are
     /// invalidated before the lock is released each time.
-    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``;
-    ///   ``SLATError/outOfTableMemory(needed:available:)`` if a reported page
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`;
+    ///   `SLATError/outOfTableMemory(needed:available:)` if a reported page
     ///   lies in a block that must be split first; the bits it took are
     ///   marked again then, so no write is lost.
     public func getAndClearDirtyLog<Lock: ReaderWriterLock>(
         memslot id: UInt32, lock: Lock, context: PageTableContext
     ) throws(SLATError) -> [UInt64] {
+        try checkLive()
         guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
         let frames = bitmap.frames
         // Taken under the lock, so a fault's mark (made under the shared
@@ -166,9 +169,10 @@ extension StageTwoPageTable {
     /// (harvest it first). Blocks come back as faults map them: the fault
     /// handler's anchored merge replaces the page tables (no TLB conflict abort).
     ///
-    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
-    ///   ``SLATError/unknownMemslot(slot:)``.
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/unknownMemslot(slot:)`.
     public func disableDirtyLogging(memslot id: UInt32, guestMemory: GuestMemory) throws(SLATError) {
+        try checkLive()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         guard dirtyLogs.bitmap(forMemslot: id) != nil else { throw .dirtyLoggingNotEnabled(slot: id) }
         try guestMemory.updateMemslotFlags(id: id, to: slot.flags.subtracting(.dirtyLogging))

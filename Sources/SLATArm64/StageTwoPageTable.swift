@@ -2,13 +2,13 @@ import SLATCore
 import Synchronization
 
 /// The stage-2 translation tables of one VM: the `kvm_pgtable` of KVM/arm64
-/// for one VMID, built on SLATCore's ``PageTable``.
+/// for one VMID, built on SLATCore's `PageTable`.
 ///
 /// It owns the tables (any granule and IPA size), the VM's TLB context (one
 /// VMID) and the VMM's ``CacheMaintenance`` hooks, and gives the operations
 /// of the stage-2 MMU:
 ///
-/// - ``map(_:to:attributes:maximumLevel:mode:context:refusingPermissionOnlyChanges:)``
+/// - `map(_:to:attributes:maximumLevel:mode:context:refusingPermissionOnlyChanges:)`
 ///   installs leaves at the largest level allowed, splits a block a smaller
 ///   mapping lands in (break-before-make: the block is exchanged for the
 ///   locked invalid marker, invalidated by address with its level, then the
@@ -21,7 +21,7 @@ import Synchronization
 ///   block is written over the anchor. A by-address invalidation there
 ///   would leave the subtree's smaller leaves cached beside the new block:
 ///   a TLB conflict abort.
-/// - ``unmap(_:mode:context:)``, ``writeProtect(_:mode:context:batch:)``,
+/// - ``unmap(_:mode:context:)``, `writeProtect(_:mode:context:batch:)`,
 ///   ``makeYoung(_:mode:context:)``, ``testAndClearYoung(_:mode:context:)``,
 ///   ``relaxPermissions(_:grant:mode:context:)``, ``flush(_:context:)``.
 /// - Unlinked subtrees for the eager split engine:
@@ -30,17 +30,17 @@ import Synchronization
 ///   ``splitBlocks(in:leafLevel:mode:context:)``.
 ///
 /// Locking contract: the object holds no lock. Every changing operation
-/// takes the ``WalkMode`` in which the caller holds the VM's MMU lock:
+/// takes the `WalkMode` in which the caller holds the VM's MMU lock:
 /// faults and splits run shared (every entry change is a compare-and-
 /// exchange; a locked entry met means "another thread owns it, retry"),
 /// unmaps, teardown and notifier zaps run exclusive. `context` is the
 /// calling thread's (vCPU's) page cache and reader slot.
 ///
-/// TLB contract: every operation except ``writeProtect(_:mode:context:batch:)``
+/// TLB contract: every operation except `writeProtect(_:mode:context:batch:)`
 /// and ``testAndClearYoung(_:mode:context:)`` has completed the
 /// invalidations it owes before it returns (rule 3), and frees table pages
 /// only after them (through the reclaimer in shared mode).
-/// ``writeProtect(_:mode:context:batch:)`` leaves them in the caller's batch
+/// `writeProtect(_:mode:context:batch:)` leaves them in the caller's batch
 /// (KVM's caller-flushes write protection); clearing the access flag owes
 /// none (aging is advisory, as in KVM).
 public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheMaintenance>: Sendable {
@@ -59,15 +59,24 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// The dirty bitmaps of the memslots that log writes
     /// (``enableDirtyLogging(memslot:guestMemory:lock:context:)``).
     public let dirtyLogs = StageTwoDirtyLogs()
+    /// Set once by ``destroy()``; every operation then throws ``SLATError/tornDown``.
+    @usableFromInline let destroyed = Atomic<Bool>(false)
 
     /// Empty tables in `memory` for the VM `vmid`.
     ///
-    /// - Parameter readerSlots: vCPU threads that may walk shared at once.
-    /// - Throws: ``SLATError/vmidOutOfRange(_:bits:)``,
-    ///   ``SLATError/unsupportedGranule(_:)`` (memory page size not the
-    ///   granule), ``SLATError/outOfTableMemory(needed:available:)``, and
+    /// - Parameters:
+    ///   - readerSlots: vCPU threads that may walk shared at once.
+    ///   - format: the stage-2 format (granule, IPA and PA sizes); its memory-attribute encoding follows `caches.forcesWriteBack`.
+    ///   - memory: the table memory; its page size must be the granule.
+    ///   - tlb: the VM's TLB (its VMID on every CPU): where invalidations go.
+    ///   - caches: the VMM's cache maintenance (data-cache clean, instruction-cache invalidation).
+    ///   - vmid: the VM's VMID.
+    ///   - vmidSize: the VMID width `VTCR_EL2.VS` configures.
+    /// - Throws: `SLATError/vmidOutOfRange(_:bits:)`,
+    ///   `SLATError/unsupportedGranule(_:)` (memory page size not the
+    ///   granule), `SLATError/outOfTableMemory(needed:available:)`, and
     ///   root placement errors of ``StageTwoTranslationTableBase``,
-    ///   ``SLATError/writeBackForcingMismatch(format:caches:)`` when the
+    ///   `SLATError/writeBackForcingMismatch(format:caches:)` when the
     ///   format asks for FWB encodings but `caches.forcesWriteBack` is
     ///   false. When the hooks force write-back (`HCR_EL2.FWB` = 1) the
     ///   tables use `format.forcingWriteBack(true)`: FWB MemAttr encodings,
@@ -120,26 +129,30 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// one) is done before the walk, so before any vCPU can use it.
     ///
     /// - Parameters:
+    ///   - range: the guest range, granule-aligned and inside the IPA size.
+    ///   - output: the host-physical address `range.start` maps to, aligned like `range`.
+    ///   - attributes: permissions, memory type and software bits of every leaf.
+    ///   - context: the calling thread's page cache and reader slot.
     ///   - maximumLevel: the largest level a leaf may use; it must hold
     ///     leaves in this granule. `nil`: the largest block level.
     ///   - mode: how the caller holds the MMU lock.
     ///   - refusingPermissionOnlyChanges: leave a live leaf that only
     ///     differs in permissions as it is and report
-    ///     ``MapOutcome/refusedPermissionOnlyChange`` (the fault path).
-    ///   - refill: ``PageCacheRefill/never`` when the caller holds the MMU
+    ///     `MapOutcome/refusedPermissionOnlyChange` (the fault path).
+    ///   - refill: `PageCacheRefill/never` when the caller holds the MMU
     ///     lock and must not allocate under it: a cache that runs short
-    ///     stops the walk with ``MapOutcome/stopped(_:)`` (what was done is
+    ///     stops the walk with `MapOutcome/stopped(_:)` (what was done is
     ///     invalidated and settled); the caller drops the lock, tops the
     ///     cache up, retakes the lock and maps again from the resume
-    ///     address. ``PageCacheRefill/fromMemory`` (the default) allocates.
+    ///     address. `PageCacheRefill/fromMemory` (the default) allocates.
     /// - Returns: the outcome and the table pages freed.
-    /// - Throws: before any change: ``SLATError/emptyRange``,
-    ///   ``SLATError/misalignedGuestAddress(_:alignment:)``,
-    ///   ``SLATError/misalignedSize(_:alignment:)``,
-    ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` (IPA past the
-    ///   configured size), ``SLATError/misalignedOutputAddress(_:alignment:)``,
-    ///   ``SLATError/outputAddressTooWide(_:outputBits:)`` (beyond the PA
-    ///   size), ``SLATError/unsupportedLevel(_:)`` (no block at that level
+    /// - Throws: before any change: `SLATError/emptyRange`,
+    ///   `SLATError/misalignedGuestAddress(_:alignment:)`,
+    ///   `SLATError/misalignedSize(_:alignment:)`,
+    ///   `SLATError/guestRangeOutOfBounds(_:limit:)` (IPA past the
+    ///   configured size), `SLATError/misalignedOutputAddress(_:alignment:)`,
+    ///   `SLATError/outputAddressTooWide(_:outputBits:)` (beyond the PA
+    ///   size), `SLATError/unsupportedLevel(_:)` (no block at that level
     ///   in this granule), attribute errors, reader-slot and table-memory errors.
     @inlinable @discardableResult
     public func map(
@@ -147,6 +160,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
         refusingPermissionOnlyChanges: Bool = false, refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> StageTwoMapResult {
+        try checkLive()
         var attributes = attributes
         attributes.accessed = true
         try table.validate(range)
@@ -187,10 +201,11 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// after them (through the reclaimer in shared mode).
     ///
     /// - Throws: range errors, reader-slot errors, and
-    ///   ``SLATError/outOfTableMemory(needed:available:)`` only when a block
+    ///   `SLATError/outOfTableMemory(needed:available:)` only when a block
     ///   straddling an end must be split — all before any change.
     @inlinable
     public func unmap(_ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext) throws(SLATError) {
+        try checkLive()
         try table.validate(range)
         try validateReaderSlot(of: context)
         let cleaned = caches.forcesWriteBack ? [] : cacheableLeaves(in: range, mode: mode, context: context)
@@ -213,22 +228,28 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// ``settle(_:mode:)`` — at once, or after more changes (KVM's
     /// caller-flushes write protection).
     ///
-    /// - Parameter refill: ``PageCacheRefill/never`` when the caller holds
-    ///   the MMU lock and must not allocate under it: a block to split with
-    ///   too few cached pages stops the walk there and the shortfall is
-    ///   returned (drop the lock, top up, retake, call again from its
-    ///   resume address). The default allocates.
+    /// - Parameters:
+    ///   - refill: `PageCacheRefill/never` when the caller holds
+    ///     the MMU lock and must not allocate under it: a block to split with
+    ///     too few cached pages stops the walk there and the shortfall is
+    ///     returned (drop the lock, top up, retake, call again from its
+    ///     resume address). The default allocates.
+    ///   - range: the guest range, granule-aligned and inside the IPA size.
+    ///   - mode: how the caller holds the MMU lock (`.shared` inside a reclaimer read section).
+    ///   - context: the calling thread's page cache and reader slot.
+    ///   - batch: receives the invalidations owed and the pages to free after them.
     /// - Returns: `nil` when the whole range is protected, else where it
     ///   stopped for pages.
     /// - Throws: range and reader-slot errors, and
-    ///   ``SLATError/outOfTableMemory(needed:available:)`` when a block
+    ///   `SLATError/outOfTableMemory(needed:available:)` when a block
     ///   straddling an end must be split — before any change.
     @inlinable @discardableResult
     public func writeProtect(
         _ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext,
         batch: inout TLBFlushBatch, refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> PageCacheShortfall? {
-        try table.changePermissions(
+        try checkLive()
+        return try table.changePermissions(
             range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb, refill: refill)
     }
 
@@ -248,6 +269,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// - Throws: range errors.
     @inlinable @discardableResult
     public func flush(_ range: GuestPhysicalRange, context: PageTableContext) throws(SLATError) -> Int {
+        try checkLive()
         try table.validate(range)
         try validateReaderSlot(of: context)
         if caches.forcesWriteBack { return 0 }
@@ -259,12 +281,36 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         return leaves.count
     }
 
-    /// Frees every table page. The caller holds the MMU lock exclusively
-    /// and no vCPU runs the VM; the VMID is invalidated first.
+    /// Tears the VM's tables down: invalidates the VMID, then frees every
+    /// table page below the root and empties the root (kept until this
+    /// object goes away, so a walk of ``table`` finds nothing rather than a
+    /// freed page). Idempotent. Every other operation then throws
+    /// `SLATError/tornDown`; a notifier zap does nothing.
+    ///
+    /// Locking contract: the caller holds the MMU lock exclusively (the same
+    /// lock its fault handler and notifier binding take), so no operation is
+    /// in flight. TLB contract: the VMID is invalidated before any page is
+    /// freed.
     @inlinable
     public func destroy() {
+        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         tlb.invalidateAll()
-        table.destroy()
+        table.clearRoot()
+    }
+
+    /// Whether ``destroy()`` has run.
+    @inlinable public var isDestroyed: Bool { destroyed.load(ordering: .acquiring) }
+
+    deinit {
+        // Only a destroyed table's VMID is known to be invalidated; its
+        // emptied root goes now that no one can hold this object.
+        if destroyed.load(ordering: .acquiring) { table.destroy() }
+    }
+
+    /// Throws ``SLATError/tornDown`` once ``destroy()`` has run.
+    @inlinable
+    func checkLive() throws(SLATError) {
+        if destroyed.load(ordering: .acquiring) { throw .tornDown }
     }
 
     // MARK: Helpers

@@ -57,7 +57,7 @@ struct StageTwoSplitVisitor<Memory: TableMemory, T: TLB, Caches: CacheMaintenanc
             let (exchanged, original) = entry.pointer.pointee.compareExchange(
                 expected: old, desired: format.frozenEntry, ordering: .acquiringAndReleasing)
             if exchanged {
-                owner.tlb.invalidate(address: entry.address, level: level)
+                owner.tlb.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level))
                 entry.pointer.pointee.store(format.tableEntry(child: subtree), ordering: .releasing)
                 blocksSplit += 1
                 return .skipChildren
@@ -84,12 +84,13 @@ extension StageTwoPageTable {
     /// again). A locked entry met in a shared walk is waited out by
     /// restarting the walk from it.
     ///
-    /// - Throws: range and reader-slot errors; ``SLATError/unsupportedLevel(_:)``
+    /// - Throws: range and reader-slot errors; `SLATError/unsupportedLevel(_:)`
     ///   for a `leafLevel` that holds no leaves — before any change.
     @inlinable
     public func splitBlocks(
         in range: GuestPhysicalRange, leafLevel: Int = 0, mode: WalkMode, context: PageTableContext
     ) throws(SLATError) -> StageTwoSplitProgress {
+        try checkLive()
         try table.validate(range)
         try validateReaderSlot(of: context)
         guard leafLevel >= 0, leafLevel <= format.rootLevel, format.canHoldLeaf(atLevel: leafLevel) else {

@@ -6,7 +6,7 @@ import SLATCore
 /// | bits | field | value written |
 /// |---|---|---|
 /// | 5:0 | T0SZ | 64 − IPA bits |
-/// | 7:6 | SL0 | start level: 4 KiB `2 − level`, 16/64 KiB `3 − level` |
+/// | 7:6 | SL0 | start level: 4 KiB `2 − level` (0 for level −1), 16/64 KiB `3 − level` |
 /// | 9:8 | IRGN0 | 1: inner write-back read/write-allocate table walks |
 /// | 11:10 | ORGN0 | 1: outer write-back read/write-allocate table walks |
 /// | 13:12 | SH0 | 3: inner shareable table walks |
@@ -16,6 +16,8 @@ import SLATCore
 /// | 21 | HA | hardware access flag updates |
 /// | 22 | HD | hardware dirty state (DBM) updates |
 /// | 31 | RES1 | 1 |
+/// | 32 | DS | 1 with FEAT_LPA2 descriptors (``StageTwoFormat/lpa2``) |
+/// | 33 | SL2 | 1 for start level −1 (4 KiB granule with FEAT_LPA2) |
 @frozen
 public struct StageTwoTranslationControl: Hashable, Sendable {
     /// The 64-bit `VTCR_EL2` value.
@@ -27,7 +29,7 @@ public struct StageTwoTranslationControl: Hashable, Sendable {
     /// The `VTCR_EL2` value for `format`.
     ///
     /// - Parameters:
-    ///   - format: gives T0SZ, SL0, TG0, PS and HA.
+    ///   - format: gives T0SZ, SL0, SL2, TG0, PS, HA and DS.
     ///   - vmidSize: the VMID width (VS).
     ///   - hardwareDirtyState: whether to set HD, letting hardware make a
     ///     writable-clean (DBM) leaf writable on a write. It has effect only
@@ -35,8 +37,10 @@ public struct StageTwoTranslationControl: Hashable, Sendable {
     @inlinable
     public init(format: StageTwoFormat, vmidSize: VMIDSize = .bits16, hardwareDirtyState: Bool = false) {
         let startLevelBase = format.granule == .size4KiB ? 2 : 3
+        // Level −1 is SL2 = 1 with SL0 = 0.
+        let sl0 = format.startLevel == -1 ? 0 : startLevelBase - format.startLevel
         rawValue = UInt64(64 - format.inputAddressBits)
-            | UInt64(startLevelBase - format.startLevel) << 6
+            | UInt64(sl0) << 6
             | 1 << 8
             | 1 << 10
             | 3 << 12
@@ -46,6 +50,8 @@ public struct StageTwoTranslationControl: Hashable, Sendable {
             | (format.hardwareAccessFlag ? 1 << 21 : 0)
             | (hardwareDirtyState ? 1 << 22 : 0)
             | 1 << 31
+            | (format.lpa2 ? 1 << 32 : 0)
+            | (format.startLevel == -1 ? 1 << 33 : 0)
     }
 
     /// The PS (and ID_AA64MMFR0_EL1.PARange) encoding of a PA size.
@@ -77,12 +83,18 @@ public struct StageTwoTranslationControl: Hashable, Sendable {
         default: nil
         }
     }
-    /// The Arm ARM start level SL0 selects for the granule (4 KiB: 2 − SL0;
-    /// 16 and 64 KiB: 3 − SL0), or `nil` when TG0 is reserved.
+    /// The Arm ARM start level SL0 and SL2 select for the granule (4 KiB:
+    /// 2 − SL0, or −1 with DS and SL2 set; 16 and 64 KiB: 3 − SL0), or `nil`
+    /// when TG0 is reserved.
     @inlinable public var startLevel: Int? {
         guard let granule else { return nil }
+        if granule == .size4KiB && largePhysicalAddresses && startLevelExtension { return -1 }
         return (granule == .size4KiB ? 2 : 3) - sl0
     }
+    /// Bit 32, DS: FEAT_LPA2 descriptors (4 and 16 KiB granules).
+    @inlinable public var largePhysicalAddresses: Bool { rawValue & 1 << 32 != 0 }
+    /// Bit 33, SL2: with DS and the 4 KiB granule, start level −1 (SL0 = 0).
+    @inlinable public var startLevelExtension: Bool { rawValue & 1 << 33 != 0 }
     /// Bits 9:8, IRGN0.
     @inlinable public var innerCacheability: Int { Int(truncatingIfNeeded: rawValue >> 8 & 0b11) }
     /// Bits 11:10, ORGN0.

@@ -7,7 +7,7 @@ import SLATCore
 /// |---|---|
 /// | 0 | CnP: the tables are common to all PEs that share a TLB |
 /// | 47:1 | BADDR: the root's physical address (bits 5:1 zero here, see below) |
-/// | 5:2 | BADDR[51:48] with the 64 KiB granule and a 52-bit PA (FEAT_LPA) |
+/// | 5:2 | BADDR[51:48] with the 64 KiB granule and a 52-bit PA (FEAT_LPA), or with FEAT_LPA2 (`VTCR_EL2.DS` = 1) |
 /// | 55:48 or 63:48 | VMID (8- or 16-bit) |
 ///
 /// The architecture needs the root aligned to the size of the concatenated
@@ -29,10 +29,10 @@ public struct StageTwoTranslationTableBase: Hashable, Sendable {
     ///   - vmid: the guest's VMID.
     ///   - vmidSize: the VMID width the `VTCR_EL2` value configures.
     ///   - commonNotPrivate: the CnP bit.
-    /// - Throws: ``SLATError/misalignedOutputAddress(_:alignment:)`` for a root
+    /// - Throws: `SLATError/misalignedOutputAddress(_:alignment:)` for a root
     ///   not aligned to `rootTableCount × granule` bytes,
-    ///   ``SLATError/outputAddressTooWide(_:outputBits:)`` for a root beyond
-    ///   the PA size, ``SLATError/vmidOutOfRange(_:bits:)`` for a VMID wider
+    ///   `SLATError/outputAddressTooWide(_:outputBits:)` for a root beyond
+    ///   the PA size, `SLATError/vmidOutOfRange(_:bits:)` for a VMID wider
     ///   than `vmidSize`.
     @inlinable
     public init(
@@ -61,11 +61,11 @@ public struct StageTwoTranslationTableBase: Hashable, Sendable {
     @inlinable public var commonNotPrivate: Bool { rawValue & 1 != 0 }
 
     /// The root address as `format` lays it out: BADDR bits 47:1 and, with
-    /// the 64 KiB granule and a 52-bit PA, bits 51:48 from bits 5:2 (which
-    /// are then not part of the low address).
+    /// the 64 KiB granule and a 52-bit PA or with FEAT_LPA2, bits 51:48 from
+    /// bits 5:2 (which are then not part of the low address).
     @inlinable
     public func rootAddress(in format: StageTwoFormat) -> HostPhysicalAddress {
-        if format.granule == .size64KiB && format.outputAddressBits == 52 {
+        if format.lpa2 || format.granule == .size64KiB && format.outputAddressBits == 52 {
             return HostPhysicalAddress(rawValue & 0x0000_FFFF_FFFF_FFC0 | (rawValue & 0b11_1100) << 46)
         }
         return HostPhysicalAddress(rawValue & 0x0000_FFFF_FFFF_FFFE)

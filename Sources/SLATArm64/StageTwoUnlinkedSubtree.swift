@@ -30,11 +30,11 @@ extension StageTwoPageTable {
     /// ``freeUnlinkedSubtree(_:level:mode:)``). Takes no lock; allocates
     /// nothing (the cache is topped up beforehand, outside the MMU lock).
     ///
-    /// - Throws: ``SLATError/unsupportedLevel(_:)`` unless `leafLevel`
+    /// - Throws: `SLATError/unsupportedLevel(_:)` unless `leafLevel`
     ///   holds leaves and is below `level` (at most the root level);
-    ///   ``SLATError/misalignedOutputAddress(_:alignment:)`` for an output
-    ///   not aligned to the block; ``SLATError/outputAddressTooWide(_:outputBits:)``;
-    ///   attribute errors; ``SLATError/outOfTableMemory(needed:available:)``
+    ///   `SLATError/misalignedOutputAddress(_:alignment:)` for an output
+    ///   not aligned to the block; `SLATError/outputAddressTooWide(_:outputBits:)`;
+    ///   attribute errors; `SLATError/outOfTableMemory(needed:available:)`
     ///   when the cache holds fewer than ``tablePagesForSubtree(level:leafLevel:)``
     ///   pages — all before taking any page.
     @inlinable
@@ -42,6 +42,7 @@ extension StageTwoPageTable {
         output: HostPhysicalAddress, attributes: LeafAttributes, level: Int, leafLevel: Int = 0,
         context: PageTableContext
     ) throws(SLATError) -> HostPhysicalAddress {
+        try checkLive()
         guard level >= 1, level <= format.rootLevel else { throw .unsupportedLevel(level) }
         guard leafLevel >= 0, leafLevel < level, format.canHoldLeaf(atLevel: leafLevel) else {
             throw .unsupportedLevel(leafLevel)

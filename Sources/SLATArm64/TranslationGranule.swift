@@ -13,7 +13,7 @@ public enum TranslationGranule: Int, Hashable, Sendable {
 
     /// The granule of `byteCount` bytes.
     ///
-    /// - Throws: ``SLATError/unsupportedGranule(_:)`` unless `byteCount` is
+    /// - Throws: `SLATError/unsupportedGranule(_:)` unless `byteCount` is
     ///   4096, 16384 or 65536.
     @inlinable
     public init(byteCount: Int) throws(SLATError) {

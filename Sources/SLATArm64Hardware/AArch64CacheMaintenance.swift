@@ -1,7 +1,7 @@
 import SLATArm64
 import SLATCore
 
-/// SLATArm64's ``CacheMaintenance`` on AArch64 hardware.
+/// SLATArm64's `CacheMaintenance` on AArch64 hardware.
 ///
 /// | hook | sequence |
 /// |---|---|
@@ -30,6 +30,8 @@ public final class AArch64CacheMaintenance<Instructions: AArch64Instructions>: C
     ///   - forcesWriteBack: `HCR_EL2.FWB` is set (FEAT_S2FWB).
     ///   - ctr: `CTR_EL0`; `DIC` (bit 29) says the instruction cache needs
     ///     no invalidation, `DminLine` (bits 19:16) gives the line size.
+    ///   - virtualOffset: added to a physical address to get the virtual address the `DC` instructions take (0 with an identity map at EL2).
+    ///   - instructions: the instruction issuer (`AArch64SystemInstructions` on hardware, a recorder in tests).
     public init(forcesWriteBack: Bool, ctr: UInt64, virtualOffset: UInt64 = 0, instructions: Instructions) {
         self.forcesWriteBack = forcesWriteBack
         self.instructionCacheIsCoherent = ctr >> 29 & 1 != 0

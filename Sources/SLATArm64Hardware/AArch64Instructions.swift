@@ -2,7 +2,7 @@ import SLATCore
 
 /// The AArch64 system instructions the stage-2 TLB and cache maintenance
 /// sequences are made of, one method per instruction. The hardware issuer
-/// is ``AArch64SystemInstructions`` (AArch64 builds only); tests record the
+/// is `AArch64SystemInstructions` (AArch64 builds only); tests record the
 /// calls instead.
 ///
 /// Methods are called at EL2 from any CPU; an implementation issues exactly

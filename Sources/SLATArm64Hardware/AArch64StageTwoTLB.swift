@@ -1,7 +1,7 @@
 import SLATArm64
 import SLATCore
 
-/// The TLB of one VM (one VMID) on AArch64 hardware: SLATCore's ``TLB``
+/// The TLB of one VM (one VMID) on AArch64 hardware: SLATCore's `TLB`
 /// as the exact instruction sequences KVM/arm64 uses.
 ///
 /// | method | sequence |
@@ -14,8 +14,8 @@ import SLATCore
 /// the invalidation; an IPA-based invalidation does not remove combined
 /// stage 1+2 entries, hence `TLBI VMALLE1IS` after it (Arm ARM D8,
 /// "TLB maintenance instructions"; KVM's `__kvm_tlb_flush_vmid_ipa`).
-/// Levels arrive from SLAT as heights; the TTL hint carries the Arm ARM
-/// level (`3 − height`: a 2 MiB block is level 2).
+/// The TTL hint carries `LeafLevel/architectural`, the Arm ARM level (a
+/// 2 MiB block is level 2).
 ///
 /// The stage-2 TLBIs act on the VMID in `VTTBR_EL2`, so each method loads
 /// this VM's ``translationTableBase`` first when another one is loaded and
@@ -70,9 +70,8 @@ public final class AArch64StageTwoTLB<Instructions: AArch64Instructions>: TLB {
         instructions.isb()
     }
 
-    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
-        let architecturalLevel = level.map { format.architecturalLevel($0) }
-        let operand = AArch64TLBIOperand.ipa(address, level: hasLevelHints ? architecturalLevel : nil,
+    public func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
+        let operand = AArch64TLBIOperand.ipa(address, level: hasLevelHints ? level?.architectural : nil,
                                              granule: format.granule)
         withVMID {
             instructions.dsbInnerShareableStores()
@@ -94,7 +93,8 @@ public final class AArch64StageTwoTLB<Instructions: AArch64Instructions>: TLB {
         withVMID {
             instructions.dsbInnerShareableStores()
             if hasRangeInvalidation {
-                AArch64TLBIOperand.forEachRangeOperand(firstPage: first, pages: pages, granule: format.granule) { operand, single in
+                AArch64TLBIOperand.forEachRangeOperand(firstPage: first, pages: pages, granule: format.granule,
+                                                       lpa2: format.lpa2) { operand, single in
                     if single { instructions.tlbiIPAS2E1IS(operand) } else { instructions.tlbiRIPAS2E1IS(operand) }
                 }
             } else {
@@ -145,25 +145,33 @@ public enum AArch64TLBIOperand {
     }
 
     /// `TLBI RIPAS2E1IS` operand: TG in bits 47:46, SCALE 45:44, NUM 43:39,
-    /// TTL 38:37 (0: no hint), BaseADDR (in granules) 36:0. It covers
+    /// TTL 38:37 (0: no hint), BaseADDR 36:0 — in granules, or with
+    /// FEAT_LPA2 (`VTCR_EL2.DS` = 1) in 64 KiB units whatever the granule, so
+    /// the base must then be 64 KiB aligned. It covers
     /// `(NUM + 1) · 2^(5·SCALE + 1)` granule pages.
     @inlinable
-    public static func range(basePage: UInt64, scale: UInt64, number: UInt64, granule: TranslationGranule) -> UInt64 {
-        granuleCode(granule) << 46 | (scale & 0b11) << 44 | (number & 0x1F) << 39 | basePage & (1 << 37 - 1)
+    public static func range(basePage: UInt64, scale: UInt64, number: UInt64, granule: TranslationGranule,
+                             lpa2: Bool = false) -> UInt64 {
+        let base = lpa2 ? (basePage << UInt64(granule.shift)) >> 16 : basePage
+        return granuleCode(granule) << 46 | (scale & 0b11) << 44 | (number & 0x1F) << 39 | base & (1 << 37 - 1)
     }
 
     /// Splits `pages` granule pages from `firstPage` into range operands
     /// (largest scale first, up to 32 units each) and, for an odd page left
-    /// over, single-page `IPAS2E1IS` operands (`single` true).
+    /// over, single-page `IPAS2E1IS` operands (`single` true). With `lpa2`
+    /// a range operand can only start on a 64 KiB boundary, so pages before
+    /// one are invalidated singly (as Linux's `__flush_tlb_range_op` does).
     @inlinable
     public static func forEachRangeOperand(
-        firstPage: UInt64, pages: UInt64, granule: TranslationGranule, _ body: (UInt64, Bool) -> Void
+        firstPage: UInt64, pages: UInt64, granule: TranslationGranule, lpa2: Bool = false,
+        _ body: (UInt64, Bool) -> Void
     ) {
         let shift = UInt64(granule.shift)
+        let alignment: UInt64 = lpa2 ? (1 << 16) >> shift : 1
         var page = firstPage
         var left = pages
         while left > 0 {
-            if left & 1 != 0 {
+            if left & 1 != 0 || page & (alignment &- 1) != 0 {
                 body(ipa(GuestPhysicalAddress(page << shift), level: nil, granule: granule), true)
                 page &+= 1
                 left &-= 1
@@ -174,7 +182,7 @@ public enum AArch64TLBIOperand {
                 let unit: UInt64 = 1 << (5 * scale + 1)
                 let count = min(left / unit, 32)
                 if count > 0 {
-                    body(range(basePage: page, scale: scale, number: count - 1, granule: granule), false)
+                    body(range(basePage: page, scale: scale, number: count - 1, granule: granule, lpa2: lpa2), false)
                     page &+= count &* unit
                     left &-= count &* unit
                     break

@@ -26,6 +26,10 @@ public enum SLATError: Error, Hashable, Sendable {
     case unsupportedOutputAddressSize(bits: Int)
     /// A walk length (EPT levels) the format does not implement.
     case unsupportedLevelCount(Int)
+    /// A start level (the architecture's numbering) that cannot translate an
+    /// input address size of `inputBits` with this granule, or that needs a
+    /// feature the configuration lacks.
+    case unsupportedStartLevel(Int, inputBits: Int)
     /// A memory type this format cannot encode.
     case unsupportedMemoryType(MemoryType)
     /// A permission combination this format cannot encode (e.g. EPT write without read).
@@ -61,7 +65,8 @@ public enum SLATError: Error, Hashable, Sendable {
     // Guest memory model
     /// A memslot overlaps the guest range of an existing one.
     case overlappingMemslot(slot: UInt32, existing: UInt32)
-    /// A memslot with zero pages or whose host address is not page-aligned.
+    /// A memslot with zero pages, a host address that is not page-aligned,
+    /// or guest frames beyond any guest-physical address space (2^52 bytes).
     case invalidMemslot(slot: UInt32)
     /// A memslot id that is already in use.
     case duplicateMemslot(slot: UInt32)
@@ -88,7 +93,8 @@ public enum SLATError: Error, Hashable, Sendable {
     // Pfn cache
     /// A pfn cache was used (refreshed or accessed) while not activated.
     case pfnCacheInactive
-    /// A pfn cache length that is zero or runs past the end of the 4 KiB page
-    /// holding the cached address (`offset` is the address's offset in it).
-    case pfnCacheLengthOutOfPage(offset: UInt64, length: UInt64)
+    /// A pfn cache length that is not positive or runs past the end of the
+    /// 4 KiB page holding the cached address (`offset` is the address's
+    /// offset in it).
+    case pfnCacheLengthOutOfPage(offset: UInt64, length: Int)
 }

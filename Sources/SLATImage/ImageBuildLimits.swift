@@ -16,7 +16,7 @@ public enum ImageBuildLimits {
 
     /// The number of leaves `request` needs: the largest leaf its guest and
     /// output alignment, its remaining size and `leaf=` allow at every
-    /// step, as ``PageTable`` maps it; counting stops once it passes `limit`.
+    /// step, as `PageTable` maps it; counting stops once it passes `limit`.
     public static func leafCount<Format: PageTableFormat>(of request: MappingRequest, format: Format, limit: Int) -> Int {
         let levels = (0...(request.maximumLevel ?? format.rootLevel)).reversed().filter(format.canHoldLeaf(atLevel:))
         var count = 0

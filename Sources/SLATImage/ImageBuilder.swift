@@ -27,12 +27,12 @@ public struct BuiltImage: Sendable {
     }
 }
 
-/// Builds table images with SLATCore's ``PageTable`` over a ``TableArena``
+/// Builds table images with SLATCore's `PageTable` over a `TableArena`
 /// whose physical base is the image's base, so the bytes are exactly what
 /// hardware would walk at that address.
 ///
 /// Each build owns its tables and arena: it maps in exclusive mode with a
-/// ``CountingTLB`` (no processor walks the tables while they are built), and
+/// `CountingTLB` (no processor walks the tables while they are built), and
 /// builds may run concurrently on different threads.
 public enum ImageBuilder {
     /// Builds the tables for `requests` (already checked by ``MappingScriptParser``).
@@ -47,7 +47,10 @@ public enum ImageBuilder {
     /// base and the PA size, so no table is written where an entry cannot
     /// point.
     ///
-    /// - Parameter fileName: the script's name in diagnostics.
+    /// - Parameters:
+    ///   - fileName: the script's name in diagnostics.
+    ///   - requests: the parsed mapping-script lines, in order.
+    ///   - configuration: the format, its options and the image's base address.
     /// - Throws: ``ImageError/invalidConfiguration(_:)`` for a base that is
     ///   not aligned to the table page size or leaves no room for the root
     ///   tables below the PA size; ``ImageError/script(_:)`` naming the line

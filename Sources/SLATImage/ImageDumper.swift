@@ -105,7 +105,7 @@ public struct ImageDumper: Sendable {
         case .ept(let format):
             "EPT \(format.levelCount)-level\(format.accessedDirtyEnabled ? " A/D" : "")\(format.modeBasedExecute ? " MBEC" : "")"
         case .stageTwo(let format):
-            "stage 2 \(NumberSyntax.size(UInt64(format.granule.byteCount))) granule, \(format.inputAddressBits)-bit IPA, start level \(format.startLevel)\(format.executeNeverSplit ? " XNX" : "")\(format.forcesWriteBack ? " FWB" : "")"
+            "stage 2 \(NumberSyntax.size(UInt64(format.granule.byteCount))) granule, \(format.inputAddressBits)-bit IPA, start level \(format.startLevel)\(format.executeNeverSplit ? " XNX" : "")\(format.forcesWriteBack ? " FWB" : "")\(format.lpa2 ? " LPA2" : "")"
         }
     }
 

@@ -27,36 +27,8 @@ public enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// A sentence for a ``SLATError``.
-    public static func describe(_ error: SLATError) -> String {
-        switch error {
-        case .misalignedGuestAddress(let address, let alignment):
-            "guest address \(address) is not aligned to \(NumberSyntax.size(alignment))"
-        case .misalignedOutputAddress(let address, let alignment):
-            "output address \(address) is not aligned to \(NumberSyntax.size(alignment))"
-        case .misalignedSize(let size, let alignment):
-            "size \(NumberSyntax.hex(size)) is not a multiple of \(NumberSyntax.size(alignment))"
-        case .emptyRange: "size is zero"
-        case .guestRangeOutOfBounds(let range, let limit):
-            "guest range \(range) reaches past the input address space (\(NumberSyntax.hex(limit)))"
-        case .outputAddressTooWide(let address, let bits):
-            "output address \(address) does not fit in \(bits) physical address bits"
-        case .unsupportedLevel(let level): "level \(level) cannot hold a leaf"
-        case .unsupportedGranule(let bytes): "granule of \(bytes) bytes is not supported"
-        case .unsupportedInputAddressSize(let bits): "an input address size of \(bits) bits is not supported"
-        case .unsupportedOutputAddressSize(let bits): "an output address size of \(bits) bits is not supported"
-        case .unsupportedLevelCount(let count): "\(count)-level walks are not supported"
-        case .unsupportedMemoryType(let type): "memory type \(type) cannot be encoded in this format"
-        case .unsupportedPermissions(let permissions): "permissions \(permissions) cannot be encoded in this format"
-        case .unsupportedDirtyFlag: "this format has no dirty flag"
-        case .softwareBitsOutOfRange(let bits, let width): "software bits \(bits) do not fit in \(width) bits"
-        case .vmidOutOfRange(let vmid, let bits): "VMID \(vmid) does not fit in \(bits) bits"
-        case .outOfTableMemory(let needed, let available):
-            "out of table memory (needed \(needed) pages, \(available) available)"
-        case .invalidTableRegion: "invalid table memory region (base not aligned, or too large)"
-        default: "\(error)"
-        }
-    }
+    /// A sentence for a `SLATError` (its `description`).
+    public static func describe(_ error: SLATError) -> String { error.description }
 }
 
 /// One bad line of a mapping script: `FILE:LINE: message`.

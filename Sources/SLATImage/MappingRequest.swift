@@ -29,7 +29,7 @@ public struct MappingRequest: Hashable, Sendable {
     /// The guest range.
     public var range: GuestPhysicalRange { GuestPhysicalRange(start: GuestPhysicalAddress(guest), size: size) }
 
-    /// The attributes handed to ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:)``:
+    /// The attributes handed to `PageTable.map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:refill:)`:
     /// read is added for a literal write-without-read leaf (the builder clears it afterwards).
     public var encodableAttributes: LeafAttributes {
         LeafAttributes(

@@ -7,7 +7,9 @@
 public enum NumberSyntax {
     /// The value of `text`, or `nil` when it is not a number (or overflows).
     ///
-    /// - Parameter allowsSuffix: whether a `K`/`M`/`G`/`T` multiplier is accepted.
+    /// - Parameters:
+    ///   - allowsSuffix: whether a `K`/`M`/`G`/`T` multiplier is accepted.
+    ///   - text: the number as written (`0x`-hex or decimal, `_` separators).
     public static func parse(_ text: Substring, allowsSuffix: Bool = true) -> UInt64? {
         var digits = text.filter { $0 != "_" }[...]
         var multiplier: UInt64 = 1

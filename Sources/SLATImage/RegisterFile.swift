@@ -8,8 +8,10 @@ import SLATArm64
 /// EPT: `FORMAT`, `BASE`, `ROOT`, `EPTP`, then `PA_BITS` and `MBEC`.
 /// Stage 2: `FORMAT`, `BASE`, `ROOT`, `VTTBR` (VMID 0), `VTCR`, `IPA_BITS`,
 /// `PA_BITS`, `GRANULE`, `START_LEVEL`, `ROOT_TABLES`, then `XNX` and, for
-/// FWB images only, `FWB=0x1` (the hypervisor sets `HCR_EL2.FWB`).
-/// Every value but `FORMAT` is `0x` hexadecimal.
+/// FWB images only, `FWB=0x1` (the hypervisor sets `HCR_EL2.FWB`), and for
+/// FEAT_LPA2 images only, `LPA2=0x1` (`VTCR` has DS set). Every value but
+/// `FORMAT` is `0x` hexadecimal; `START_LEVEL` is the Arm ARM level as a
+/// 64-bit two's complement number (level −1 is `0xffffffffffffffff`).
 public struct RegisterFile: Hashable, Sendable {
     /// The keys and values in file order (values without the `0x`: numbers).
     public var values: [(key: String, value: UInt64)]
@@ -48,10 +50,12 @@ public struct RegisterFile: Hashable, Sendable {
                 values = [
                     ("BASE", configuration.base), ("ROOT", root), ("VTTBR", vttbr.rawValue), ("VTCR", vtcr.rawValue),
                     ("IPA_BITS", UInt64(format.inputAddressBits)), ("PA_BITS", UInt64(format.outputAddressBits)),
-                    ("GRANULE", UInt64(format.granule.byteCount)), ("START_LEVEL", UInt64(format.startLevel)),
+                    ("GRANULE", UInt64(format.granule.byteCount)),
+                    ("START_LEVEL", UInt64(bitPattern: Int64(format.startLevel))),
                     ("ROOT_TABLES", UInt64(format.rootTableCount)), ("XNX", format.executeNeverSplit ? 1 : 0),
                 ]
                 if format.forcesWriteBack { values.append(("FWB", 1)) }
+                if format.lpa2 { values.append(("LPA2", 1)) }
             }
         } catch let error as ImageError {
             throw error
@@ -64,7 +68,7 @@ public struct RegisterFile: Hashable, Sendable {
 
     /// Reads `registers.env` text.
     ///
-    /// - Throws: ``ImageError/invalidRegisters(_:)`` as ``init(parsing:)-(bytes)``.
+    /// - Throws: ``ImageError/invalidRegisters(_:)`` as the `[UInt8]` form of `init(parsing:)`.
     public init(parsing text: String) throws(ImageError) {
         try self.init(parsing: Array(text.utf8))
     }
@@ -116,7 +120,7 @@ public struct RegisterFile: Hashable, Sendable {
     /// The keys a registers file of `kind` has besides `FORMAT`.
     static func keys(of kind: TableFormatKind) -> [String] {
         kind.isEPT ? ["BASE", "ROOT", "EPTP", "PA_BITS", "MBEC"]
-            : ["BASE", "ROOT", "VTTBR", "VTCR", "IPA_BITS", "PA_BITS", "GRANULE", "START_LEVEL", "ROOT_TABLES", "XNX", "FWB"]
+            : ["BASE", "ROOT", "VTTBR", "VTCR", "IPA_BITS", "PA_BITS", "GRANULE", "START_LEVEL", "ROOT_TABLES", "XNX", "FWB", "LPA2"]
     }
 
     /// Refuses keys the format does not have and register values other
@@ -128,7 +132,7 @@ public struct RegisterFile: Hashable, Sendable {
         if let unknown = values.first(where: { !known.contains($0.key) }) {
             throw .invalidRegisters("registers file: unknown key \(unknown.key) for FORMAT=\(kind.rawValue) (keys: \(known.joined(separator: " ")))")
         }
-        for flag in ["MBEC", "XNX", "FWB"] {
+        for flag in ["MBEC", "XNX", "FWB", "LPA2"] {
             if let value = self[flag], value > 1 { throw .invalidRegisters("registers file: \(flag)=\(NumberSyntax.hex(value)) is not 0 or 1") }
         }
         for size in ["IPA_BITS", "PA_BITS"] {
@@ -151,13 +155,23 @@ public struct RegisterFile: Hashable, Sendable {
     /// The value of `key`, if present.
     public subscript(key: String) -> UInt64? { values.first { $0.key == key }?.value }
 
-    /// The configuration these registers describe (IPA and PA sizes, MBEC, XNX, FWB as recorded).
+    /// The configuration these registers describe (IPA and PA sizes, MBEC,
+    /// XNX, FWB, LPA2 as recorded). A start level other than SLAT's choice
+    /// for the sizes is taken when `START_LEVEL` and `VTCR` (SL0, SL2) both
+    /// record it; otherwise SLAT's choice, which a disagreeing `START_LEVEL`
+    /// then contradicts.
     public var configuration: ImageConfiguration {
-        ImageConfiguration(
+        var configuration = ImageConfiguration(
             kind: kind, inputAddressBits: self["IPA_BITS"].map { Int(clamping: $0) },
             outputAddressBits: Int(clamping: self["PA_BITS"] ?? 48),
             base: self["BASE"], modeBasedExecute: self["MBEC"] == 1, executeNeverSplit: self["XNX"] == 1,
-            forcedWriteBack: self["FWB"] == 1)
+            forcedWriteBack: self["FWB"] == 1, lpa2: self["LPA2"] == 1)
+        if !kind.isEPT, let recorded = self["START_LEVEL"].map({ Int(truncatingIfNeeded: Int64(bitPattern: $0)) }),
+           let vtcr = self["VTCR"], StageTwoTranslationControl(rawValue: vtcr).startLevel == recorded,
+           case .stageTwo(let chosen)? = try? configuration.makeFormat(), chosen.startLevel != recorded {
+            configuration.startLevel = recorded
+        }
+        return configuration
     }
 
     /// The root address (`ROOT=`).

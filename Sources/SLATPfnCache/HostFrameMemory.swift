@@ -1,10 +1,10 @@
 import SLATCore
 
 /// The bytes behind host frames: a model of host physical memory, 4 KiB per
-/// ``HostFrameNumber``, allocated (zeroed) on first use and kept until the
+/// `HostFrameNumber`, allocated (zeroed) on first use and kept until the
 /// object goes away.
 ///
-/// ``HostPageMap`` only says which host frame backs a host-virtual page; a
+/// `HostPageMap` only says which host frame backs a host-virtual page; a
 /// pfn cache needs bytes to hand its users, so it maps the frame it resolved
 /// through this model. The address of a frame's bytes never changes, so a
 /// pointer stays usable for as long as the memory object lives — but a pfn

@@ -113,6 +113,9 @@ public final class PfnCache: @unchecked Sendable {
         var hostFrame: HostFrameNumber?
         /// The published first byte (the target's byte), while valid.
         var bytes: UnsafeMutableRawPointer?
+        /// The host memory's access mapping behind `bytes` (its page's
+        /// first byte, the page and the frame), until it is unmapped.
+        var mapping: (base: UnsafeMutableRawPointer, page: HostVirtualAddress, frame: HostFrameNumber)?
     }
 
     /// An inactive cache of `registry` that refreshes with `strategy`.
@@ -135,6 +138,9 @@ public final class PfnCache: @unchecked Sendable {
 
     deinit {
         registry.unregister(self)
+        if let mapping = state.mapping {
+            registry.hostMemory.unmapAfterAccess(mapping.base, page: mapping.page, frame: mapping.frame)
+        }
     }
 
     // MARK: Activation
@@ -143,11 +149,11 @@ public final class PfnCache: @unchecked Sendable {
     /// bytes and refreshes it (resolving through the memslots). On error the
     /// cache is left inactive.
     ///
-    /// Throws ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` when
-    /// `length` is not positive or runs past the page, ``SLATError/noMemslot(_:)``
-    /// when no memslot holds the address, ``SLATError/readOnlyMemslot(slot:frame:)``
-    /// for a read-only slot, ``SLATError/hostAddressNotMapped(_:)`` and
-    /// ``SLATError/hostPageReadOnly(_:)`` from the host page map.
+    /// Throws `SLATError/pfnCacheLengthOutOfPage(offset:length:)` when
+    /// `length` is not positive or runs past the page, `SLATError/noMemslot(_:)`
+    /// when no memslot holds the address, `SLATError/readOnlyMemslot(slot:frame:)`
+    /// for a read-only slot, `SLATError/hostAddressNotMapped(_:)` and
+    /// `SLATError/hostPageReadOnly(_:)` from the host page map.
     public func activate(guestAddress address: GuestPhysicalAddress, length: Int) throws(SLATError) {
         try activate(.guest(address), length: length)
     }
@@ -253,8 +259,8 @@ public final class PfnCache: @unchecked Sendable {
     /// range-tracked refresh sleeps while invalidations cover its address; a
     /// legacy refresh spins while any invalidation is in flight.
     ///
-    /// Throws ``SLATError/pfnCacheInactive`` when not active,
-    /// ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` for a bad
+    /// Throws `SLATError/pfnCacheInactive` when not active,
+    /// `SLATError/pfnCacheLengthOutOfPage(offset:length:)` for a bad
     /// length, and the resolution errors listed at
     /// ``activate(guestAddress:length:)``; the cache is then left invalid.
     public func refresh(length: Int) throws(SLATError) {
@@ -324,10 +330,12 @@ public final class PfnCache: @unchecked Sendable {
         // 3. Resolve the host frame, no lock held.
         guard let page = registry.guestMemory.hostPages.lookup(address) else { throw .hostAddressNotMapped(address) }
         guard page.writable else { throw .hostPageReadOnly(address) }
-        let bytes = registry.hostMemory.bytes(of: page.frame).advanced(by: Int(target.pageOffset))
+        let pageAddress = address.alignedDown(to: Self.pageBytes)
+        let base = try registry.hostMemory.mapForAccess(page: pageAddress, frame: page.frame)
+        let bytes = base.advanced(by: Int(target.pageOffset))
         afterResolution?(count)
         // 4. Publish unless an invalidation may have overtaken the resolution.
-        return exclusively(lock) { () -> Bool in
+        let published = exclusively(lock) { () -> Bool in
             let stale = switch strategy {
             case .legacy: registry.invalidations.anyActivity(since: sequence)
             case .rangeTracked: !state.armed
@@ -338,13 +346,17 @@ public final class PfnCache: @unchecked Sendable {
                 publishWatch()
                 return false
             }
+            unmapAccess()
             state.valid = true
             state.hostFrame = page.frame
             state.bytes = bytes
+            state.mapping = (base, pageAddress, page.frame)
             publishWatch()
             checkWord.store(Self.validBit | target.pageOffset, ordering: .releasing)
             return true
         }
+        if !published { registry.hostMemory.unmapAfterAccess(base, page: pageAddress, frame: page.frame) }
+        return published
     }
 
     // MARK: Access
@@ -355,8 +367,8 @@ public final class PfnCache: @unchecked Sendable {
     /// `nil` without running `body` when the mapping is not valid (refresh and
     /// try again). The pointer must not escape `body`.
     ///
-    /// Throws ``SLATError/pfnCacheInactive`` when not active and
-    /// ``SLATError/pfnCacheLengthOutOfPage(offset:length:)`` for a bad length.
+    /// Throws `SLATError/pfnCacheInactive` when not active and
+    /// `SLATError/pfnCacheLengthOutOfPage(offset:length:)` for a bad length.
     public func withMappedBytes<R>(
         length: Int, _ body: (UnsafeMutableRawBufferPointer) -> R
     ) throws(SLATError) -> R? {
@@ -413,7 +425,16 @@ public final class PfnCache: @unchecked Sendable {
         state.armed = false
         state.hostFrame = nil
         state.bytes = nil
+        unmapAccess()
         publishWatch()
+    }
+
+    /// Ends the host memory's access mapping, if any; called with `lock`
+    /// held exclusively, so no accessor is using it.
+    private func unmapAccess() {
+        guard let mapping = state.mapping else { return }
+        state.mapping = nil
+        registry.hostMemory.unmapAfterAccess(mapping.base, page: mapping.page, frame: mapping.frame)
     }
 
     /// Mirrors `valid || armed` and the host address into the watch word;
@@ -432,7 +453,7 @@ public final class PfnCache: @unchecked Sendable {
 
     private static func validate(length: Int, offset: UInt64) throws(SLATError) {
         guard length > 0, offset &+ UInt64(length) <= pageBytes else {
-            throw .pfnCacheLengthOutOfPage(offset: offset, length: UInt64(truncatingIfNeeded: length))
+            throw .pfnCacheLengthOutOfPage(offset: offset, length: length)
         }
     }
 }

@@ -5,9 +5,9 @@ import Synchronization
 /// (KVM's per-VM cache list, in-flight invalidation count and range, and
 /// wait queue).
 ///
-/// It listens to the VM's ``HostPageMap`` notifier directly, in host-virtual
+/// It listens to the VM's `HostPageMap` notifier directly, in host-virtual
 /// space (caches may be bound to host addresses no memslot covers), and to
-/// the ``GuestMemory`` events of memslot removals and read-only changes,
+/// the `GuestMemory` events of memslot removals and read-only changes,
 /// which it turns into the host-virtual range of the memslot. For each
 /// invalidation `start` it counts the invalidation in flight, widens the
 /// in-flight range, then visits the caches: each is checked with one atomic
@@ -21,7 +21,7 @@ import Synchronization
 ///
 /// Other notifier sources (a VMM's own mmu-notifier glue, or a model of
 /// invalidations that overlap — Linux runs `MADV_DONTNEED` under the mmap
-/// lock held for reading, so its ranges overlap, while ``HostPageMap``
+/// lock held for reading, so its ranges overlap, while `HostPageMap`
 /// serialises its changes) call ``invalidateRangeStart(_:)`` and
 /// ``invalidateRangeEnd(_:)`` themselves.
 ///
@@ -38,8 +38,8 @@ public final class PfnCacheRegistry: Sendable {
     /// The VM's guest memory: memslots for guest-address caches, the host
     /// page map for every cache.
     public let guestMemory: GuestMemory
-    /// The bytes behind host frames that caches map.
-    public let hostMemory: HostFrameMemory
+    /// How caches reach the bytes of the host pages they resolve.
+    public let hostMemory: any PfnCacheHostMemory
     /// The in-flight invalidations in host-virtual space.
     let invalidations = InFlightInvalidations()
     /// Every live cache of this registry (active or not).
@@ -73,9 +73,11 @@ public final class PfnCacheRegistry: Sendable {
         var memslot: UInt32
     }
 
-    /// A registry for `guestMemory`, mapping frames of `hostMemory` (a fresh
-    /// model by default), listening to its notifiers from now on.
-    public init(guestMemory: GuestMemory, hostMemory: HostFrameMemory = HostFrameMemory()) {
+    /// A registry for `guestMemory` whose caches reach host pages through
+    /// `hostMemory` (a fresh ``HostFrameMemory`` model by default; a
+    /// ``ProcessMappedHostMemory`` for guest RAM the VMM has mapped),
+    /// listening to its notifiers from now on.
+    public init(guestMemory: GuestMemory, hostMemory: any PfnCacheHostMemory = HostFrameMemory()) {
         self.guestMemory = guestMemory
         self.hostMemory = hostMemory
         // Weak: the host map and the guest memory must not keep the registry alive.

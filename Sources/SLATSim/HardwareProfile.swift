@@ -1,7 +1,7 @@
 import SLATCore
 
 /// How the simulated CPU treats the flags and corner cases the
-/// ``PageTableFormat`` protocol leaves to the hardware and its configuration.
+/// `PageTableFormat` protocol leaves to the hardware and its configuration.
 @frozen
 public struct HardwareProfile: Hashable, Sendable {
     /// What the CPU does with a leaf whose accessed flag is clear.
@@ -71,7 +71,7 @@ public struct HardwareProfile: Hashable, Sendable {
 
     /// The profile a format implies: formats with break-before-make behave
     /// as Arm stage 2, the others as Intel EPT; hardware flag updates as
-    /// ``PageTableFormat/hardwareUpdatesAccessFlags`` says.
+    /// `PageTableFormat/hardwareUpdatesAccessFlags` says.
     @inlinable
     public init<Format: PageTableFormat>(deriving format: Format) {
         if format.requiresBreakBeforeMake {

@@ -3,7 +3,7 @@ import Synchronization
 
 /// The simulated CPU's second-level walker: translates an access through a
 /// vCPU's ``SimulatedTLB`` and, on a miss, walks the real tables of any
-/// ``PageTableFormat`` the way the hardware does.
+/// `PageTableFormat` the way the hardware does.
 ///
 /// A walk starts at the root, follows table entries, and at the leaf checks
 /// encodability (misconfiguration), the access flag, the permissions, then
@@ -35,8 +35,12 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
 
     /// A walker over the tables at `root`.
     ///
-    /// - Parameter profile: `nil` derives it from the format
-    ///   (``HardwareProfile/init(deriving:)``).
+    /// - Parameters:
+    ///   - profile: `nil` derives it from the format
+    ///     (``HardwareProfile/init(deriving:)``).
+    ///   - format: the tables' format.
+    ///   - memory: the table memory the walker reads.
+    ///   - root: the root table's host-physical address.
     public init(format: Format, memory: Memory, root: HostPhysicalAddress, profile: HardwareProfile? = nil) {
         self.format = format
         self.memory = memory
@@ -105,8 +109,11 @@ public struct HardwareWalker<Format: PageTableFormat, Memory: TableMemory>: Send
     /// Walks the tables for an `access` of `address` as the CPU would,
     /// without a TLB.
     ///
-    /// - Parameter updatingFlags: set accessed/dirty flags as the profile
-    ///   says (pass `false` to inspect without side effects).
+    /// - Parameters:
+    ///   - updatingFlags: set accessed/dirty flags as the profile
+    ///     says (pass `false` to inspect without side effects).
+    ///   - address: the guest-physical address accessed.
+    ///   - access: what the access is (read, write, fetch).
     @inlinable
     public func walk(_ address: GuestPhysicalAddress, for access: AccessKind, updatingFlags: Bool = true) -> HardwareWalkResult {
         walk(address, access: access, updatingFlags: updatingFlags)

@@ -42,6 +42,10 @@ public struct OperationGenerator<Format: PageTableFormat>: Sendable {
     /// - Parameters:
     ///   - window: granule-aligned, at least two pages.
     ///   - outputOffset: aligned to the largest leaf size used.
+    ///   - format: the tables' format (leaf sizes, permissions it can encode).
+    ///   - seed: the random seed: the same seed gives the same sequence.
+    ///   - vcpuCount: how many vCPUs `.access` operations are spread over.
+    ///   - weights: how often each kind of operation is generated.
     public init(format: Format, window: GuestPhysicalRange, seed: UInt64, vcpuCount: Int = 2,
                 outputOffset: UInt64 = 1 << 36, weights: Weights = Weights()) {
         precondition(window.start.isAligned(to: format.pageSize) && window.size % format.pageSize == 0

@@ -48,6 +48,8 @@ public enum OperationShrinker {
     /// simplifies single operations while `property` still fails.
     ///
     /// - Parameters:
+    ///   - operations: the failing sequence.
+    ///   - property: runs a sequence and returns a message when it fails, `nil` when it passes.
     ///   - message: what the property said about `operations`.
     ///   - pageSize: the granule ranges are narrowed to (at least one page).
     /// - Returns: the minimal failing sequence and the property's message for it.

@@ -95,7 +95,7 @@ public struct ReferenceModel: Sendable {
     }
 
     /// Applies a permission change to every mapped page of `range` with
-    /// `format`'s rules (``PageTableFormat/changingPermissions(ofLeaf:grant:revoke:)``:
+    /// `format`'s rules (`PageTableFormat/changingPermissions(ofLeaf:grant:revoke:)`:
     /// revoke wins; EPT drops write with read).
     public mutating func changePermissions<Format: PageTableFormat>(
         _ range: GuestPhysicalRange, grant: Permissions, revoke: Permissions, format: Format

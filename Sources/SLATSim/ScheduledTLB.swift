@@ -16,7 +16,7 @@ public final class ScheduledTLB<Base: TLB>: TLB {
     }
 
     /// Yields, then invalidates `address` in `base`.
-    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
+    public func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
         scheduler.yield(at: .tlbInvalidation)
         base.invalidate(address: address, level: level)
     }

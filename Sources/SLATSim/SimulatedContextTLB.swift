@@ -1,7 +1,7 @@
 import SLATCore
 
 /// The TLBs of one translation context (one VMID on Arm, one EPTP on
-/// Intel): one ``SimulatedTLB`` per vCPU. It conforms to SLATCore's ``TLB``,
+/// Intel): one ``SimulatedTLB`` per vCPU. It conforms to SLATCore's `TLB`,
 /// so a backend passes it wherever it passes a TLB, and every invalidation
 /// is broadcast to every vCPU's TLB and returns once all are done (as
 /// TLBI ...IS / INVEPT with shoot-down IPIs).
@@ -90,7 +90,7 @@ public final class SimulatedContextTLB: TLB {
     /// Invalidates `address` in every vCPU's TLB (a level hint restricts it
     /// to entries of that level where hints are honoured); returns when all
     /// are done, including walks in flight on them.
-    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
+    public func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
         counter.invalidate(address: address, level: level)
         for tlb in vcpus { tlb.invalidate(address: address, level: level) }
     }

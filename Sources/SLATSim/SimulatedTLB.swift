@@ -120,12 +120,12 @@ public final class SimulatedTLB: TLB {
     /// the invalidation covered but left in place are checked against the
     /// tables (once a walker is attached to the context) and remembered as
     /// suspect if the tables no longer grant them.
-    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
+    public func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
         let check = grantCheck.current
         state.withLock { storage in
             storage.statistics.invalidationsReceived &+= 1
             let raw = address.rawValue
-            let hint = honoursLevelHints ? level.flatMap { $0 >= 0 && $0 < storage.levelCount ? $0 : nil } : nil
+            let hint = honoursLevelHints ? level.flatMap { $0.height >= 0 && $0.height < storage.levelCount ? $0.height : nil } : nil
             guard let hint else {
                 for candidate in 0..<storage.levelCount where storage.remove(level: candidate, key: storage.key(raw, level: candidate)) != nil {
                     storage.statistics.entriesInvalidated &+= 1
@@ -149,7 +149,7 @@ public final class SimulatedTLB: TLB {
                     survivors.append((lower, key))
                 }
             }
-            let invalidation = TLBInvalidation.address(address, level: level)
+            let invalidation = TLBInvalidation.address(address, level: level?.height)
             for (survivorLevel, key) in survivors {
                 guard let slot = storage.levels[survivorLevel][key], slot.suspectedBy == nil else { continue }
                 if !check(slot.translation) { storage.markSuspect(level: survivorLevel, key: key, by: invalidation) }

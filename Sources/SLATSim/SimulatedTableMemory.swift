@@ -1,7 +1,7 @@
 import SLATCore
 import Synchronization
 
-/// A ``TableMemory`` wrapper that runs the freed-table detector: when a
+/// A `TableMemory` wrapper that runs the freed-table detector: when a
 /// table page is freed while a watched TLB still holds a translation whose
 /// walk went through it, that is reported as
 /// ``SimulationReportKind/freedTableStillCached`` (the flush owed before

@@ -1,12 +1,12 @@
 import SLATCore
 
 /// A complete simulated machine for differential tests of SLATCore's
-/// ``PageTable`` operations: tables in a watched ``TableArena``, a
+/// `PageTable` operations: tables in a watched `TableArena`, a
 /// ``SimulatedContextTLB``, the ``HardwareWalker`` attached, and a
 /// ``ReferenceModel`` kept in step. ``apply(_:)`` runs one
-/// ``TableOperation``; ``check()`` declares a quiescent point and compares.
+/// ``TableOperation``; `check()` declares a quiescent point and compares.
 ///
-/// Single-threaded (it owns a ``PageTableContext``); every operation runs in
+/// Single-threaded (it owns a `PageTableContext`); every operation runs in
 /// exclusive mode and settles its batch through the simulated TLB.
 /// Backends with their own operations write a harness like this one (see
 /// `Docs/simulation.md`) and reuse the generator and shrinker.
@@ -25,7 +25,7 @@ public final class TableHarness<Format: PageTableFormat> {
     public let walker: HardwareWalker<Format, SimulatedTableMemory<TableArena>>
     /// The context operations run with.
     public let context = PageTableContext()
-    /// Where ``check()`` compares tables and model.
+    /// Where `check()` compares tables and model.
     public let window: GuestPhysicalRange
     /// What the tables should hold.
     public private(set) var model: ReferenceModel
@@ -36,7 +36,7 @@ public final class TableHarness<Format: PageTableFormat> {
     public var dropsFlush: ((TableOperation) -> Bool)?
 
     private final class NoFlush: TLB {
-        func invalidate(address: GuestPhysicalAddress, level: Int?) {}
+        func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {}
         func invalidate(range: GuestPhysicalRange) {}
         func invalidateAll() {}
     }

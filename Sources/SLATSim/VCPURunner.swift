@@ -113,6 +113,7 @@ public final class VCPURunner<Format: PageTableFormat, Memory: TableMemory>: Sen
     /// Runs `stream` on every vCPU and returns when all threads are done.
     ///
     /// - Parameters:
+    ///   - stream: what each vCPU accesses.
     ///   - seed: the streams' seed (vCPU *i* uses a seed derived from it).
     ///   - maximumRetries: retries of one access before it is abandoned.
     ///   - tracksInterleaving: count ``VCPUCounters/interleavings`` (one

@@ -6,7 +6,7 @@ import SLATCore
 /// after the memslot is flagged and split.
 public protocol DirtyLogProtectionBackend: EagerSplitBackend {
     /// Starts logging the writes to `memslot` (already flagged
-    /// ``SLATCore/MemslotFlags/dirtyLogging``): protects its leaves so that
+    /// `SLATCore/MemslotFlags/dirtyLogging`): protects its leaves so that
     /// the next write to each page is caught, with every invalidation this
     /// owes completed before it returns.
     ///

@@ -3,7 +3,7 @@ import SLATCore
 /// What the eager split engine needs from a backend: its tables, its root
 /// per address space, and one entry-level primitive that replaces a huge
 /// leaf by fully populated tables. No format bits reach the engine; it only
-/// uses ``SLATCore/PageTableFormat``'s decoders through ``format``.
+/// uses `SLATCore/PageTableFormat`'s decoders through ``format``.
 ///
 /// Conforming types: `ExtendedPageTableMMU` (x86 EPT, one level per split,
 /// one compare-and-exchange) and `StageTwoPageTable` (arm64 stage 2, the
@@ -48,10 +48,10 @@ public protocol EagerSplitBackend: AnyObject {
     /// them with one compare-and-exchange against `expected`, so a walker
     /// sees the leaf or the tables and never a missing translation.
     ///
-    /// - Returns: ``SLATCore/LeafSplitOutcome/split(child:)`` when the
-    ///   exchange won (the top new table); ``SLATCore/LeafSplitOutcome/lostRace``
+    /// - Returns: `SLATCore/LeafSplitOutcome/split(child:)` when the
+    ///   exchange won (the top new table); `SLATCore/LeafSplitOutcome/lostRace`
     ///   with `expected` updated and every page back in the cache, zeroed;
-    ///   ``SLATCore/LeafSplitOutcome/cacheEmpty`` when the cache holds fewer
+    ///   `SLATCore/LeafSplitOutcome/cacheEmpty` when the cache holds fewer
     ///   than ``tablePagesToSplit(level:targetLevel:)`` pages (nothing changed).
     ///
     /// TLB contract: a complete split owes nothing; whatever a backend does

@@ -46,7 +46,7 @@ public final class EagerSplitDirtyLogging<Backend: DirtyLogProtectionBackend, Lo
     }
 
     /// Starts dirty logging on memslot `id`: sets its
-    /// ``SLATCore/MemslotFlags/dirtyLogging`` flag, splits its huge leaves
+    /// `SLATCore/MemslotFlags/dirtyLogging` flag, splits its huge leaves
     /// eagerly unless that is switched off or `splitOnClear` (KVM's
     /// initially-all-set mode: split range by range in
     /// ``splitForDirtyLogClear(memslot:frames:)``), then protects it.
@@ -58,7 +58,7 @@ public final class EagerSplitDirtyLogging<Backend: DirtyLogProtectionBackend, Lo
     /// - Returns: the split's report, or `nil` when nothing was split
     ///   eagerly (switched off, deferred, or refused at the minimum-free
     ///   threshold: the faults split then, as without the engine).
-    /// - Throws: ``SLATError/unknownMemslot(slot:)``, and the backend's
+    /// - Throws: `SLATError/unknownMemslot(slot:)`, and the backend's
     ///   protection errors, with the flag restored.
     @discardableResult
     public func enableDirtyLogging(memslot id: UInt32, splitOnClear: Bool = false) throws(SLATError) -> EagerSplitReport? {
@@ -88,8 +88,8 @@ public final class EagerSplitDirtyLogging<Backend: DirtyLogProtectionBackend, Lo
     ///
     /// - Returns: the report, or `nil` when nothing was split (switched
     ///   off, no overlap, or the minimum-free threshold).
-    /// - Throws: ``SLATError/unknownMemslot(slot:)``,
-    ///   ``SLATError/dirtyLoggingNotEnabled(slot:)``.
+    /// - Throws: `SLATError/unknownMemslot(slot:)`,
+    ///   `SLATError/dirtyLoggingNotEnabled(slot:)`.
     @discardableResult
     public func splitForDirtyLogClear(memslot id: UInt32, frames: GuestFrameRange) throws(SLATError) -> EagerSplitReport? {
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }

@@ -7,7 +7,7 @@ import SLATCore
 /// taking the lock and allocating to split.
 ///
 /// Generic over any ``EagerSplitBackend``; it walks with SLATCore's
-/// ``SLATCore/PageTableIterator`` and decides from the format's decoders
+/// `SLATCore/PageTableIterator` and decides from the format's decoders
 /// only. Each huge leaf is replaced by tables filled completely with
 /// equivalent entries before one compare-and-exchange links them, so a
 /// vCPU sees the huge or the split translation, never a hole; a lost
@@ -23,7 +23,7 @@ import SLATCore
 /// the entry it could not split (nothing before it is walked again, nothing
 /// is skipped). A refill that would leave the memory at or below
 /// ``EagerSplitPolicy/minimumFreePages`` stops the run early; a run is
-/// refused outright (``SLATError/outOfTableMemory(needed:available:)``)
+/// refused outright (`SLATError/outOfTableMemory(needed:available:)`)
 /// when the memory is at or below it before starting.
 ///
 /// ## Locking contract
@@ -72,6 +72,7 @@ public struct EagerSplitEngine<Backend: EagerSplitBackend, Lock: ReaderWriterLoc
     /// not change).
     ///
     /// - Parameters:
+    ///   - range: the guest range whose huge leaves are split.
     ///   - context: the split cache and the reader slot of the calling
     ///     thread; pages left in the cache are released afterwards when
     ///     ``EagerSplitPolicy/releasesCacheWhenDone``.
@@ -79,9 +80,9 @@ public struct EagerSplitEngine<Backend: EagerSplitBackend, Lock: ReaderWriterLoc
     /// - Returns: what was done; ``EagerSplitReport/stoppedAt`` is set when
     ///   the minimum-free threshold stopped it early.
     /// - Throws: before any change: range errors of the backend,
-    ///   ``SLATError/unsupportedLevel(_:)`` for a target level without
-    ///   leaves, ``SLATError/readerSlotOutOfRange(_:slots:)``, and
-    ///   ``SLATError/outOfTableMemory(needed:available:)`` when the memory
+    ///   `SLATError/unsupportedLevel(_:)` for a target level without
+    ///   leaves, `SLATError/readerSlotOutOfRange(_:slots:)`, and
+    ///   `SLATError/outOfTableMemory(needed:available:)` when the memory
     ///   has ``EagerSplitPolicy/minimumFreePages`` or fewer free pages.
     @inlinable @discardableResult
     public func split(

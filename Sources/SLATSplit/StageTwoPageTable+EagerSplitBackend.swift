@@ -23,7 +23,10 @@ extension StageTwoPageTable: EagerSplitBackend {
 
     /// Page-aligned, non-empty and inside the IPA size.
     @inlinable
-    public func validateSplitRange(_ range: GuestPhysicalRange) throws(SLATError) { try table.validate(range) }
+    public func validateSplitRange(_ range: GuestPhysicalRange) throws(SLATError) {
+        if isDestroyed { throw .tornDown }
+        try table.validate(range)
+    }
 
     /// The subtree from `level` down to `targetLevel`.
     @inlinable

@@ -38,7 +38,7 @@ public enum ExtendedPageTableBits {
     @inlinable public static var softwareShift: UInt64 { 52 }
     /// Width of the software-available field in bits.
     @inlinable public static var softwareWidth: Int { 11 }
-    /// Bits 62:52: software-available bits, ``LeafAttributes/softwareBits`` 0 to 10.
+    /// Bits 62:52: software-available bits, `LeafAttributes/softwareBits` 0 to 10.
     @inlinable public static var software: UInt64 { 0x7FF << 52 }
     /// Bit 57 (software bit 5): KVM's host-writable bit — the host mapping of the page is writable.
     @inlinable public static var hostWritable: UInt64 { 1 << 57 }

@@ -37,7 +37,7 @@ public struct ExtendedPageTableEntry: RawEntryView, Hashable, Sendable {
                 | UInt64(newValue) << ExtendedPageTableBits.memoryTypeShift & ExtendedPageTableBits.memoryType
         }
     }
-    /// Bits 5:3 decoded; 2, 3 and 7 decode as ``MemoryType/reserved(_:)``.
+    /// Bits 5:3 decoded; 2, 3 and 7 decode as `MemoryType/reserved(_:)`.
     @inlinable public var memoryType: MemoryType { ExtendedPageTableMemoryType.type(ofField: memoryTypeField) }
     /// Bit 6: ignore the guest PAT memory type.
     @inlinable public var ignorePAT: Bool {

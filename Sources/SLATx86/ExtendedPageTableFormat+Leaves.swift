@@ -4,11 +4,11 @@ import SLATCore
 extension ExtendedPageTableFormat {
     /// Throws unless `attributes` can be encoded in an EPT leaf.
     ///
-    /// - Throws: ``SLATError/unsupportedPermissions(_:)`` for write without
+    /// - Throws: `SLATError/unsupportedPermissions(_:)` for write without
     ///   read, for one execute right without the other when mode-based execute
     ///   control is off, or for unknown permission bits;
-    ///   ``SLATError/unsupportedMemoryType(_:)`` for ``MemoryType/device`` and
-    ///   ``MemoryType/reserved(_:)``; ``SLATError/softwareBitsOutOfRange(_:width:)``
+    ///   `SLATError/unsupportedMemoryType(_:)` for `MemoryType/device` and
+    ///   `MemoryType/reserved(_:)`; `SLATError/softwareBitsOutOfRange(_:width:)`
     ///   for software bits wider than 11 bits.
     @inlinable
     public func validate(_ attributes: LeafAttributes) throws(SLATError) {
@@ -71,7 +71,7 @@ extension ExtendedPageTableFormat {
     }
 
     /// Every attribute of a leaf; a memory type of 2, 3 or 7 decodes as
-    /// ``MemoryType/reserved(_:)``.
+    /// `MemoryType/reserved(_:)`.
     @inlinable
     public func attributes(ofLeaf entry: UInt64, atLevel level: Int) -> LeafAttributes {
         LeafAttributes(

@@ -27,9 +27,9 @@ import SLATCore
 ///   the caller must check.
 /// - Without mode-based execute control (MBEC) bit 2 grants execution at every
 ///   privilege, so a permission set with only one of
-///   ``Permissions/executePrivileged`` and ``Permissions/executeUser`` is
+///   `Permissions/executePrivileged` and `Permissions/executeUser` is
 ///   unsupported. With MBEC bit 2 is supervisor and bit 10 user execution.
-/// - Bits 62:52 are ``LeafAttributes/softwareBits`` 0...10. They are ignored
+/// - Bits 62:52 are `LeafAttributes/softwareBits` 0...10. They are ignored
 ///   by hardware only while the VMX controls that give some of them a meaning
 ///   (sub-page write permissions, guest-paging verification, paging-write
 ///   access, supervisor shadow stacks) are off, as KVM also assumes.
@@ -73,8 +73,8 @@ public struct ExtendedPageTableFormat: Hashable, Sendable {
     ///   - modeBasedExecute: whether mode-based execute control is enabled.
     ///   - accessedDirtyEnabled: whether the EPTP enables accessed/dirty flags.
     ///   - ignoreGuestPAT: whether leaves set the ignore-PAT bit.
-    /// - Throws: ``SLATError/unsupportedLevelCount(_:)`` or
-    ///   ``SLATError/unsupportedOutputAddressSize(bits:)``.
+    /// - Throws: `SLATError/unsupportedLevelCount(_:)` or
+    ///   `SLATError/unsupportedOutputAddressSize(bits:)`.
     @inlinable
     public init(
         levelCount: Int = 4,

@@ -26,9 +26,9 @@ public struct ExtendedPageTablePointer: Hashable, Sendable {
     ///   - root: the root table's host-physical address, 4 KiB aligned.
     ///   - memoryType: how the processor accesses the tables: write-back (the
     ///     default) or uncached.
-    /// - Throws: ``SLATError/unsupportedMemoryType(_:)`` for a memory type
-    ///   other than WB or UC, ``SLATError/misalignedOutputAddress(_:alignment:)``
-    ///   for a root not 4 KiB aligned, ``SLATError/outputAddressTooWide(_:outputBits:)``
+    /// - Throws: `SLATError/unsupportedMemoryType(_:)` for a memory type
+    ///   other than WB or UC, `SLATError/misalignedOutputAddress(_:alignment:)`
+    ///   for a root not 4 KiB aligned, `SLATError/outputAddressTooWide(_:outputBits:)`
     ///   for a root beyond the format's output address size.
     @inlinable
     public init(
@@ -52,8 +52,8 @@ public struct ExtendedPageTablePointer: Hashable, Sendable {
             | root.rawValue
     }
 
-    /// Bits 2:0 decoded: 0 is ``MemoryType/uncached``, 6 ``MemoryType/writeBack``,
-    /// anything else (reserved in an EPTP) ``MemoryType/reserved(_:)``.
+    /// Bits 2:0 decoded: 0 is `MemoryType/uncached`, 6 `MemoryType/writeBack`,
+    /// anything else (reserved in an EPTP) `MemoryType/reserved(_:)`.
     @inlinable public var memoryType: MemoryType {
         switch UInt8(truncatingIfNeeded: rawValue & 0b111) {
         case 0: .uncached

@@ -5,9 +5,10 @@ import SLATImage
 /// 1 failure (or malformed entries found by `dump`), 2 bad usage or input.
 enum SlatCommand {
     static let usage = """
-        usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] [--fwb] --map FILE --out DIR
-               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] [--fwb] | --registers FILE)
+        usage: slat build --format F [--ipa-bits N] [--pa-bits N] [--base PHYS] [--mbec] [--xnx] [--fwb] [--lpa2] [--start-level N] --map FILE --out DIR
+               slat dump IMAGE (--format F --base PHYS --root PHYS [--ipa-bits N] [--pa-bits N] [--mbec] [--xnx] [--fwb] [--lpa2] [--start-level N] | --registers FILE)
                slat translate IMAGE (... as dump ...) [--access r|w|x|s|u] ADDRESS...
+               (IMAGE may be a slat build output directory: its tables.bin and registers.env)
                slat svg IMAGE (... as dump ...) [--out FILE.svg]
         formats: \(TableFormatKind.names)
         numbers: 0x-hex or decimal, '_' allowed; sizes may end in K, M or G
@@ -57,8 +58,17 @@ enum SlatCommand {
 
     // MARK: Shared option handling
 
-    static let formatOptions: Set<String> = ["format", "ipa-bits", "pa-bits", "base"]
-    static let formatFlags: Set<String> = ["mbec", "xnx", "fwb"]
+    static let formatOptions: Set<String> = ["format", "ipa-bits", "pa-bits", "base", "start-level"]
+    static let formatFlags: Set<String> = ["mbec", "xnx", "fwb", "lpa2"]
+
+    /// `--start-level N`: an Arm ARM level, −1...3.
+    static func startLevel(_ arguments: CommandLineArguments) throws(UsageError) -> Int? {
+        guard let text = arguments.value("start-level") else { return nil }
+        guard let level = Int(text), (-1...3).contains(level) else {
+            throw UsageError("--start-level takes a level from -1 to 3, not '\(text)'")
+        }
+        return level
+    }
 
     static func formatKind(_ arguments: CommandLineArguments) throws(UsageError) -> TableFormatKind {
         guard let name = arguments.value("format") else { throw UsageError("--format is required (\(TableFormatKind.names))") }
@@ -76,7 +86,8 @@ enum SlatCommand {
             kind: kind, inputAddressBits: try arguments.count("ipa-bits"),
             outputAddressBits: try arguments.count("pa-bits") ?? 48, base: base,
             modeBasedExecute: arguments.flags.contains("mbec"), executeNeverSplit: arguments.flags.contains("xnx"),
-            forcedWriteBack: arguments.flags.contains("fwb"))
+            forcedWriteBack: arguments.flags.contains("fwb"), lpa2: arguments.flags.contains("lpa2"),
+            startLevel: try startLevel(arguments))
     }
 
     // MARK: build
@@ -112,11 +123,23 @@ enum SlatCommand {
     static let readOptions: Set<String> = formatOptions.union(["root", "registers"])
 
     /// The walker for `IMAGE` and the format options or `--registers`.
+    /// `IMAGE` may be a `slat build` output directory: its `tables.bin`,
+    /// and its `registers.env` unless format options or `--registers` say
+    /// otherwise.
     static func walker(_ arguments: CommandLineArguments, command: String) throws -> ImageWalker {
-        guard let path = arguments.positionals.first else { throw UsageError("\(command): IMAGE (a tables.bin file) is required") }
+        guard var path = arguments.positionals.first else {
+            throw UsageError("\(command): IMAGE (a tables.bin file or a slat build output directory) is required")
+        }
+        var registersPath = arguments.value("registers")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let directory = path
+            path = directory + "/tables.bin"
+            if registersPath == nil && arguments.value("format") == nil { registersPath = directory + "/registers.env" }
+        }
         let configuration: ImageConfiguration
         let root: UInt64
-        if let registersPath = arguments.value("registers") {
+        if let registersPath {
             guard let data = FileManager.default.contents(atPath: registersPath) else {
                 throw UsageError("cannot read registers file '\(registersPath)'")
             }
@@ -129,7 +152,13 @@ enum SlatCommand {
                 recorded.base = base
             }
             if let base = try arguments.number("base") { recorded.base = base }
-            if let bits = try arguments.count("ipa-bits"), !recorded.kind.isEPT { recorded.inputAddressBits = bits }
+            if let bits = try arguments.count("ipa-bits"), !recorded.kind.isEPT {
+                // A new IPA size gets SLAT's start level unless one is given.
+                recorded.inputAddressBits = bits
+                recorded.startLevel = nil
+            }
+            if let level = try startLevel(arguments) { recorded.startLevel = level }
+            if arguments.flags.contains("lpa2") { recorded.lpa2 = true }
             if let bits = try arguments.count("pa-bits") { recorded.outputAddressBits = bits }
             if arguments.flags.contains("mbec") { recorded.modeBasedExecute = true }
             if arguments.flags.contains("xnx") { recorded.executeNeverSplit = true }

@@ -55,6 +55,8 @@ class Case:
     xnx: bool = False        # stage 2: FEAT_XNX (s = EL1-only execute, u = EL0-only execute)
     narrow_pa: int = None    # stage 2: after building, shrink VTCR_EL2.PS (and PA_BITS) to this size
     fwb: bool = False        # stage 2: built with --fwb, walked with HCR_EL2.FWB = 1 (FEAT_S2FWB)
+    lpa2: bool = False       # stage 2: built with --lpa2, walked with VTCR_EL2.DS = 1 (FEAT_LPA2)
+    start_level: int = None  # stage 2: built with --start-level (Arm ARM level, -1...3)
 
 
 def s2_permission_pages(first_guest, first_output, page, type_="wb", memory_types=("wt", "nc", "device")):
@@ -204,12 +206,68 @@ def stage2_cases():
         + ["0x800000000000 64K 0x60100000 rw wb",
            "0xa0000000 512M 0x60000000 rwx wb"],
         holes=[0x0, 0x80100000, 0x40000000000, 0xe0000000, 0x1000000000000]))
+    # FEAT_LPA2 (QEMU's max CPU has it at stage 2): `slat build --lpa2` puts
+    # OA[51:50] in descriptor bits 9:8 and sets VTCR_EL2.DS. A 52-bit IPA
+    # with the 4 KiB granule starts at level 0 with 16 concatenated tables
+    # (SLAT's choice), or at level -1 when asked.
+    # Outputs above 2^50 are checked by the AT probes (PAR_EL1 holds
+    # PA[51:12]); level-0 (512 GiB) and 16 KiB level-1 (64 GiB) blocks exist
+    # only with FEAT_LPA2.
+    cases.append(Case(
+        "s2-4k-ipa52-lpa2", "qemu", "s2-4k", ipa_bits=52, pa_bits=52, lpa2=True,
+        mappings=[STAGE2_HARNESS]
+        + s2_permission_pages(0x80000000, 0x60000000, 0x1000)
+        + ["0x80200000 2M 0x60200000 rwx wb                  # level-2 block",
+           "0xc0000000 1G 0x40000000 rx wb                   # level-1 block",
+           "0x90000000 4K 0xe000000001000 rw wb              # page above 2^51 + 2^50",
+           "0x8000000000 512G 0xc000000000000 rw wb          # level-0 block above 2^51",
+           "0x8000000000000 4K 0x4000000002000 r wb          # IPA 2^51, output 2^50 + 8K",
+           "0xffffffffff000 4K 0x60020000 rw wb              # last page of the IPA space"],
+        holes=[0x0, 0x80010000, 0x1000000000000, 0x4000000000000, 0xffffffffe000],
+        mutations=["writable", "swap-root"]))
+    cases.append(Case(
+        "s2-4k-ipa52-lpa2-level-1", "qemu", "s2-4k", ipa_bits=52, pa_bits=52, lpa2=True, start_level=-1,
+        mappings=[STAGE2_HARNESS]
+        + s2_permission_pages(0x80000000, 0x60000000, 0x1000)
+        + ["0x80200000 2M 0x60200000 rwx wb                  # level-2 block",
+           "0x8000000000 512G 0x8000000000000 rw wb          # level-0 block",
+           "0x1000000001000 4K 0x60021000 rw wb              # second level -1 entry",
+           "0xffffffffff000 4K 0x60020000 rw wb              # last level -1 entry"],
+        holes=[0x0, 0x80010000, 0x2000000000000, 0x1000000000000, 0xff00000000000],
+        mutations=["writable", "off-by-page"]))
+    # 16 KiB with FEAT_LPA2 and a 48-bit IPA (start level 1, two tables),
+    # 52-bit PA. QEMU 7.2 refuses a 16 KiB walk that starts at level 0
+    # (SL0 = 3, which the Arm ARM allows with DS = 1), so the 52-bit IPA
+    # 16 KiB configuration is covered by the unit tests only.
+    cases.append(Case(
+        "s2-16k-ipa48-lpa2", "qemu", "s2-16k", ipa_bits=48, pa_bits=52, lpa2=True,
+        mappings=[STAGE2_HARNESS]
+        + s2_permission_pages(0x80000000, 0x60000000, 0x4000)
+        + ["0x82000000 32M 0x62000000 rwx wb                 # level-2 block",
+           "0x1000000000 64G 0xc000000000000 r wb            # level-1 block above 2^51",
+           "0x90000000 16K 0x8000000004000 rw wb             # page above 2^51",
+           "0xffffffffc000 16K 0x60100000 rw wb              # last page of the IPA space"],
+        holes=[0x0, 0x80100000, 0x800000000000, 0xfff000000000],
+        mutations=["writable", "off-by-page", "swap-root"]))
+    # 64 KiB granule with a 52-bit PA (FEAT_LPA): OA[51:48] in bits 15:12,
+    # and level-1 blocks of 4 TiB.
+    cases.append(Case(
+        "s2-64k-ipa52-pa52", "qemu", "s2-64k", ipa_bits=52, pa_bits=52,
+        mappings=[STAGE2_HARNESS]
+        + s2_permission_pages(0x80000000, 0x60000000, 0x10000)
+        + ["0xa0000000 512M 0x60000000 rwx wb                # level-2 block",
+           "0x40000000000 4T 0xf000000000000 rw wb           # level-1 block above 2^51",
+           "0x90000000 64K 0x1000000010000 r wb              # page above 2^48"],
+        holes=[0x0, 0x80100000, 0x80000000000, 0xfffffffff0000],
+        mutations=["writable", "off-by-page"]))
     return cases
 
 
-# The PA size each QEMU CPU model reports (ID_AA64MMFR0_EL1.PARange).
-# QEMU 7.2's max CPU reports 52 bits, usable only with the 64K granule
-# (FEAT_LPA); 48 is the largest every granule encodes, so it is used for all.
+# The PA size each QEMU CPU model reports (ID_AA64MMFR0_EL1.PARange):
+# QEMU 7.2's max CPU has 52 bits (FEAT_LPA, FEAT_LPA2).
+QEMU_CPU_PARANGE = {"cortex-a57": 44, "max": 52}
+# The PA size a case gets unless it names one: 48 is the largest every
+# granule encodes without FEAT_LPA2.
 QEMU_CPU_PA_BITS = {"cortex-a57": 44, "max": 48}
 
 
@@ -217,10 +275,10 @@ def case_pa_bits(case):
     """--pa-bits for a case: its own size, which must fit the CPU, or the CPU's."""
     if case.emulator != "qemu":
         return case.pa_bits
-    cpu_bits = QEMU_CPU_PA_BITS[case.cpu]
+    cpu_bits = QEMU_CPU_PARANGE[case.cpu]
     if case.pa_bits and case.pa_bits > cpu_bits:
         raise ValueError(f"{case.name}: --pa-bits {case.pa_bits} exceeds the {cpu_bits} bits of -cpu {case.cpu}")
-    return case.pa_bits or cpu_bits
+    return case.pa_bits or QEMU_CPU_PA_BITS[case.cpu]
 
 
 def ept_permission_pages(first_guest, first_output, extra=""):
@@ -270,8 +328,8 @@ def ept_cases():
 def number(text):
     text = text.replace("_", "")
     multiplier = 1
-    if text[-1] in "KMG":
-        multiplier = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[text[-1]]
+    if text[-1] in "KMGT":
+        multiplier = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[text[-1]]
         text = text[:-1]
     return int(text, 0) * multiplier
 
@@ -418,6 +476,14 @@ def choose_probes(case, mappings):
 # ---------------------------------------------------------------- expectations
 
 S2_FAULT_CODE = {"address-size": 0b000000, "translation": 0b000100, "access-flag": 0b001000, "permission": 0b001100}
+# Level -1 (FEAT_LPA2) has its own status codes (Arm ARM, ESR_ELx.DFSC).
+S2_FAULT_CODE_LEVEL_MINUS_1 = {"address-size": 0b101001, "translation": 0b101011}
+
+
+def s2_fault_status(name, level):
+    if level == -1:
+        return S2_FAULT_CODE_LEVEL_MINUS_1.get(name, -1)
+    return S2_FAULT_CODE.get(name, -1) | (level & 3)
 
 
 def leaf_for(leaves, address):
@@ -469,7 +535,7 @@ def compare_stage2(case, probe, translation, leaf, result):
         if expected_fault:
             name, level = expected_fault
             fst = (par >> 1) & 0x3F
-            want = S2_FAULT_CODE.get(name, -1) | (level & 3)
+            want = s2_fault_status(name, level)
             if not par & 1:
                 problems.append(f"expected {name} fault level {level}, hardware PAR translates to {par & 0xFFFFFFFFF000:#x}")
             elif fst != want or not (par >> 9) & 1:
@@ -502,7 +568,7 @@ def compare_stage2(case, probe, translation, leaf, result):
             return problems
         esr = fields["esr"]
         ec, fsc = esr >> 26, esr & 0x3F
-        want = S2_FAULT_CODE.get(name, -1) | (level & 3)
+        want = s2_fault_status(name, level)
         if ec != (0x20 if probe.op == "x" else 0x24):
             problems.append(f"expected exception class {0x20 if probe.op == 'x' else 0x24:#x}, hardware ESR_EL2.EC {ec:#x}")
         if fsc != want:
@@ -792,6 +858,10 @@ def run_case(case, args, harness_dir, mutation=None):
         build += ["--xnx"]
     if case.fwb:
         build += ["--fwb"]
+    if case.lpa2:
+        build += ["--lpa2"]
+    if case.start_level is not None:
+        build += ["--start-level", str(case.start_level)]
     proc = run(build, 120)
     if proc.returncode != 0:
         return [f"FAIL {case.name}: slat build exited {proc.returncode}:\n{proc.stdout}"], 0

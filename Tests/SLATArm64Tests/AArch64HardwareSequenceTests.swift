@@ -44,8 +44,10 @@ struct AArch64HardwareSequenceTests {
     @Test("An IPA invalidation of a 2 MiB block is DSB ISHST; TLBI IPAS2E1IS with TTL 4 KiB/level 2; DSB ISH; TLBI VMALLE1IS; DSB ISH; ISB")
     func ipaInvalidationSequenceWithLevelHint() throws {
         let recorder = RecordedInstructions()
-        // SLAT gives heights: a 2 MiB block is height 1, Arm ARM level 2.
-        try tlb(recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4020_0000), level: 1)
+        // The hint carries the Arm ARM level: a 2 MiB block is level 2 (height 1).
+        let block = try StageTwoFormat().leafLevel(ofHeight: 1)
+        #expect(block.architectural == 2)
+        try tlb(recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4020_0000), level: block)
         let ttl: UInt64 = (0b01 << 2 | 2) << 44
         #expect(recorder.lines == ["DSB ISHST", "TLBI IPAS2E1IS, \(hex(ttl | 0x4020_0000 >> 12))", "DSB ISH",
                                    "TLBI VMALLE1IS", "DSB ISH", "ISB"])
@@ -54,7 +56,8 @@ struct AArch64HardwareSequenceTests {
     @Test("Without FEAT_TTL the IPA operand carries no level hint")
     func ipaInvalidationWithoutLevelHints() throws {
         let recorder = RecordedInstructions()
-        try tlb(ttl: false, recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4000_3000), level: 0)
+        try tlb(ttl: false, recorder: recorder).invalidate(address: GuestPhysicalAddress(0x4000_3000),
+                                                           level: LeafLevel(height: 0, architectural: 3))
         #expect(recorder.lines[1] == "TLBI IPAS2E1IS, \(hex(0x4000_3000 >> 12))")
     }
 
@@ -91,6 +94,27 @@ struct AArch64HardwareSequenceTests {
             covered += count
         }
         #expect(covered == pages)
+    }
+
+    @Test("With FEAT_LPA2 range operands start on 64 KiB boundaries, their base in 64 KiB units, and cover exactly the pages asked for",
+          arguments: [(TranslationGranule.size4KiB, UInt64(0x40001)), (.size4KiB, 0x40010), (.size16KiB, 0x10003)],
+          [1, 17, 513, 100_000] as [UInt64])
+    func lpa2RangeOperandsStartOn64KiBBoundaries(_ start: (TranslationGranule, UInt64), _ pages: UInt64) {
+        let (granule, firstPage) = start
+        let pagesPer64KiB = UInt64(1) << (16 - granule.shift)
+        var next = firstPage
+        AArch64TLBIOperand.forEachRangeOperand(firstPage: firstPage, pages: pages, granule: granule, lpa2: true) { operand, single in
+            if single {
+                #expect((operand & (1 << 40 - 1)) >> UInt64(granule.shift - 12) == next)
+                next += 1
+            } else {
+                let base = (operand & (1 << 37 - 1)) * pagesPer64KiB
+                #expect(base == next, "range operand base \(base) where page \(next) was next")
+                #expect(base % pagesPer64KiB == 0)
+                next += (operand >> 39 & 0x1F + 1) << (5 * (operand >> 44 & 3) + 1)
+            }
+        }
+        #expect(next == firstPage + pages)
     }
 
     @Test("Without range invalidation a large range falls back to the VMID-wide sequence")

@@ -24,11 +24,30 @@ struct StageTwoLeafLevelTests {
         #expect(format.entrySize(atLevel: 1) == 32 << 20)
     }
 
-    @Test func sixtyFourKiBHasPagesAnd512MiBBlocksButNot4TiBBlocks() throws {
-        let format = try StageTwoFormat(granule: .size64KiB, inputAddressBits: 52, outputAddressBits: 52)
+    @Test func sixtyFourKiBWith48BitPAHasPagesAnd512MiBBlocksButNot4TiBBlocks() throws {
+        let format = try StageTwoFormat(granule: .size64KiB, inputAddressBits: 48, outputAddressBits: 48)
         #expect((0...2).map(format.canHoldLeaf) == [true, true, false])
         #expect(format.entrySize(atLevel: 0) == 65536)
         #expect(format.entrySize(atLevel: 1) == 512 << 20)
+    }
+
+    @Test func sixtyFourKiBWith52BitPAHasLevel1BlocksOf4TiB() throws {
+        let format = try StageTwoFormat(granule: .size64KiB, inputAddressBits: 52, outputAddressBits: 52)
+        #expect((0...2).map(format.canHoldLeaf) == [true, true, true])
+        #expect(format.entrySize(atLevel: 2) == 4 << 40)
+        #expect(format.architecturalLevel(2) == 1)
+    }
+
+    @Test func fourKiBWithLPA2HasLevel0BlocksOf512GiB() throws {
+        let format = try StageTwoFormat(granule: .size4KiB, inputAddressBits: 52, outputAddressBits: 52, lpa2: true)
+        #expect((0...3).map(format.canHoldLeaf) == [true, true, true, true])
+        #expect(format.entrySize(atLevel: 3) == 512 << 30)
+    }
+
+    @Test func sixteenKiBWithLPA2HasLevel1BlocksOf64GiB() throws {
+        let format = try StageTwoFormat(granule: .size16KiB, inputAddressBits: 48, outputAddressBits: 52, lpa2: true)
+        #expect((0...2).map(format.canHoldLeaf) == [true, true, true])
+        #expect(format.entrySize(atLevel: 2) == 64 << 30)
     }
 
     @Test func heightsOutsideTheWalkHoldNoLeaves() throws {

@@ -18,7 +18,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func everyPermissionSetWithoutXNXRoundTrips(configuration: (TranslationGranule, Int, Int)) throws {
+    func everyPermissionSetWithoutXNXRoundTrips(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration)
         let sets: [Permissions] = [[], .read, .write, .readWrite, .execute, .readExecute, [.write, .execute], .all]
         for level in TestConfigurations.leafLevels(format) {
@@ -30,7 +30,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func everyPermissionSetWithXNXRoundTrips(configuration: (TranslationGranule, Int, Int)) throws {
+    func everyPermissionSetWithXNXRoundTrips(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration, executeNeverSplit: true)
         for level in TestConfigurations.leafLevels(format) {
             for raw in UInt8(0)..<16 {
@@ -41,7 +41,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func everyMemoryTypeRoundTrips(configuration: (TranslationGranule, Int, Int)) throws {
+    func everyMemoryTypeRoundTrips(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration)
         for level in TestConfigurations.leafLevels(format) {
             for type in [MemoryType.writeBack, .writeThrough, .writeCombining, .uncached, .device] {
@@ -52,7 +52,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func accessFlagRoundTripsAndDirtyDecodesFalse(configuration: (TranslationGranule, Int, Int)) throws {
+    func accessFlagRoundTripsAndDirtyDecodesFalse(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration)
         for level in TestConfigurations.leafLevels(format) {
             for accessed in [false, true] {
@@ -65,7 +65,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func everySoftwareBitRoundTrips(configuration: (TranslationGranule, Int, Int)) throws {
+    func everySoftwareBitRoundTrips(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration)
         for level in TestConfigurations.leafLevels(format) {
             for bits: UInt16 in [0, 1, 2, 4, 8, 0xF] {
@@ -76,7 +76,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func addressesUpToTheOutputSizeRoundTrip(configuration: (TranslationGranule, Int, Int)) throws {
+    func addressesUpToTheOutputSizeRoundTrip(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration, executeNeverSplit: true)
         let limit = UInt64(1) << UInt64(format.outputAddressBits)
         for level in TestConfigurations.leafLevels(format) {
@@ -92,7 +92,7 @@ struct StageTwoLeafRoundTripTests {
     }
 
     @Test(arguments: TestConfigurations.everyLeafLayout)
-    func tableDescriptorsRoundTripUpToTheOutputSize(configuration: (TranslationGranule, Int, Int)) throws {
+    func tableDescriptorsRoundTripUpToTheOutputSize(configuration: (TranslationGranule, Int, Int, Bool)) throws {
         let format = try TestConfigurations.format(configuration)
         let limit = UInt64(1) << UInt64(format.outputAddressBits)
         for raw in [UInt64(format.tablePageSize), limit - UInt64(format.tablePageSize)] {

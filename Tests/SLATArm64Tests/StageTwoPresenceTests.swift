@@ -30,10 +30,20 @@ struct StageTwoPresenceTests {
     }
 
     @Test func blockDescriptorIsNotPresentWhereTheGranuleHasNoBlocks() throws {
-        // 4 KiB level 0, 16 KiB level 1 and 64 KiB level 1 have no blocks here
+        // without FEAT_LPA2, 4 KiB level 0 and 16 KiB level 1 have no blocks;
+        // without a 52-bit PA, neither has 64 KiB level 1
         #expect(!(try StageTwoFormat(granule: .size4KiB, inputAddressBits: 48)).isPresent(0x1, atLevel: 3))
         #expect(!(try StageTwoFormat(granule: .size16KiB, inputAddressBits: 48)).isPresent(0x1, atLevel: 2))
-        #expect(!(try StageTwoFormat(granule: .size64KiB, inputAddressBits: 52, outputAddressBits: 52))
+        #expect(!(try StageTwoFormat(granule: .size64KiB, inputAddressBits: 48, outputAddressBits: 48))
+            .isPresent(0x1, atLevel: 2))
+    }
+
+    @Test func blockDescriptorIsPresentAtTheLevelsLargeAddressesAdd() throws {
+        #expect(try StageTwoFormat(granule: .size4KiB, inputAddressBits: 48, outputAddressBits: 52, lpa2: true)
+            .isPresent(0x1, atLevel: 3))
+        #expect(try StageTwoFormat(granule: .size16KiB, inputAddressBits: 48, outputAddressBits: 52, lpa2: true)
+            .isPresent(0x1, atLevel: 2))
+        #expect(try StageTwoFormat(granule: .size64KiB, inputAddressBits: 52, outputAddressBits: 52)
             .isPresent(0x1, atLevel: 2))
     }
 

@@ -18,7 +18,16 @@ struct StageTwoSpuriousPermissionFaultTests {
         try vm.access(page.start, .read)
         // Write access added in place (only gains: nothing owed).
         try vm.mmu.map(page, to: output, attributes: LeafAttributes(permissions: .readWrite), context: vm.contexts[0])
-        #expect(try vm.access(page.start, .write) == [.retry(.alreadyMapped)])
+        #expect(try vm.access(page.start, .write) == [.spurious])
         #expect(vm.reportsAfterCoherenceCheck() == [])
+    }
+
+    @Test("A write fault on a page an earlier read fault mapped writable is spurious, not a retry: a fault-until-fixed loop ends")
+    func writeAfterWritableReadMappingIsSpurious() throws {
+        let vm = try DeviceMemoryVM(slots: [([], 2 << 20)])
+        #expect(try vm.fault(3, .read) == .mapped(level: 1))
+        let outcome = try vm.fault(3, .write)
+        #expect(outcome == .spurious)
+        #expect(!outcome.isRetry)
     }
 }

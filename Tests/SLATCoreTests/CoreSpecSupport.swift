@@ -173,9 +173,9 @@ final class RecordingTLB: TLB, @unchecked Sendable {
         cachedByLevel.flatMap(\.values).sorted { $0.guestAddress < $1.guestAddress }
     }
 
-    func invalidate(address: GuestPhysicalAddress, level: Int?) {
-        record(.address(address, level: level))
-        for cachedLevel in cachedByLevel.indices where level == nil || cachedLevel == level {
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
+        record(.address(address, level: level?.height))
+        for cachedLevel in cachedByLevel.indices where level == nil || cachedLevel == level?.height {
             guard let size = cachedByLevel[cachedLevel].first?.value.size else { continue }
             cachedByLevel[cachedLevel].removeValue(forKey: address.rawValue & ~(size - 1))
         }

@@ -9,12 +9,14 @@ import SLAT
     @Test("The README's quick start faults a VM's memory in from two vCPU threads, logs dirty pages and uses a pfn cache")
     func quickStart() throws {
         // README begin
-        // The VM's memory: 1 GiB of host memory in 2 MiB pages, one memslot at guest 4 GiB.
+        // The VM's memory: 1 GiB of this process's memory (mmap, populated on first
+        // touch) in 2 MiB host pages, one memslot at guest 4 GiB.
+        let ram = ProcessMappedHostMemory()
+        let hostRAM = try ram.mapAnonymousRegion(byteCount: 1 << 30, alignment: 2 << 20)
         let guestMemory = GuestMemory()
-        try guestMemory.hostPages.map(HostVirtualAddress(0x7f00_0000_0000), to: HostFrameNumber(0x40_0000),
-                                      size: .size2M, count: 512)
+        try guestMemory.hostPages.map(hostRAM.start, to: HostFrameNumber(0x40_0000), size: .size2M, count: 512)
         try guestMemory.addMemslot(Memslot(id: 1, baseFrame: GuestFrameNumber(0x10_0000), pageCount: 1 << 18,
-                                           hostAddress: HostVirtualAddress(0x7f00_0000_0000)))
+                                           hostAddress: hostRAM.start))
 
         // Its EPT tables, TLB (your INVEPT) and MMU; load `mmu.pointer()` into the VMCS.
         let format = try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: true)
@@ -47,8 +49,9 @@ import SLAT
         let dirtyWords = try mmu.getAndClearDirtyLog(memslot: 1)      // bit n = frame n of the slot
         try mmu.disableDirtyLogging(memslot: 1)                       // huge pages come back in place
 
-        // A pfn cache: a guest page the VMM itself reads and writes (steal time, say).
-        let registry = PfnCacheRegistry(guestMemory: guestMemory)
+        // A pfn cache: a guest page the VMM itself reads and writes (steal time, say),
+        // here the real guest RAM mapped above.
+        let registry = PfnCacheRegistry(guestMemory: guestMemory, hostMemory: ram)
         let stealTime = PfnCache(registry: registry)
         try stealTime.activate(guestAddress: GuestPhysicalAddress(0x1_0000_0040), length: 64)
         try stealTime.access(length: 64) { bytes in bytes.storeBytes(of: UInt64(42), as: UInt64.self) }
@@ -60,6 +63,8 @@ import SLAT
         #expect(try mmu.table().translate(GuestPhysicalAddress(0x1_0000_3000)).translation?.size == 0x20_0000,
                 "disabling dirty logging recovered the huge page")
         #expect(try stealTime.access(length: 8) { $0.load(as: UInt64.self) } == 42)
+        #expect(UnsafeRawPointer(bitPattern: UInt(hostRAM.start.rawValue + 0x40))?.load(as: UInt64.self) == 42,
+                "the cache wrote the VMM's real guest RAM")
         #expect(try mmu.pointer().rawValue & 0x40 != 0, "the EPTP enables A/D flags")
         mmu.teardown()
     }

@@ -81,6 +81,14 @@ struct ScriptTextTests {
         return (out + "/tables.bin", try String(contentsOfFile: out + "/registers.env", encoding: .utf8), directory)
     }
 
+    @Test("slat translate takes a slat build output directory: its tables.bin and registers.env")
+    func translateOutputDirectory() throws {
+        let image = try stageTwoImage()
+        let result = try runSlat(["translate", image.directory.appendingPathComponent("vm").path, "0x80001234"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "0x80001234 -> 0x80001234 level=2 size=2M perms=rw- type=wb accessed\n")
+    }
+
     @Test("A registers file with CRLF line endings reads like the original")
     func registersWithCRLF() throws {
         let image = try stageTwoImage()

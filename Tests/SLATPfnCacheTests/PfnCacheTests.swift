@@ -49,7 +49,7 @@ struct PfnCacheTests {
     func lengthOutOfPage(offset: Int, length: Int) throws {
         let fixture = try PfnCacheFixture()
         let cache = fixture.cache(.rangeTracked)
-        #expect(throws: SLATError.pfnCacheLengthOutOfPage(offset: UInt64(offset), length: UInt64(truncatingIfNeeded: length))) {
+        #expect(throws: SLATError.pfnCacheLengthOutOfPage(offset: UInt64(offset), length: length)) {
             try cache.activate(hostAddress: fixture.hostAddress(page: 0).advanced(by: UInt64(offset)), length: length)
         }
         #expect(!cache.isActive)

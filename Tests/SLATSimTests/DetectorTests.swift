@@ -50,7 +50,7 @@ import Testing
 
     @Test("A table replaced by a block with only a page-level invalidation: freed table still cached, stale use, conflict")
     func blockWithPageLevelInvalidationIsReported() throws {
-        let machine = try mergeByHand { $0.tlb.invalidate(address: GuestPhysicalAddress(0x20_0000), level: 1) }
+        let machine = try mergeByHand { $0.tlb.invalidate(address: GuestPhysicalAddress(0x20_0000), level: $0.format.leafLevel(ofHeight: 1)) }
         let freed = machine.log.reports(of: .freedTableStillCached)
         #expect(freed.count == 1)
         #expect(freed.first?.address == GuestPhysicalAddress(0x20_0000))
@@ -164,7 +164,7 @@ import Testing
         let (pointer, level) = machine.leafPointer(for: 0x40_0000)
         #expect(level == 1)
         pointer.pointee.store(0, ordering: .releasing)
-        machine.tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: 0)
+        machine.tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: machine.format.leafLevel(ofHeight: 0))
         #expect(machine.access(0x40_5000, .read).output == HostPhysicalAddress(0x4000_5000))
         let reports = machine.tlb.verifyCoherence()
         #expect(reports.count == 1)
@@ -180,7 +180,7 @@ import Testing
         machine.access(0x40_0000, .read)
         let (pointer, _) = machine.leafPointer(for: 0x40_0000)
         pointer.pointee.store(0, ordering: .releasing)
-        machine.tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: 1)
+        machine.tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: machine.format.leafLevel(ofHeight: 1))
         #expect(machine.access(0x40_5000, .read).violation?.kind == .notPresent)
         #expect(machine.tlb.verifyCoherence().isEmpty)
         #expect(machine.log.isEmpty)

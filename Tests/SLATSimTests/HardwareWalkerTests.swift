@@ -53,7 +53,7 @@ import Testing
         try machine.protect(0x10_0000, size: 0x1000, grant: .write, flushTo: ForgetfulTLB())
         #expect(machine.access(0x10_0000, .write).violation?.kind == .permission)
         #expect(machine.tlb.vcpu(0).entry(covering: GuestPhysicalAddress(0x10_0000))?.permissions == .read)
-        machine.tlb.invalidate(address: GuestPhysicalAddress(0x10_0000), level: 0)
+        machine.tlb.invalidate(address: GuestPhysicalAddress(0x10_0000), level: machine.format.leafLevel(ofHeight: 0))
         #expect(machine.access(0x10_0000, .write).output == HostPhysicalAddress(0x40_0000))
     }
 

@@ -147,7 +147,7 @@ final class SimMachine<Format: PageTableFormat> {
 /// A TLB that drops everything it is asked: the "forgot to flush" bug.
 final class ForgetfulTLB: TLB {
     init() {}
-    func invalidate(address: GuestPhysicalAddress, level: Int?) {}
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {}
     func invalidate(range: GuestPhysicalRange) {}
     func invalidateAll() {}
 }

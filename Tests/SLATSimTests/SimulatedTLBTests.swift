@@ -26,9 +26,9 @@ import Testing
     @Test("A level-hinted invalidation removes only the entry at that level")
     func levelHintRemovesOnlyThatLevel() {
         let tlb = contextWithEntries()
-        tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: 0)
+        tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: Self.format.leafLevel(ofHeight: 0))
         #expect(tlb.vcpu(0).entry(covering: GuestPhysicalAddress(0x40_0000)) != nil)
-        tlb.invalidate(address: GuestPhysicalAddress(0x40_1000), level: 1)
+        tlb.invalidate(address: GuestPhysicalAddress(0x40_1000), level: Self.format.leafLevel(ofHeight: 1))
         #expect(tlb.vcpu(0).entry(covering: GuestPhysicalAddress(0x40_0000)) == nil)
         #expect(tlb.vcpu(0).count == 2)
     }
@@ -46,7 +46,7 @@ import Testing
     func hintBlindIgnoresHints() {
         let tlb = SimulatedContextTLB(format: Self.format, vcpuCount: 1, honoursLevelHints: false)
         tlb.vcpu(0).fill(entry(0x40_0000, level: 1), accessing: GuestPhysicalAddress(0x40_0000))
-        tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: 0)
+        tlb.invalidate(address: GuestPhysicalAddress(0x40_0000), level: Self.format.leafLevel(ofHeight: 0))
         #expect(tlb.vcpu(0).count == 0)
     }
 
@@ -62,7 +62,7 @@ import Testing
     @Test("Context invalidations reach every vCPU and are counted once")
     func broadcastReachesEveryVCPU() {
         let tlb = contextWithEntries(vcpus: 3)
-        tlb.invalidate(address: GuestPhysicalAddress(0x1000), level: 0)
+        tlb.invalidate(address: GuestPhysicalAddress(0x1000), level: Self.format.leafLevel(ofHeight: 0))
         #expect(tlb.vcpus.map(\.count) == [2, 2, 2])
         tlb.invalidateAll()
         #expect(tlb.vcpus.map(\.count) == [0, 0, 0])

@@ -68,12 +68,20 @@ public struct Memslot: Hashable, Sendable, CustomStringConvertible {
         return GuestFrameRange(start: GuestFrameNumber(baseFrame.rawValue &+ first), count: last &- first &+ 1)
     }
 
+    /// The largest guest-physical address size any second-level table
+    /// translates: 52 bits (Arm FEAT_LPA/FEAT_LPA2; EPT's 5-level walk
+    /// covers 57 bits of guest address but no CPU has more than 52 physical).
+    public static let maximumGuestAddressBits = 52
+
     /// Whether the slot's ranges are well-formed for a table: at least one
-    /// page, a 4 KiB-aligned host address, and neither range wrapping past 2^64.
+    /// page, a 4 KiB-aligned host address, a guest range below
+    /// 2^``maximumGuestAddressBits``, and the host range not wrapping past 2^64.
     @inlinable
     public var isWellFormed: Bool {
         guard pageCount != 0, hostAddress.isAligned(to: 1 << frameShift) else { return false }
         guard pageCount <= UInt64.max >> frameShift else { return false }
+        let guestFrameLimit = UInt64(1) << UInt64(Self.maximumGuestAddressBits - Int(frameShift))
+        guard baseFrame.rawValue < guestFrameLimit, pageCount <= guestFrameLimit - baseFrame.rawValue else { return false }
         let (_, guestOverflow) = baseFrame.rawValue.addingReportingOverflow(pageCount)
         let (_, hostOverflow) = hostAddress.rawValue.addingReportingOverflow(pageCount << frameShift)
         return !guestOverflow && !hostOverflow

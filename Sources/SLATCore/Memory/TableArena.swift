@@ -75,8 +75,12 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     #if canImport(Glibc)
     /// A hosted arena of `pageCount` pages of anonymous memory.
     ///
-    /// - Parameter prefault: touch every page now so first use on a hot path
-    ///   does not take a host page fault (benchmarks want this).
+    /// - Parameters:
+    ///   - prefault: touch every page now so first use on a hot path
+    ///     does not take a host page fault (benchmarks want this).
+    ///   - pageSize: bytes per table page (a power of two of at least 4 KiB): the format's granule.
+    ///   - pageCount: how many table pages the arena holds.
+    ///   - physicalBase: the host-physical address SLAT gives the first page (aligned to the page size).
     /// - Throws: ``SLATError/invalidTableRegion`` for a bad geometry or when
     ///   the host cannot provide the memory.
     public init(

@@ -133,7 +133,7 @@ extension PageTable {
         if format.requiresBreakBeforeMake && format.isPresent(expected, atLevel: level)
             && !differsOnlyInPermissions(expected, new, level: level) {
             if !write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
-            tlb.invalidate(address: address, level: level)
+            tlb.invalidate(address: address, level: format.leafLevel(ofHeight: level))
             pointer.pointee.store(new, ordering: .releasing)
             return true
         }

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The outcome of ``PageTable/splitLeaf(_:expected:level:mode:context:)``.
+/// The outcome of ``PageTable/splitLeaf(_:expected:level:mode:context:tableEntryBits:)``.
 @frozen
 public enum LeafSplitOutcome: Sendable, Equatable {
     /// The leaf was replaced by a table of equivalent leaves one level down,

@@ -12,6 +12,9 @@ extension PageTable {
     /// and freed after the flush.
     ///
     /// - Parameters:
+    ///   - range: the guest range, page-aligned and inside the input address space.
+    ///   - output: the host-physical address `range.start` maps to, aligned like `range`.
+    ///   - attributes: permissions, memory type, flags and software bits of every leaf.
     ///   - maximumLevel: the largest level (height) a leaf may use; `nil`
     ///     for the largest the format allows.
     ///   - mode: how the caller holds the MMU lock.
@@ -158,7 +161,7 @@ extension PageTable {
     }
 }
 
-/// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:)``.
+/// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:refill:)``.
 @usableFromInline
 struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: RestartableVisitor {
     @usableFromInline let table: PageTable<Format, Memory>
@@ -256,7 +259,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                     if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),
                                      level: level, shared: shared, tlb: tlb) {
                         if !onlyGains {
-                            requests.invalidate(address: GuestPhysicalAddress(address), level: level,
+                            requests.invalidate(address: GuestPhysicalAddress(address), level: format.leafLevel(ofHeight: level),
                                                 size: format.entrySize(atLevel: level))
                         }
                         return .skipChildren
@@ -291,7 +294,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 // may still be cached at its size, which the smaller
                 // invalidations owed below it do not reach.
                 if present && !format.requiresBreakBeforeMake {
-                    requests.invalidate(address: GuestPhysicalAddress(address), level: level,
+                    requests.invalidate(address: GuestPhysicalAddress(address), level: format.leafLevel(ofHeight: level),
                                         size: format.entrySize(atLevel: level))
                 }
                 if shared && !present && !complete {
@@ -446,7 +449,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 return true
             }
             if ExplorationHooks.isActive(.mergeInvalidatesFirstPageOnly) {
-                tlb.invalidate(address: GuestPhysicalAddress(address), level: 0)
+                tlb.invalidate(address: GuestPhysicalAddress(address), level: format.leafLevel(ofHeight: 0))
                 pointer.pointee.store(new, ordering: .releasing)
                 return true
             }

@@ -1,4 +1,4 @@
-/// What ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:)``
+/// What ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:refill:)``
 /// did with the range.
 ///
 /// A value type; it takes no lock.

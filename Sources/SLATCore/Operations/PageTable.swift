@@ -42,6 +42,8 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
     /// Allocates an empty root.
     ///
     /// - Parameters:
+    ///   - format: the translation format.
+    ///   - memory: the table memory; its page size must be the format's granule.
     ///   - readerSlots: threads (vCPUs) that may walk shared at once; each
     ///     uses its own slot through its ``PageTableContext``.
     /// - Throws: ``SLATError/unsupportedGranule(_:)`` if the memory's page

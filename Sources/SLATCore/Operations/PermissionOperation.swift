@@ -12,9 +12,17 @@ extension PageTable {
     ///   some leaf's new permissions cannot be encoded (checked over the
     ///   whole range before anything changes, when the change can produce
     ///   such a combination at all); ``SLATError/outOfTableMemory(needed:available:)``.
-    /// - Parameter refill: where split pages come from when `context`'s
-    ///   cache holds too few: ``PageCacheRefill/never`` for a caller holding
-    ///   the MMU lock, which then gets the shortfall and tops up outside it.
+    /// - Parameters:
+    ///   - refill: where split pages come from when `context`'s
+    ///     cache holds too few: ``PageCacheRefill/never`` for a caller holding
+    ///     the MMU lock, which then gets the shortfall and tops up outside it.
+    ///   - range: the guest range, page-aligned and inside the input address space.
+    ///   - grant: permissions to add.
+    ///   - revoke: permissions to remove (wins over `grant`).
+    ///   - mode: how the caller holds the MMU lock.
+    ///   - context: the calling thread's page cache and reader slot.
+    ///   - batch: receives the invalidations owed and the pages to free after them.
+    ///   - tlb: invalidated immediately where a split needs break-before-make.
     /// - Returns: `nil` when the whole range is done, else where it stopped
     ///   for pages (only with ``PageCacheRefill/never``); the invalidations
     ///   owed by what was done are in `batch` either way.
@@ -160,7 +168,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
                 let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { return .skipChildren }
                 if table.write(entry.pointer, expected: &old, new, level: level, shared: shared) {
-                    if reduces(old, new) { requests.invalidate(address: entry.address, level: level, size: size) }
+                    if reduces(old, new) { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
                     return .skipChildren
                 }
                 continue
@@ -174,7 +182,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
                              breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
                 // Without break-before-make the leaf may still be cached at
                 // its size: owe its invalidation (smaller ones do not reach it).
-                if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: level, size: size) }
+                if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
                 return .proceed
             }
             table.recycle(page, context: context)

@@ -171,6 +171,28 @@ extension PageTable {
         return pages + collector.pages
     }
 
+    /// Clears every root entry and frees every table page below the root;
+    /// the root pages stay, so the table translates nothing and a walk of
+    /// it reads no freed page. Requires the MMU lock held exclusively and
+    /// the TLB context already invalidated (or never loaded). Used by
+    /// teardowns that keep the root until no one can hold the table; free
+    /// it then with ``destroy()`` (which finds nothing else to free).
+    public func clearRoot() {
+        var requests = FlushRequests()
+        let rootEntries = memory.entries(at: root)
+        for index in 0..<format.rootEntryCount {
+            let entry = rootEntries[index].load(ordering: .acquiring)
+            if format.rootLevel > 0 && format.isPresent(entry, atLevel: format.rootLevel)
+                && format.isTable(entry, atLevel: format.rootLevel) {
+                detachSubtree(of: entry, level: format.rootLevel, shared: false, into: &requests)
+            }
+            if entry != 0 { rootEntries[index].store(0, ordering: .releasing) }
+        }
+        // Walkers in read sections may still be in the detached subtrees.
+        reclaimer.synchronize()
+        for page in requests.pagesToFree { memory.freePage(page) }
+    }
+
     /// Frees every table page, root included. Requires the MMU lock held
     /// exclusively and the TLB context already invalidated (or never
     /// loaded); the table must not be used afterwards. Pages retired by

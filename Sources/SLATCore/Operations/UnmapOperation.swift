@@ -106,11 +106,11 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                     if table.write(entry.pointer, expected: &old, shared ? format.frozenEntry : 0, level: level, shared: shared) {
                         table.memory.adjustLiveEntryCount(containing: entry.pointer, by: -1)
                         if shared && !Self.defersSharedInvalidation {
-                            tlb.invalidate(address: entry.address, level: level)
+                            tlb.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level))
                             entry.pointer.pointee.store(0, ordering: .releasing)
                         } else {
                             if shared { entry.pointer.pointee.store(0, ordering: .releasing) }
-                            requests.invalidate(address: entry.address, level: level, size: size)
+                            requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size)
                         }
                         return .skipChildren
                     }
@@ -126,7 +126,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                                  breakingAt: entry.address, level: level, shared: shared, tlb: tlb) {
                     // Without break-before-make the block may still be cached
                     // at its size: owe its invalidation (smaller ones do not reach it).
-                    if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: level, size: size) }
+                    if !format.requiresBreakBeforeMake { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
                     return .proceed
                 }
                 table.recycle(page, context: context)

@@ -19,7 +19,7 @@ public final class CountingTLB: TLB {
         self.supportsRangeInvalidation = supportsRangeInvalidation
     }
 
-    public func invalidate(address: GuestPhysicalAddress, level: Int?) {
+    public func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
         addressCount.wrappingAdd(1, ordering: .relaxed)
     }
 

@@ -8,7 +8,7 @@ public struct FlushRequests {
     /// Single-address (and separate range) invalidations kept before degrading.
     public static let addressCapacity = 8
 
-    @usableFromInline var addresses: [(GuestPhysicalAddress, Int)] = []
+    @usableFromInline var addresses: [(GuestPhysicalAddress, LeafLevel)] = []
     @usableFromInline var ranges: [GuestPhysicalRange] = []
     @usableFromInline var hullStart: UInt64 = .max
     @usableFromInline var hullEnd: UInt64 = 0
@@ -37,7 +37,7 @@ public struct FlushRequests {
 
     /// Owes an invalidation of `address`, a leaf of `size` bytes at `level`.
     @inlinable
-    public mutating func invalidate(address: GuestPhysicalAddress, level: Int, size: UInt64) {
+    public mutating func invalidate(address: GuestPhysicalAddress, level: LeafLevel, size: UInt64) {
         widenHull(address.rawValue, address.rawValue &+ size)
         if overflowed || wholeContext { return }
         if addresses.count < Self.addressCapacity { addresses.append((address, level)) } else { overflowed = true }

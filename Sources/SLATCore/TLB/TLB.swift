@@ -2,16 +2,18 @@
 /// EPTP on Intel): what operations must invalidate before they report done
 /// (rule 3 of Docs/concurrency.md).
 ///
-/// Levels are heights (0 = smallest page), as in ``PageTableFormat``.
-/// Implementations: ``CountingTLB`` (no hardware, counts requests), the
+/// A by-address invalidation names its leaf's level in both numberings
+/// (``LeafLevel``): the architecture's for hardware hints, SLAT's heights for
+/// simulators. Implementations: ``CountingTLB`` (no hardware, counts requests), the
 /// simulated per-vCPU TLBs of SLATSim, and a bare-metal one issuing TLBI /
 /// INVEPT. All methods may be called from any thread and return only when
 /// the invalidation is complete on every CPU of the context.
 public protocol TLB: AnyObject, Sendable {
     /// Invalidates cached translations of `address`. `level`, when given,
     /// promises the leaf was at that level; as on Arm, an implementation may
-    /// then leave entries of other sizes in place.
-    func invalidate(address: GuestPhysicalAddress, level: Int?)
+    /// then leave entries of other sizes in place (`level.architectural` is
+    /// the TTL hint of `TLBI IPAS2E1IS` with FEAT_TTL).
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?)
     /// Invalidates every cached translation overlapping `range` (any size).
     func invalidate(range: GuestPhysicalRange)
     /// Invalidates every translation of the context (Arm VMALLS12E1IS,

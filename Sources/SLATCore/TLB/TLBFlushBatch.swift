@@ -28,7 +28,7 @@ public struct TLBFlushBatch: ~Copyable {
 
     /// Owes an invalidation of `address`, a leaf of `size` bytes at `level`.
     @inlinable
-    public mutating func invalidate(address: GuestPhysicalAddress, level: Int, size: UInt64) {
+    public mutating func invalidate(address: GuestPhysicalAddress, level: LeafLevel, size: UInt64) {
         requests.invalidate(address: address, level: level, size: size)
     }
     /// Owes an invalidation of every translation in `range`.

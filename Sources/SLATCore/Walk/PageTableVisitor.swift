@@ -24,7 +24,7 @@ public enum VisitOutcome: Sendable {
     /// Do not descend into this entry (the visitor handled the subtree);
     /// continue with the next entry.
     case skipChildren
-    /// End the walk now; ``PageTableWalker/walk(_:with:)`` returns `false`.
+    /// End the walk now; ``PageTableWalker/walk(_:mode:with:)`` returns `false`.
     case stop
 }
 

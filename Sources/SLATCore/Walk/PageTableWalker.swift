@@ -31,11 +31,14 @@ public struct PageTableWalker<Format: PageTableFormat, Memory: TableMemory> {
 
     /// Walks the entries that overlap `range` from the root down.
     ///
-    /// - Parameter mode: ``WalkMode/shared`` when other writers may run
-    ///   (the caller holds the MMU lock shared and is inside a reclaimer read
-    ///   section); passed to every visit so the visitor changes entries by
-    ///   compare-and-exchange. ``WalkMode/exclusive`` (the default) when no
-    ///   other software walker runs.
+    /// - Parameters:
+    ///   - mode: ``WalkMode/shared`` when other writers may run
+    ///     (the caller holds the MMU lock shared and is inside a reclaimer read
+    ///     section); passed to every visit so the visitor changes entries by
+    ///     compare-and-exchange. ``WalkMode/exclusive`` (the default) when no
+    ///     other software walker runs.
+    ///   - range: the guest range whose entries are visited.
+    ///   - visitor: called for each entry, as its `visits` asks; may change it.
     /// - Returns: `false` if a visitor stopped the walk, `true` otherwise.
     /// - Throws: whatever the visitor throws; the walk ends there.
     @inlinable

@@ -10,7 +10,7 @@ extension ExtendedPageTableMMU {
     ///
     /// Locking contract: takes no lock; uses `context`'s reader slot (one
     /// per thread). Changes nothing.
-    /// - Throws: ``SLATError/readerSlotOutOfRange(_:slots:)``, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/readerSlotOutOfRange(_:slots:)`, `SLATError/tornDown`.
     @inlinable
     public func testYoung(_ range: HostVirtualRange, context: PageTableContext) throws(SLATError) -> Bool {
         _ = try checkedSlot(context)
@@ -34,10 +34,10 @@ extension ExtendedPageTableMMU {
     /// before this returns (and from then on ``handleFault(_:vcpu:)`` tries
     /// the fast page fault for not-present violations too).
     ///
-    /// Each change is accounted (``accountChange(old:new:address:level:mode:batch:)``).
+    /// Each change is accounted (`accountChange(old:new:address:level:mode:batch:)`).
     ///
     /// Locking contract: takes no lock; uses `context`'s reader slot.
-    /// - Throws: ``SLATError/readerSlotOutOfRange(_:slots:)``, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/readerSlotOutOfRange(_:slots:)`, `SLATError/tornDown`.
     @inlinable @discardableResult
     public func clearYoung(_ range: HostVirtualRange, context: PageTableContext) throws(SLATError) -> Bool {
         _ = try checkedSlot(context)

@@ -7,7 +7,7 @@ extension ExtendedPageTableMMU {
     ///
     /// `mode` defaults to ``DirtyLogMode/dirtyBit`` when the EPTP enables
     /// accessed/dirty flags, else ``DirtyLogMode/writeProtect``. The memslot
-    /// gets ``SLATCore/MemslotFlags/dirtyLogging`` (faults then map 4 KiB),
+    /// gets `SLATCore/MemslotFlags/dirtyLogging` (faults then map 4 KiB),
     /// then, inside an invalidation of the slot's frames (so that a fault
     /// that resolved before the flag changed retries instead of installing a
     /// writable huge leaf after the pass), every leaf of the slot is
@@ -20,8 +20,8 @@ extension ExtendedPageTableMMU {
     ///
     /// TLB contract: every leaf that lost write access or a set dirty bit is
     /// invalidated before this returns (decided on the exchange's old value).
-    /// - Throws: ``SLATError/unknownMemslot(slot:)``;
-    ///   ``SLATError/unsupportedDirtyFlag`` for dirty-bit mode without A/D flags.
+    /// - Throws: `SLATError/unknownMemslot(slot:)`;
+    ///   `SLATError/unsupportedDirtyFlag` for dirty-bit mode without A/D flags.
     // Inlinable so that its protection pass is specialised for the caller's
     // table memory and TLB (unspecialised, every leaf visited cost a
     // generic-metadata lookup).
@@ -98,7 +98,7 @@ extension ExtendedPageTableMMU {
     /// Locking contract: takes the MMU lock exclusively.
     /// TLB contract: leaves re-protected (or whose set dirty bit was
     /// cleared) are invalidated before the lock is released.
-    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``.
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`.
     @inlinable
     public func getAndClearDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
         try checkNotTornDown()
@@ -182,8 +182,8 @@ extension ExtendedPageTableMMU {
     /// tables back into huge leaves where the host mapping allows
     /// (``recoverHugePages(in:)``).
     ///
-    /// - Throws: ``SLATError/dirtyLoggingNotEnabled(slot:)``,
-    ///   ``SLATError/unknownMemslot(slot:)``.
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/unknownMemslot(slot:)`.
     public func disableDirtyLogging(memslot id: UInt32, recoverHugePages recover: Bool = true) throws(SLATError) {
         try checkNotTornDown()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }

@@ -43,7 +43,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// ``guestMemory``'s invalidation tracker, held directly for the fault path.
     public let tracker: InvalidationTracker
     /// The MMU lock: shared for faults (each vCPU through its own reader
-    /// slot, ``PageTableContext/readerSlot``, whose word also announces the
+    /// slot, `PageTableContext/readerSlot`, whose word also announces the
     /// fault's ``reclaimer`` read section), exclusive for zaps and passes.
     public let lock: PerSlotReaderWriterLock
     /// Options.
@@ -90,12 +90,12 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// An MMU with an empty root per address space, registered on
     /// `guestMemory`'s notifier (until ``teardown()``).
     ///
-    /// - Throws: ``SLATError/unsupportedGranule(_:)``,
-    ///   ``SLATError/readerSlotOutOfRange(_:slots:)`` for no reader slot,
-    ///   ``SLATError/unsupportedAddressSpaceCount(_:supported:)`` for an
+    /// - Throws: `SLATError/unsupportedGranule(_:)`,
+    ///   `SLATError/readerSlotOutOfRange(_:slots:)` for no reader slot,
+    ///   `SLATError/unsupportedAddressSpaceCount(_:supported:)` for an
     ///   address-space count other than 1 or 2,
-    ///   ``SLATError/unsupportedLevel(_:)`` for a maximum leaf level outside 0...2,
-    ///   ``SLATError/outOfTableMemory(needed:available:)``.
+    ///   `SLATError/unsupportedLevel(_:)` for a maximum leaf level outside 0...2,
+    ///   `SLATError/outOfTableMemory(needed:available:)`.
     public init(
         format: ExtendedPageTableFormat, memory: Memory, tlb: T, guestMemory: GuestMemory,
         configuration: MMUConfiguration = MMUConfiguration()
@@ -155,7 +155,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
 
     /// The current root of `addressSpace`.
     ///
-    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/addressSpaceOutOfRange(_:count:)`, `SLATError/tornDown`.
     @inlinable
     public func root(addressSpace: Int = 0) throws(SLATError) -> HostPhysicalAddress {
         try checkAddressSpace(addressSpace)
@@ -175,7 +175,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// loads it through ``reloadRoot(_:addressSpace:)``, which also records
     /// which roots it uses.
     ///
-    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/addressSpaceOutOfRange(_:count:)`, `SLATError/tornDown`.
     public func pointer(addressSpace: Int = 0) throws(SLATError) -> ExtendedPageTablePointer {
         // The root comes from this MMU's memory, which the format accepted
         // when it allocated it: aligned and in range.
@@ -185,7 +185,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// A core page-table view of `addressSpace`'s current root (for
     /// translation, enumeration and tests). Sharing the MMU's reclaimer.
     ///
-    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/addressSpaceOutOfRange(_:count:)`, `SLATError/tornDown`.
     public func table(addressSpace: Int = 0) throws(SLATError) -> PageTable<ExtendedPageTableFormat, Memory> {
         PageTable(format: format, memory: memory, root: try root(addressSpace: addressSpace), reclaimer: reclaimer)
     }
@@ -197,7 +197,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
 
     /// Tops up `vcpu`'s page cache to ``faultPageBudget``, outside the lock.
     ///
-    /// - Throws: ``SLATError/outOfTableMemory(needed:available:)``; the
+    /// - Throws: `SLATError/outOfTableMemory(needed:available:)`; the
     ///   cache is then as it was.
     @inlinable
     public func topUp(_ vcpu: PageTableContext) throws(SLATError) {

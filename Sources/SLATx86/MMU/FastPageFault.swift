@@ -26,8 +26,8 @@ extension ExtendedPageTableMMU {
     /// slot.
     ///
     /// The walk starts at `vcpu`'s remembered leaf table when it is still
-    /// current (``fastFaultLeaf(_:addressSpace:slot:)``); the page is marked
-    /// through `vcpu`'s ``DirtyLogMemo``.
+    /// current (`fastFaultLeaf(_:addressSpace:slot:)`); the page is marked
+    /// through `vcpu`'s `DirtyLogMemo`.
     ///
     /// Locking contract: takes no lock; walks inside `vcpu`'s reclaimer
     /// read section. Entries it may change are volatile (rule 5): every
@@ -36,7 +36,7 @@ extension ExtendedPageTableMMU {
     /// never left cached behind a write-protect.
     /// TLB contract: it only adds access; nothing to flush.
     /// - Throws: as ``handleFault(_:vcpu:)`` for what the VMM passed
-    ///   (reader slot, address space, address) and ``SLATError/tornDown``.
+    ///   (reader slot, address space, address) and `SLATError/tornDown`.
     @inlinable
     public func fastPageFault(_ fault: GuestPageFault, vcpu: PageTableContext) throws(SLATError) -> FastFaultOutcome {
         try validate(fault, vcpu: vcpu)

@@ -9,13 +9,13 @@ extension ExtendedPageTableMMU {
     /// or, with A/D flags off, when the violation may be an access-tracked
     /// leaf (those are not present to the hardware, so the exit qualification
     /// cannot tell them from an empty entry; only ``clearYoung(_:context:)``
-    /// makes them, see ``accessTrackingUsed``); else, or when the fast path
+    /// makes them, see `accessTrackingUsed`); else, or when the fast path
     /// cannot fix it, the full fault path.
     ///
     /// Full path: top up `vcpu`'s page cache (outside the lock); snapshot
     /// the invalidation sequence and resolve the memslot and host frame
     /// (from the vCPU's memo of its last memslot and host run while the
-    /// sequence has not moved, see ``ResolveCacheEntry``);
+    /// sequence has not moved, see `ResolveCacheEntry`);
     /// choose the leaf level (memslot alignment and host mapping size,
     /// ``MMUConfiguration/maximumLeafLevel``, 4 KiB in a dirty-logged slot,
     /// 4 KiB for an instruction fetch under the NX-huge-page policy); take
@@ -34,18 +34,18 @@ extension ExtendedPageTableMMU {
     /// cached huge entry) are invalidated before the lock is released; pure
     /// additions need no flush.
     ///
-    /// - Throws: ``SLATError/noMemslot(_:)`` (MMIO: the VMM emulates it),
-    ///   ``SLATError/readOnlyMemslot(slot:frame:)`` for a write to a
-    ///   read-only slot, ``SLATError/hostAddressNotMapped(_:)``,
-    ///   ``SLATError/hostPageReadOnly(_:)``, and
-    ///   ``SLATError/outOfTableMemory(needed:available:)`` when the cache
+    /// - Throws: `SLATError/noMemslot(_:)` (MMIO: the VMM emulates it),
+    ///   `SLATError/readOnlyMemslot(slot:frame:)` for a write to a
+    ///   read-only slot, `SLATError/hostAddressNotMapped(_:)`,
+    ///   `SLATError/hostPageReadOnly(_:)`, and
+    ///   `SLATError/outOfTableMemory(needed:available:)` when the cache
     ///   cannot be topped up; for what the VMM passed:
-    ///   ``SLATError/readerSlotOutOfRange(_:slots:)``,
-    ///   ``SLATError/addressSpaceOutOfRange(_:count:)``,
-    ///   ``SLATError/guestAddressOutOfRange(_:limit:)`` (an address the
-    ///   format's walk would alias), ``SLATError/outputAddressTooWide(_:outputBits:)``
+    ///   `SLATError/readerSlotOutOfRange(_:slots:)`,
+    ///   `SLATError/addressSpaceOutOfRange(_:count:)`,
+    ///   `SLATError/guestAddressOutOfRange(_:limit:)` (an address the
+    ///   format's walk would alias), `SLATError/outputAddressTooWide(_:outputBits:)`
     ///   for a host frame beyond the format's physical-address width, and
-    ///   ``SLATError/tornDown``. Nothing is changed when it throws.
+    ///   `SLATError/tornDown`. Nothing is changed when it throws.
     ///
     /// Root lifetime: while the vCPU has not reloaded the roots that
     /// ``invalidateAllRoots()`` replaced (``isRootReloadRequested(_:)``), the

@@ -6,7 +6,7 @@ import Synchronization
 extension ExtendedPageTableMMU {
     /// Replaces each table of `frames` that stands where a huge leaf could
     /// be — its block lies in one memslot that does not log, the host maps
-    /// the block with a page at least that large (``SLATCore/GuestMemory/resolve(frame:write:)``'s
+    /// the block with a page at least that large (`SLATCore/GuestMemory/resolve(frame:write:)`'s
     /// maximum mapping size), no invalidation of it is in flight, and it is
     /// not an NX-huge-page split — by one huge leaf built from a present
     /// leaf below it (same permissions, memory type and software bits,
@@ -18,10 +18,10 @@ extension ExtendedPageTableMMU {
     /// retakes it, restarting from the root where it stopped.
     /// TLB contract: everything collapsed is flushed before the lock is
     /// dropped and before this returns; each collapse is accounted
-    /// (``accountChange(old:new:address:level:mode:batch:)``).
+    /// (`accountChange(old:new:address:level:mode:batch:)`).
     /// Returns the number of huge leaves installed.
-    /// - Throws: ``SLATError/guestRangeOutOfBounds(_:limit:)`` for frames
-    ///   beyond the format's input address size, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/guestRangeOutOfBounds(_:limit:)` for frames
+    ///   beyond the format's input address size, `SLATError/tornDown`.
     @inlinable @discardableResult
     public func recoverHugePages(in frames: GuestFrameRange) throws(SLATError) -> Int {
         try checkNotTornDown()

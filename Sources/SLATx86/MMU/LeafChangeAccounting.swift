@@ -58,7 +58,7 @@ extension ExtendedPageTableMMU {
         if newPresent && format.isTable(new, atLevel: level) {
             // A split: the same translations, now in a table; a cached huge
             // entry must go so no later small invalidation misses it.
-            batch.invalidate(address: start, level: level, size: size)
+            batch.invalidate(address: start, level: format.leafLevel(ofHeight: level), size: size)
             return
         }
         let owed = obligations(ofReplacingLeaf: old, by: new, atLevel: level)
@@ -71,7 +71,7 @@ extension ExtendedPageTableMMU {
             }
         }
         if owed.flush {
-            batch.invalidate(address: start, level: level, size: size)
+            batch.invalidate(address: start, level: format.leafLevel(ofHeight: level), size: size)
         }
     }
 

@@ -4,7 +4,7 @@ public struct MMUConfiguration: Sendable, Hashable {
     /// Roots (address spaces) the VM uses: 1, or 2 with SMM.
     public var addressSpaceCount: Int
     /// Threads (vCPUs and lockless walkers) that may walk at once; each uses
-    /// its own reader slot through its ``SLATCore/PageTableContext``.
+    /// its own reader slot through its `SLATCore/PageTableContext`.
     public var readerSlots: Int
     /// The NX-huge-page mitigation: huge leaves are never executable; an
     /// instruction fetch maps 4 KiB and marks the split for recovery.

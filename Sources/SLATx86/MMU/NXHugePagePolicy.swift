@@ -18,10 +18,10 @@ extension ExtendedPageTableMMU {
     ///
     /// Locking contract: takes the MMU lock exclusively.
     /// TLB contract: one flush for all zapped splits, before the lock is
-    /// released. Each zap is accounted (``accountChange(old:new:address:level:mode:batch:)``):
+    /// released. Each zap is accounted (`accountChange(old:new:address:level:mode:batch:)`):
     /// the dirty bits of the leaves below go to their dirty-bit-mode log.
     /// Returns the number of tables zapped.
-    /// - Throws: ``SLATError/tornDown``.
+    /// - Throws: `SLATError/tornDown`.
     @discardableResult
     public func recoverNXHugePages(maximumCount: Int = .max) throws(SLATError) -> Int {
         try checkNotTornDown()

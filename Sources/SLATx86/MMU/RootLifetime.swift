@@ -42,8 +42,8 @@ extension ExtendedPageTableMMU {
     /// EPTP).
     ///
     /// Locking contract: no lock; `vcpu` belongs to the calling thread.
-    /// - Throws: ``SLATError/readerSlotOutOfRange(_:slots:)``,
-    ///   ``SLATError/tornDown``.
+    /// - Throws: `SLATError/readerSlotOutOfRange(_:slots:)`,
+    ///   `SLATError/tornDown`.
     @inlinable
     public func isRootReloadRequested(_ vcpu: PageTableContext) throws(SLATError) -> Bool {
         let slot = try checkedSlot(vcpu)
@@ -64,8 +64,8 @@ extension ExtendedPageTableMMU {
     /// translations cached for an EPTP of the same root address: SLAT
     /// invalidates all contexts when it frees a replaced root, so a root
     /// page reused later carries no stale entry.
-    /// - Throws: ``SLATError/readerSlotOutOfRange(_:slots:)``,
-    ///   ``SLATError/addressSpaceOutOfRange(_:count:)``, ``SLATError/tornDown``.
+    /// - Throws: `SLATError/readerSlotOutOfRange(_:slots:)`,
+    ///   `SLATError/addressSpaceOutOfRange(_:count:)`, `SLATError/tornDown`.
     @inlinable
     public func reloadRoot(_ vcpu: PageTableContext, addressSpace: Int = 0) throws(SLATError) -> ExtendedPageTablePointer {
         let slot = try checkedSlot(vcpu)
@@ -114,7 +114,7 @@ extension ExtendedPageTableMMU {
         if isTornDown { throw .tornDown }
     }
 
-    /// Whether ``teardown()`` has run (it leaves ``tornDownGeneration``,
+    /// Whether ``teardown()`` has run (it leaves `tornDownGeneration`,
     /// under the exclusive lock, before it frees anything).
     @inlinable
     public var isTornDown: Bool { rootGeneration.load(ordering: .acquiring) == Self.tornDownGeneration }

@@ -15,12 +15,12 @@ extension ExtendedPageTableMMU {
     /// leaves, restarting the walk where it stopped.
     /// TLB contract: everything removed is invalidated (batched) before the
     /// lock is dropped and before this returns. Each removal is accounted
-    /// where it happens (``accountChange(old:new:address:level:mode:batch:)``):
+    /// where it happens (`accountChange(old:new:address:level:mode:batch:)`):
     /// a dirty bit goes to the dirty-bit-mode log that covers it at that
     /// moment. Returns the number of leaves removed.
-    /// - Throws: ``SLATError/addressSpaceOutOfRange(_:count:)``,
-    ///   ``SLATError/guestRangeOutOfBounds(_:limit:)`` for frames beyond the
-    ///   format's input address size, ``SLATError/tornDown``; nothing changed.
+    /// - Throws: `SLATError/addressSpaceOutOfRange(_:count:)`,
+    ///   `SLATError/guestRangeOutOfBounds(_:limit:)` for frames beyond the
+    ///   format's input address size, `SLATError/tornDown`; nothing changed.
     @inlinable @discardableResult
     public func zap(_ frames: GuestFrameRange, addressSpace: Int? = nil) throws(SLATError) -> Int {
         if let addressSpace { try checkAddressSpace(addressSpace) }
@@ -69,8 +69,8 @@ extension ExtendedPageTableMMU {
     /// until it reloads), notifier zaps and dirty-log passes keep covering
     /// them, and ``zapInvalidatedRoots()`` frees them once no vCPU uses them.
     ///
-    /// - Throws: ``SLATError/outOfTableMemory(needed:available:)`` or
-    ///   ``SLATError/tornDown`` before anything changes.
+    /// - Throws: `SLATError/outOfTableMemory(needed:available:)` or
+    ///   `SLATError/tornDown` before anything changes.
     public func invalidateAllRoots() throws(SLATError) {
         try checkNotTornDown()
         var fresh: [HostPhysicalAddress] = []
@@ -114,7 +114,7 @@ extension ExtendedPageTableMMU {
     /// stale entry) and every table page is retired through the reclaimer.
     /// Roots still in use stay. Returns the pages retired.
     ///
-    /// - Throws: ``SLATError/tornDown`` (``teardown()`` freed them all).
+    /// - Throws: `SLATError/tornDown` (``teardown()`` freed them all).
     @discardableResult
     public func zapInvalidatedRoots() throws(SLATError) -> Int {
         lock.lockExclusive()
@@ -167,7 +167,7 @@ extension ExtendedPageTableMMU {
     /// Destroys the VM's tables. Under the exclusive lock it marks the MMU
     /// torn down (a notifier event already being delivered, which takes the
     /// lock, then finds nothing to do; every later call throws
-    /// ``SLATError/tornDown``), empties every current and replaced root and
+    /// `SLATError/tornDown`), empties every current and replaced root and
     /// invalidates all contexts; then it unregisters from the notifier,
     /// waits for the grace period (lockless walkers inside a read section)
     /// and frees the table pages. The emptied root pages are freed with the

@@ -6,7 +6,7 @@ import SLATSim
 final class AddressInvalidationDroppingTLB: TLB {
     let inner: SimulatedContextTLB
     init(_ inner: SimulatedContextTLB) { self.inner = inner }
-    func invalidate(address: GuestPhysicalAddress, level: Int?) {}
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {}
     func invalidate(range: GuestPhysicalRange) { inner.invalidate(range: range) }
     func invalidateAll() { inner.invalidateAll() }
 }

@@ -27,7 +27,7 @@ final class FirstInvalidationHookTLB: TLB {
         pending?()
     }
 
-    func invalidate(address: GuestPhysicalAddress, level: Int?) {
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) {
         runHook()
         inner.invalidate(address: address, level: level)
     }

@@ -9,7 +9,7 @@ final class RangeInvalidatingTLB: TLB {
     init(_ inner: SimulatedContextTLB) { self.inner = inner }
 
     var supportsRangeInvalidation: Bool { true }
-    func invalidate(address: GuestPhysicalAddress, level: Int?) { inner.invalidate(address: address, level: level) }
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) { inner.invalidate(address: address, level: level) }
     func invalidate(range: GuestPhysicalRange) { inner.invalidate(range: range) }
     func invalidateAll() { inner.invalidateAll() }
 }

@@ -14,7 +14,7 @@ final class VMIDFlushDowngradingTLB: TLB {
         self.address = address
     }
 
-    func invalidate(address: GuestPhysicalAddress, level: Int?) { inner.invalidate(address: address, level: level) }
+    func invalidate(address: GuestPhysicalAddress, level: LeafLevel?) { inner.invalidate(address: address, level: level) }
     func invalidate(range: GuestPhysicalRange) { inner.invalidate(range: range) }
     func invalidateAll() { inner.invalidate(address: address, level: nil) }
 }
