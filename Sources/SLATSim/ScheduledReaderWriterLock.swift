@@ -1,6 +1,6 @@
 import SLATCore
 
-/// A ``ReaderWriterLock`` for code under a ``ControlledScheduler``: yields
+/// A `ReaderWriterLock` for code under a ``ControlledScheduler``: yields
 /// before each attempt to take it and after each release, and waits for it
 /// by try-lock and ``SchedulingPoint/spin``, so a thread that cannot take
 /// it lets the holder run instead of blocking the scheduler. On threads

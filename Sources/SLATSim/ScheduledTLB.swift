@@ -1,6 +1,6 @@
 import SLATCore
 
-/// A ``TLB`` wrapper that yields to a ``ControlledScheduler`` before every
+/// A `TLB` wrapper that yields to a ``ControlledScheduler`` before every
 /// invalidation and forwards it unchanged: a thin forwarder, so the
 /// invalidation's position among the other threads' steps is explored.
 public final class ScheduledTLB<Base: TLB>: TLB {

@@ -1,6 +1,6 @@
 import SLATCore
 
-/// A ``TableMemory`` wrapper that puts table memory under a
+/// A `TableMemory` wrapper that puts table memory under a
 /// ``ControlledScheduler`` and checks page accounting.
 ///
 /// - Every call that reads or changes the tables first yields to the

@@ -59,7 +59,7 @@ public struct SingleProcessor: ProcessorInvalidationBroadcast {
     @inlinable public func invalidateOnOtherProcessors(_ type: ExtendedPageTableInvalidationType, pointer: UInt64) {}
 }
 
-/// The TLB of one VM on Intel EPT: SLATCore's ``TLB`` as INVEPT.
+/// The TLB of one VM on Intel EPT: SLATCore's `TLB` as INVEPT.
 ///
 /// | request | INVEPT |
 /// |---|---|
@@ -74,8 +74,8 @@ public struct SingleProcessor: ProcessorInvalidationBroadcast {
 /// to the ``ProcessorInvalidationBroadcast`` for the others.
 ///
 /// The context is the EPTP the VMM loads (``load(pointer:)``, from
-/// ``ExtendedPageTableMMU/reloadRoot(_:addressSpace:)``); a VMM that
-/// replaces roots (``ExtendedPageTableMMU/invalidateAllRoots()``) while
+/// `ExtendedPageTableMMU.reloadRoot(_:addressSpace:)`); a VMM that
+/// replaces roots (`ExtendedPageTableMMU.invalidateAllRoots()`) while
 /// vCPUs still run on the old EPTP creates it with
 /// `wholeFlushesAllContexts` so that ``invalidateAll()`` reaches both.
 public final class ExtendedPageTableTLB<Invalidator: ExtendedPageTableInvalidator, Broadcast: ProcessorInvalidationBroadcast>: TLB {
