@@ -4,6 +4,16 @@ import PackageDescription
 // SLATCore, SLATx86 and SLATArm64 also build as Embedded Swift for bare-metal
 // hypervisors (see .ci/run), so they use no Foundation, Dispatch or Glibc
 // outside `#if canImport(Glibc)` blocks, typed throws only, and no existentials.
+// Debug builds define SLAT_EXPLORATION_HOOKS; in hosted (non-Embedded)
+// code the library then reports its lock, reclaimer and waiting points to a
+// controlled scheduler (SLATSim's ControlledScheduler) and lets tests switch
+// known defects back on per thread (ExplorationMutation). Every hook sits
+// under `#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)`: release and
+// Embedded builds have none (Docs/simulation.md, "Systematic exploration").
+let explorationHooks: [SwiftSetting] = [
+    .define("SLAT_EXPLORATION_HOOKS", .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "SLAT",
     products: [
@@ -21,9 +31,9 @@ let package = Package(
         .executable(name: "slat", targets: ["slat"]),
     ],
     targets: [
-        .target(name: "SLATCore"),
-        .target(name: "SLATx86", dependencies: ["SLATCore"]),
-        .target(name: "SLATArm64", dependencies: ["SLATCore"]),
+        .target(name: "SLATCore", swiftSettings: explorationHooks),
+        .target(name: "SLATx86", dependencies: ["SLATCore"], swiftSettings: explorationHooks),
+        .target(name: "SLATArm64", dependencies: ["SLATCore"], swiftSettings: explorationHooks),
         // The bare-metal AArch64 TLB and cache maintenance (EL2): Swift
         // sequences over one-instruction C inline functions, which exist
         // only when compiling for AArch64.
@@ -36,7 +46,7 @@ let package = Package(
         .target(name: "SLATSplit", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         // Hosted only (threads, Foundation): simulated hardware, the pfn
         // cache, table images and the tools.
-        .target(name: "SLATSim", dependencies: ["SLATCore"]),
+        .target(name: "SLATSim", dependencies: ["SLATCore"], swiftSettings: explorationHooks),
         .target(name: "SLATPfnCache", dependencies: ["SLATCore"]),
         .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64", "SLATSplit", "SLATPfnCache", "SLATSim"]),
         .target(name: "SLATImage", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
@@ -50,7 +60,7 @@ let package = Package(
         .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATx86Hardware", "SLATSim"]),
         .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATArm64Hardware", "SLATSim"]),
         .testTarget(name: "SLATSplitTests", dependencies: ["SLATCore", "SLATSplit", "SLATx86", "SLATArm64", "SLATSim"]),
-        .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"]),
+        .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"], swiftSettings: explorationHooks),
         .testTarget(name: "SLATPfnCacheTests", dependencies: ["SLATCore", "SLATPfnCache"]),
         .testTarget(name: "SLATImageTests", dependencies: ["SLATCore", "SLATImage", "SLATx86", "SLATArm64"]),
     ],

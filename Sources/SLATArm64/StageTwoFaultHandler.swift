@@ -233,9 +233,21 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let result = try pageTable.relaxPermissions(fault.address, grant: missing, mode: .shared, context: context)
             if result.metLockedEntry { return .retry(.lockedEntry) }
             if result.leavesChanged > 0 { outcome = .permissionsRelaxed }
-        } else if outcome == .spurious {
+        } else if outcome == .spurious && !Self.skipsSpuriousFaultInvalidation {
             pageTable.tlb.invalidate(address: fault.address.alignedDown(to: current.size), level: pageTable.format.leafLevel(ofHeight: current.level))
         }
         return outcome
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/spuriousPermissionFaultWithoutInvalidation``
+    /// (hosted debug builds only).
+    @inlinable
+    static var skipsSpuriousFaultInvalidation: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.spuriousPermissionFaultWithoutInvalidation)
+        #else
+        false
+        #endif
     }
 }

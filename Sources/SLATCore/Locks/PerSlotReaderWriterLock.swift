@@ -71,6 +71,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// Writes only `slot`'s word. The slot must not hold the lock already.
     @inlinable @inline(__always)
     public func lockShared(slot: Int) {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockAcquire)
+        #endif
         if !tryLockShared(slot: slot) { waitForShared(slot: slot, enteringReadSection: false) }
     }
 
@@ -94,6 +97,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
         let word = readerSlotWords.word(slot: slot)
         let own = word.pointee.load(ordering: .relaxed)
         word.pointee.store(own & ~ReaderSlotWords.holdsShared, ordering: .releasing)
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockRelease)
+        #endif
     }
 
     /// Takes the lock shared through `slot` and enters the read section of
@@ -105,6 +111,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// ``unlockSharedLeavingReadSection(slot:)``.
     @inlinable @inline(__always)
     public func lockSharedEnteringReadSection(slot: Int) {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockAcquire)
+        #endif
         if !tryLockSharedEnteringReadSection(slot: slot) { waitForShared(slot: slot, enteringReadSection: true) }
     }
 
@@ -134,6 +143,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     @inlinable @inline(__always)
     public func unlockSharedLeavingReadSection(slot: Int) {
         readerSlotWords.word(slot: slot).pointee.store(0, ordering: .releasing)
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockRelease)
+        #endif
     }
 
     /// The contended part of the slot entries, kept out of line so the
@@ -157,6 +169,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// (counted in a shared word); waits while a writer holds or waits.
     @inlinable
     public func lockShared() {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockAcquire)
+        #endif
         if tryLockShared() { return }
         var backoff = SpinBackoff()
         while true {
@@ -180,6 +195,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     public func unlockShared() {
         let old = unslottedReaders.wrappingSubtract(1, ordering: .releasing).oldValue
         precondition(old != 0, "unlockShared without a shared hold")
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockRelease)
+        #endif
     }
 
     /// Blocks until the calling thread holds the lock exclusively. Once it
@@ -187,6 +205,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// the current ones to leave. Reads every slot word.
     @inlinable
     public func lockExclusive() {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockAcquire)
+        #endif
         var backoff = SpinBackoff()
         while !claimWriter() { backoff.wait() }
         backoff = SpinBackoff()
@@ -209,6 +230,9 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     public func unlockExclusive() {
         let old = writer.exchange(0, ordering: .releasing)
         precondition(old == 1, "unlockExclusive without the exclusive hold")
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.lockRelease)
+        #endif
     }
 
     /// Becomes the one writer (holding or waiting) if there is none.

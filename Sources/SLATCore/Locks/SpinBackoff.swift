@@ -25,6 +25,10 @@ public struct SpinBackoff: Sendable {
     /// Waits a little, longer on each call.
     @inlinable
     public mutating func wait() {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        // Under a controlled scheduler: let the thread being waited for run.
+        if ExplorationHooks.spin() { return }
+        #endif
         if spins >= Self.yieldThreshold {
             #if canImport(Glibc)
             _ = sched_yield()

@@ -181,6 +181,10 @@ extension PageTable {
             if mode == .shared {
                 // Let the thread that owns the frozen entry finish, and let
                 // our own stale pointers go.
+                #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+                // Under a controlled scheduler: that thread must run first.
+                _ = ExplorationHooks.spin()
+                #endif
                 reclaimer.leaveReadSection(slot: slot)
                 reclaimer.enterReadSection(slot: slot)
             }

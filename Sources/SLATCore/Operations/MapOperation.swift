@@ -442,6 +442,18 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             let tableEntry = expected
             if !table.write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             table.detachSubtree(of: tableEntry, level: level, shared: shared, into: &requests)
+            #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+            // Mutations of this flush for the explorer's tests (Docs/simulation.md).
+            if ExplorationHooks.isActive(.mergeWithoutInvalidation) {
+                pointer.pointee.store(new, ordering: .releasing)
+                return true
+            }
+            if ExplorationHooks.isActive(.mergeInvalidatesFirstPageOnly) {
+                tlb.invalidate(address: GuestPhysicalAddress(address), level: format.leafLevel(ofHeight: 0))
+                pointer.pointee.store(new, ordering: .releasing)
+                return true
+            }
+            #endif
             if tlb.supportsRangeInvalidation {
                 tlb.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(address), size: size))
             } else {

@@ -105,10 +105,11 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                 if isCovered(level: level, address: address) {
                     if table.write(entry.pointer, expected: &old, shared ? format.frozenEntry : 0, level: level, shared: shared) {
                         table.memory.adjustLiveEntryCount(containing: entry.pointer, by: -1)
-                        if shared {
+                        if shared && !Self.defersSharedInvalidation {
                             tlb.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level))
                             entry.pointer.pointee.store(0, ordering: .releasing)
                         } else {
+                            if shared { entry.pointer.pointee.store(0, ordering: .releasing) }
                             requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size)
                         }
                         return .skipChildren
@@ -183,11 +184,25 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
     /// concurrent map can reuse it while its old translations may be cached).
     @inlinable
     mutating func emptied(_ pointer: EntryPointer, range: GuestPhysicalRange) {
-        if shared {
+        if shared && !Self.defersSharedInvalidation {
             tlb.invalidate(range: range)
             pointer.pointee.store(0, ordering: .releasing)
         } else {
+            if shared { pointer.pointee.store(0, ordering: .releasing) }
             requests.invalidate(range: range)
         }
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/sharedUnmapDefersInvalidation`` (hosted debug
+    /// builds only): then a shared unmap empties entries at once and owes
+    /// their invalidation to the batch, the defect the freeze prevents.
+    @inlinable
+    static var defersSharedInvalidation: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.sharedUnmapDefersInvalidation)
+        #else
+        false
+        #endif
     }
 }

@@ -62,6 +62,9 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     // call and its reloads cost ~13 of the path's ~190 instructions.
     @inlinable @inline(__always)
     public func enterReadSection(slot: Int) {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.readSectionEnter)
+        #endif
         let word = readerSlotWords.word(slot: slot)
         let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         while true {
@@ -80,12 +83,23 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         let word = readerSlotWords.word(slot: slot)
         let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         word.pointee.store(held, ordering: .releasing)
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.readSectionLeave)
+        #endif
     }
 
     /// Hands unlinked, already-flushed pages over to be freed after a grace
     /// period, and frees whatever earlier retirements have become safe.
     public func retire(_ pages: [HostPhysicalAddress]) {
         if pages.isEmpty { return }
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        if ExplorationHooks.isActive(.retiredTablesFreedWithoutGracePeriod) {
+            for page in pages { memory.freePage(page) }
+            retiredTotal.wrappingAdd(pages.count, ordering: .relaxed)
+            freedTotal.wrappingAdd(pages.count, ordering: .relaxed)
+            return
+        }
+        #endif
         let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
         withListLock { () -> Void in
             for page in pages { retired.append((page, epoch)) }
@@ -117,7 +131,13 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// Waits until every retired page has been freed. The caller must not be
     /// inside a read section; other readers must eventually leave theirs.
     public func synchronize() {
-        while pendingCount > 0 { reclaim() }
+        while pendingCount > 0 {
+            reclaim()
+            #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+            // A reader still inside its section must run to leave it.
+            if pendingCount > 0 { _ = ExplorationHooks.spin() }
+            #endif
+        }
     }
 
     /// Pages retired and not yet freed.

@@ -216,6 +216,55 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
         helpers.settle(batch, tlb: tlb, mode: .shared)
     }
 
+    /// False except under the explorer's
+    /// ``ExplorationMutation/faultIgnoresInvalidationRetry`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var ignoresInvalidationRetry: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.faultIgnoresInvalidationRetry)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/removedDirtyLeafNotHarvested`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var dropsRemovedDirtyBits: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.removedDirtyLeafNotHarvested)
+        #else
+        false
+        #endif
+    }
+
+    #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+    /// Both false except under the explorer's
+    /// ``ExplorationMutation/zapDecidesHarvestAtStart`` (then removed
+    /// leaves skip the harvest when no log existed at the zap's start) and
+    /// ``ExplorationMutation/notifierZapsCurrentRootsOnly`` (hosted debug
+    /// builds only; other builds use constants in the zap).
+    @inlinable
+    static func zapMutation(harvestingAtStart: Bool) -> (skipsHarvest: Bool, currentRootsOnly: Bool) {
+        (ExplorationHooks.isActive(.zapDecidesHarvestAtStart) && !harvestingAtStart,
+         ExplorationHooks.isActive(.notifierZapsCurrentRootsOnly))
+    }
+    #endif
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/retiredSubtreeNotHarvested`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var skipsSubtreeHarvest: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.retiredSubtreeNotHarvested)
+        #else
+        false
+        #endif
+    }
+
     /// Invalidates every vCPU's ``LeafTableMemo``; call it after unlinking
     /// table pages and before retiring or freeing them.
     @inlinable

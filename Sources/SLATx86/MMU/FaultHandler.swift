@@ -124,7 +124,7 @@ extension ExtendedPageTableMMU {
             && !recordFirstLoad(slot: slot, generation: generation) {
             // Torn down, or the vCPU must reload its roots first.
             outcome = .retry
-        } else if tracker.needsRetry(range: plan.block, since: page.sequence) {
+        } else if tracker.needsRetry(range: plan.block, since: page.sequence) && !Self.ignoresInvalidationRetry {
             outcome = .retry
         } else {
             outcome = install(&plan, at: fault.address, addressSpace: fault.addressSpace, vcpu: vcpu, cleanup: &cleanup)

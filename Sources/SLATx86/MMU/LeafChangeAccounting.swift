@@ -62,7 +62,7 @@ extension ExtendedPageTableMMU {
             return
         }
         let owed = obligations(ofReplacingLeaf: old, by: new, atLevel: level)
-        if owed.harvest && !startsLogging {
+        if owed.harvest && !startsLogging && !Self.dropsRemovedDirtyBits {
             let frames = GuestFrameRange(covering: GuestPhysicalRange(start: start, size: size))
             if let log, level == 0, log.frames.contains(frames.start) {
                 log.mark(frames.start)
@@ -125,7 +125,7 @@ extension ExtendedPageTableMMU {
         // Under the exclusive lock a leaf table needs no visit unless a
         // dirty log may want its bits; the check is made here, at the
         // change (a log enabled later protects what is left after us).
-        let visitLeaves = shared || dirtyLoggingSlots.load(ordering: .acquiring) > 0
+        let visitLeaves = shared || (dirtyLoggingSlots.load(ordering: .acquiring) > 0 && !Self.skipsSubtreeHarvest)
         if childLevel == 0 && !visitLeaves {
             batch.freeAfterFlush(page)
             return

@@ -39,12 +39,18 @@ extension ExtendedPageTableMMU {
         let range = frames.physicalRange
         var batch = TLBFlushBatch()
         var removed = 0
-        for (space, root) in liveRoots(addressSpace) {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        let mutation = Self.zapMutation(harvestingAtStart: dirtyLoggingSlots.load(ordering: .acquiring) > 0)
+        #else
+        let mutation = (skipsHarvest: false, currentRootsOnly: false)
+        #endif
+        for (space, root) in liveRoots(addressSpace) where !mutation.currentRootsOnly || root == rootAddress(space) {
             forEachLeaf(in: range, addressSpace: space, root: root, batch: &batch) { iterator, batch in
                 let level = iterator.level
                 let old = iterator.pointer.pointee.exchange(0, ordering: .acquiringAndReleasing)
                 iterator.snapshot = 0
-                accountChange(old: old, new: 0, address: iterator.address, level: level, mode: .exclusive, batch: &batch)
+                accountChange(old: old, new: 0, address: iterator.address, level: level, mode: .exclusive,
+                              startsLogging: mutation.skipsHarvest, batch: &batch)
                 guard format.isLeaf(old, atLevel: level) else { return false }
                 removed += 1
                 return true

@@ -1,0 +1,53 @@
+#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+/// A known defect that a hosted debug build can switch back on, one thread
+/// at a time, so that a test can show the interleaving explorer catches it
+/// (mutation testing of the explorer, see Docs/simulation.md). Each case
+/// names the fix it undoes; none exists in release or Embedded builds.
+public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
+    /// The table→block merge (break-before-make formats) stores the block
+    /// without any invalidation of the range it replaces (the merge's
+    /// VMID-wide flush dropped; Docs/stage2-mmu.md, "The map walk").
+    case mergeWithoutInvalidation
+    /// The merge invalidates only the anchor's first page, by address at
+    /// the smallest level, instead of the block's range or the whole VMID.
+    case mergeInvalidatesFirstPageOnly
+    /// A shared-mode unmap stores zero into the entries it empties and
+    /// defers their invalidation to the batch, so a concurrent fault can
+    /// fill an emptied entry before the flush (the order before KVM's
+    /// freeze/flush/clear, Docs/concurrency.md).
+    case sharedUnmapDefersInvalidation
+    /// The stage-2 fault handler returns from a permission fault that finds
+    /// nothing to change without invalidating the faulting IPA (before KVM
+    /// commit be097997a273, "Always invalidate TLB for stage-2 permission
+    /// faults").
+    case spuriousPermissionFaultWithoutInvalidation
+    /// ``EpochReclaimer/retire(_:)`` frees the pages at once instead of
+    /// after a grace period: a lockless or shared walker still inside its
+    /// read section may read a freed table (rule 2 of Docs/concurrency.md).
+    case retiredTablesFreedWithoutGracePeriod
+    /// The x86 fault path installs its leaf without checking that no host
+    /// invalidation began since it resolved the host page (KVM's
+    /// `mmu_invalidate_retry_gfn`): a fault racing an mmu-notifier remap
+    /// can map the old host page after the notifier returned.
+    case faultIgnoresInvalidationRetry
+    /// The x86 TDP MMU removes or cleans a writable leaf whose dirty bit is
+    /// set without marking the dirty-bit-mode log (KVM's
+    /// `handle_changed_spte_dirty_log`): the write is lost to the log.
+    case removedDirtyLeafNotHarvested
+    /// The x86 zap decides once, before it starts, whether removed leaves'
+    /// dirty bits are harvested: after it yields the lock to a dirty-bit
+    /// log being enabled, the leaves it removes lose their new dirty bits
+    /// (Docs/x86-tdp-mmu.md, "One accounting point": the log is looked up
+    /// at the change).
+    case zapDecidesHarvestAtStart
+    /// The x86 mmu-notifier zap walks the current roots only, not replaced
+    /// roots a vCPU that has not reloaded still uses (Docs/x86-tdp-mmu.md,
+    /// "Root lifetime"; rule 6 of Docs/concurrency.md across roots).
+    case notifierZapsCurrentRootsOnly
+    /// The x86 TDP MMU retires a subtree under the exclusive lock (a
+    /// replaced root emptied, NX or huge-page recovery) without harvesting
+    /// its leaves' dirty bits into a dirty-bit-mode log (KVM's
+    /// `handle_removed_pt` accounts every leaf it drops).
+    case retiredSubtreeNotHarvested
+}
+#endif
