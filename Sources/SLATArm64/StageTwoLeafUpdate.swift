@@ -125,7 +125,7 @@ extension StageTwoPageTable {
     /// - Throws: range and reader-slot errors.
     @inlinable
     public func updateLeaves(
-        _ range: GuestPhysicalRange, _ update: StageTwoLeafUpdate, mode: WalkMode, context: PageTableContext
+        _ range: GuestPhysicalRange, _ update: StageTwoLeafUpdate, mode: WalkMode = .exclusive, context: PageTableContext
     ) throws(SLATError) -> StageTwoLeafUpdateResult {
         try checkLive()
         return try leafUpdate(range, update, mode: mode, context: context, caches: nil)
@@ -157,7 +157,7 @@ extension StageTwoPageTable {
     ///   thread owns the entry (retry).
     /// - Throws: range and reader-slot errors.
     @inlinable @discardableResult
-    public func makeYoung(_ address: GuestPhysicalAddress, mode: WalkMode, context: PageTableContext) throws(SLATError) -> StageTwoLeafUpdateResult {
+    public func makeYoung(_ address: GuestPhysicalAddress, mode: WalkMode = .exclusive, context: PageTableContext) throws(SLATError) -> StageTwoLeafUpdateResult {
         try checkLive()
         return try updateLeaves(pageRange(containing: address), .setAccessFlag, mode: mode, context: context)
     }
@@ -169,7 +169,7 @@ extension StageTwoPageTable {
     ///
     /// - Throws: range and reader-slot errors.
     @inlinable
-    public func testAndClearYoung(_ range: GuestPhysicalRange, mode: WalkMode, context: PageTableContext) throws(SLATError) -> Bool {
+    public func testAndClearYoung(_ range: GuestPhysicalRange, mode: WalkMode = .exclusive, context: PageTableContext) throws(SLATError) -> Bool {
         try checkLive()
         return try updateLeaves(range, .clearAccessFlag, mode: mode, context: context).sawAccessFlag
     }
@@ -189,7 +189,7 @@ extension StageTwoPageTable {
     ///   `SLATError/unsupportedPermissions(_:)`.
     @inlinable @discardableResult
     public func relaxPermissions(
-        _ address: GuestPhysicalAddress, grant: Permissions, mode: WalkMode, context: PageTableContext
+        _ address: GuestPhysicalAddress, grant: Permissions, mode: WalkMode = .exclusive, context: PageTableContext
     ) throws(SLATError) -> StageTwoLeafUpdateResult {
         try checkLive()
         try validateReaderSlot(of: context)

@@ -43,9 +43,9 @@ struct StageTwoDestroyTests {
         let vm = try Self.destroyedVM()
         let range = GuestPhysicalRange(start: vm.page(0), size: 0x1000)
         #expect(throws: SLATError.tornDown) { try vm.mmu.unmap(range, context: vm.context) }
-        #expect(throws: SLATError.tornDown) { try vm.mmu.testAndClearYoung(range, mode: .exclusive, context: vm.context) }
+        #expect(throws: SLATError.tornDown) { try vm.mmu.testAndClearYoung(range, context: vm.context) }
         #expect(throws: SLATError.tornDown) {
-            try vm.mmu.relaxPermissions(vm.page(0), grant: .write, mode: .exclusive, context: vm.context)
+            try vm.mmu.relaxPermissions(vm.page(0), grant: .write, context: vm.context)
         }
     }
 
