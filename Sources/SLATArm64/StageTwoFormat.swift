@@ -76,6 +76,11 @@ public struct StageTwoFormat: Hashable, Sendable {
     /// the FWB MemAttr encodings, and no data-cache clean is needed for a
     /// new mapping (stage 2 forces write-back).
     public var forcesWriteBack: Bool
+    /// How far the high output-address bits move down into
+    /// ``highAddressMask``: 42 (OA[51:50] → bits 9:8) with ``lpa2``, 36
+    /// (OA[51:48] → bits 15:12) otherwise. A byte beside the flags, so the
+    /// format stays 120 bytes (it is copied by value on the stage-2 paths).
+    @usableFromInline let highAddressShiftField: UInt8
 
     /// Bit `h` set when a valid entry with bit 1 clear is a block at height `h` (h ≥ 1).
     @usableFromInline let blockLevelMask: UInt64
@@ -89,8 +94,8 @@ public struct StageTwoFormat: Hashable, Sendable {
     /// the 64 KiB granule and a 52-bit PA, bits 9:8 (OA[51:50]) with
     /// ``lpa2``, else 0.
     @usableFromInline let highAddressMask: UInt64
-    // The format is copied by value on the stage-2 paths: derived values are
-    // computed rather than stored, keeping it at 120 bytes.
+    // The format is copied by value on the stage-2 paths: it stays at 120
+    // bytes (leaf shareability is derived from the high-address mask).
     /// The execute-never bits a leaf uses: 54:53 with FEAT_XNX, 54 without.
     @usableFromInline let executeNeverMask: UInt64
     /// XN[1:0] → execute rights (see ``StageTwoExecuteNever``).
@@ -194,6 +199,7 @@ public struct StageTwoFormat: Hashable, Sendable {
         self.hardwareAccessFlag = hardwareAccessFlag
         self.executeNeverSplit = executeNeverSplit
         self.forcesWriteBack = forcesWriteBack
+        self.highAddressShiftField = lpa2 ? 42 : UInt8(StageTwoDescriptorBits.addressHighShift)
 
         let heights: UInt64 = (1 << UInt64(root + 1)) - 1
         // AArch64.BlockDescSupported: one more block level with FEAT_LPA2
@@ -232,7 +238,7 @@ public struct StageTwoFormat: Hashable, Sendable {
     /// How far the high output-address bits move down into their field: 42
     /// (OA[51:50] → bits 9:8) with ``lpa2``, 36 (OA[51:48] → bits 15:12)
     /// otherwise; irrelevant where ``highAddressMask`` is 0.
-    @inlinable var highAddressShift: UInt64 { lpa2 ? 42 : StageTwoDescriptorBits.addressHighShift }
+    @inlinable var highAddressShift: UInt64 { UInt64(highAddressShiftField) }
 
     /// SH = 3 (inner shareable) in bits 9:8 for leaves, unless FEAT_LPA2
     /// uses those bits for OA[51:50] (then ``highAddressMask`` covers them).
