@@ -13,7 +13,7 @@ public enum PfnCacheRefreshStrategy: String, Hashable, Sendable, CaseIterable {
     /// invalidations that keeps one in flight at all times starves it for as
     /// long as the storm lasts (KVM's gfn-to-pfn cache, virt/kvm/pfncache.c).
     case legacy = "legacy"
-    /// Seed 001's design: retry only when the cache's own address is inside
+    /// Range tracking: retry only when the cache's own address is inside
     /// the merged range of the in-flight invalidations, and then *wait*
     /// (sleeping until the in-flight count drops to zero) instead of spinning
     /// and resolving again. A flag armed before the resolution lets an
