@@ -76,11 +76,16 @@ public final class ControlledScheduler: @unchecked Sendable {
 
     /// Adds a logical thread that will run `body`; call before ``run()``.
     /// Thread indices follow the order of the calls, from 0.
-    public func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        state.withLock { state in
-            precondition(!state.started, "spawn before run()")
+    ///
+    /// - Throws: ``ControlledSchedulerError/spawnAfterRun`` once ``run()``
+    ///   has started (nothing is added).
+    public func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) throws(ControlledSchedulerError) {
+        let added = state.withLock { state -> Bool in
+            if state.started { return false }
             state.threads.append(ControlledThread(index: state.threads.count, name: name, scheduler: self))
+            return true
         }
+        guard added else { throw .spawnAfterRun }
         bodies.append(body)
     }
 
@@ -234,7 +239,12 @@ public final class ControlledScheduler: @unchecked Sendable {
         }
         let decision = SchedulingDecision(index: state.choices.count, enabled: enabled, previous: previous)
         let choice = policy.choose(decision)
-        precondition(enabled.contains(choice), "the policy chose thread \(choice), not one of \(enabled)")
+        // A policy is caller code: a choice outside the enabled threads ends
+        // the execution as a failure rather than trapping.
+        guard enabled.contains(choice) else {
+            abort(&state, "the scheduling policy chose thread \(choice), not one of the enabled \(enabled)")
+            return nil
+        }
         if decision.isPreemption(choosing: choice) { state.preemptions += 1 }
         state.choices.append(choice)
         state.running = choice
@@ -274,3 +284,9 @@ final class HookObserver: ExplorationObserver {
     }
 }
 #endif
+
+/// A ``ControlledScheduler`` call made at the wrong time.
+public enum ControlledSchedulerError: Error, Hashable, Sendable {
+    /// ``ControlledScheduler/spawn(_:_:)`` after ``ControlledScheduler/run()`` started.
+    case spawnAfterRun
+}

@@ -31,6 +31,8 @@ final class ControlledThread: @unchecked Sendable {
     static let key: pthread_key_t = {
         var key = pthread_key_t()
         let status = pthread_key_create(&key, nil)
+        // No caller input reaches this: one key is created per process, at
+        // first use; only the system running out of keys fails it.
         precondition(status == 0, "pthread_key_create failed")
         return key
     }()

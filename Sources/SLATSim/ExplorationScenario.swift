@@ -78,16 +78,21 @@ public struct ExplorationScenario<World>: @unchecked Sendable {
         let box = WorldBox(world)
         for (index, steps) in threads.enumerated() {
             let scenario = self
-            scheduler.spawn("thread \(index)") { [box] in
-                for step in scenario.threads[index] {
-                    do {
-                        if let message = try step.run(box.world) {
-                            scheduler.recordFailure("thread \(index), \(step.name): \(message)")
+            do {
+                try scheduler.spawn("thread \(index)") { [box] in
+                    for step in scenario.threads[index] {
+                        do {
+                            if let message = try step.run(box.world) {
+                                scheduler.recordFailure("thread \(index), \(step.name): \(message)")
+                            }
+                        } catch {
+                            scheduler.recordFailure("thread \(index), \(step.name) threw \(error)")
                         }
-                    } catch {
-                        scheduler.recordFailure("thread \(index), \(step.name) threw \(error)")
                     }
                 }
+            } catch {
+                return ExecutionRecord(choices: [], preemptions: 0, steps: 0, failure: "spawning threw \(error)",
+                                       completed: false)
             }
             _ = steps
         }

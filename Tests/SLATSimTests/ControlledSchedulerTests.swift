@@ -42,6 +42,33 @@ func counterScenario(threads: Int, incrementsPerThread: Int, locked: Bool) -> Ex
         })
 }
 
+/// Always chooses thread 7, which never exists.
+final class OutOfRangePolicy: SchedulingPolicy {
+    func choose(_ decision: SchedulingDecision) -> Int { 7 }
+}
+
+@Suite("Controlled scheduler: misuse answered without a trap")
+struct ControlledSchedulerMisuseTests {
+    @Test("A spawn after run() throws spawnAfterRun and adds no thread")
+    func spawnAfterRunThrows() throws {
+        let scheduler = ControlledScheduler(policy: RandomSchedulingPolicy(seed: 1))
+        try scheduler.spawn("only") {}
+        let record = scheduler.run()
+        #expect(record.failure == nil)
+        #expect(throws: ControlledSchedulerError.spawnAfterRun) { try scheduler.spawn("late") {} }
+    }
+
+    @Test("A policy choosing a thread that is not enabled ends the execution as a failure")
+    func invalidPolicyChoiceFailsTheExecution() throws {
+        let scheduler = ControlledScheduler(policy: OutOfRangePolicy())
+        try scheduler.spawn("a") {}
+        try scheduler.spawn("b") {}
+        let record = scheduler.run()
+        #expect(!record.completed)
+        #expect(record.failure?.contains("chose thread 7") == true)
+    }
+}
+
 @Suite("Controlled scheduler: strategies, replay, shrinking, blocking")
 struct ControlledSchedulerTests {
     @Test("The bounded exhaustive search finds the lost update with one preemption, and the shrunk schedule replays it")
