@@ -12,6 +12,7 @@ public final class StageTwoDirtyLogs: Sendable {
     struct Entry: Sendable {
         @usableFromInline let memslot: UInt32
         @usableFromInline let bitmap: DirtyBitmap
+        @usableFromInline let protection: DirtyLogProtection
     }
 
     @usableFromInline let bitmaps = ReaderWriterLocked<[Entry]>([])
@@ -28,13 +29,23 @@ public final class StageTwoDirtyLogs: Sendable {
         }
     }
 
-    /// Starts a clear bitmap over `memslot`'s frames; returns `nil` (and
-    /// changes nothing) when the memslot already logs.
-    func start(_ memslot: Memslot) -> DirtyBitmap? {
+    /// Who re-protects what `memslot`'s log reports, or `nil` when it does
+    /// not log.
+    public func protection(forMemslot memslot: UInt32) -> DirtyLogProtection? {
+        bitmaps.read { list in
+            for entry in list where entry.memslot == memslot { return entry.protection }
+            return nil
+        }
+    }
+
+    /// Starts a bitmap over `memslot`'s frames, clear or, for a log with
+    /// manual protection set initially, with every frame marked; returns
+    /// `nil` (and changes nothing) when the memslot already logs.
+    func start(_ memslot: Memslot, protection: DirtyLogProtection = .onHarvest) -> DirtyBitmap? {
         bitmaps.write { list in
             if list.contains(where: { $0.memslot == memslot.id }) { return nil }
-            let bitmap = DirtyBitmap(frames: memslot.frames)
-            list.append(Entry(memslot: memslot.id, bitmap: bitmap))
+            let bitmap = DirtyBitmap(frames: memslot.frames, allSet: protection.isInitiallySet)
+            list.append(Entry(memslot: memslot.id, bitmap: bitmap, protection: protection))
             return bitmap
         }
     }

@@ -122,12 +122,13 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
         return false
     }
 
-    /// Starts write-protect dirty logging of memslot `memslot`
-    /// (``StageTwoPageTable/enableDirtyLogging(memslot:guestMemory:lock:context:)``).
-    public func enableDirtyLogging(memslot: UInt32) throws(SLATError) {
+    /// Starts write-protect dirty logging of memslot `memslot` with
+    /// `protection`
+    /// (``StageTwoPageTable/enableDirtyLogging(memslot:guestMemory:lock:context:protection:)``).
+    public func enableDirtyLogging(memslot: UInt32, protection: DirtyLogProtection) throws(SLATError) {
         try maintenance.withLock { () throws(SLATError) in
             try pageTable.enableDirtyLogging(memslot: memslot, guestMemory: guestMemory, lock: lock,
-                                             context: maintenanceContext.context)
+                                             context: maintenanceContext.context, protection: protection)
         }
     }
 
@@ -136,6 +137,22 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
     public func getAndClearDirtyLog(memslot: UInt32) throws(SLATError) -> [UInt64] {
         try maintenance.withLock { () throws(SLATError) -> [UInt64] in
             try pageTable.getAndClearDirtyLog(memslot: memslot, lock: lock, context: maintenanceContext.context)
+        }
+    }
+
+    /// The dirty bitmap of a memslot logging with manual protection,
+    /// nothing cleared (``StageTwoPageTable/getDirtyLog(memslot:)``).
+    public func getDirtyLog(memslot: UInt32) throws(SLATError) -> [UInt64] {
+        try pageTable.getDirtyLog(memslot: memslot)
+    }
+
+    /// Clears marks of a memslot logging with manual protection and
+    /// write-protects the pages they stood for
+    /// (``StageTwoPageTable/clearDirtyLog(memslot:firstPage:bitmap:lock:context:)``).
+    public func clearDirtyLog(memslot: UInt32, firstPage: UInt64, bitmap: [UInt64]) throws(SLATError) {
+        try maintenance.withLock { () throws(SLATError) in
+            try pageTable.clearDirtyLog(memslot: memslot, firstPage: firstPage, bitmap: bitmap, lock: lock,
+                                        context: maintenanceContext.context)
         }
     }
 
@@ -164,7 +181,7 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
                 let guest = frames.physicalRange
                 guard guest.start.rawValue < format.inputAddressSpaceSize else { continue }
                 let clipped = GuestPhysicalRange(start: guest.start,
-                                                 end: GuestPhysicalAddress(min(guest.end.rawValue, format.inputAddressSpaceSize)))
+                                                 uncheckedEnd: GuestPhysicalAddress(min(guest.end.rawValue, format.inputAddressSpaceSize)))
                 if pageTable.table.leaves(in: clipped).contains(where: { $0.attributes.accessed }) { return true }
             }
             return false
@@ -187,7 +204,7 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
                 let guest = frames.physicalRange
                 guard guest.start.rawValue < format.inputAddressSpaceSize else { continue }
                 let clipped = GuestPhysicalRange(start: guest.start,
-                                                 end: GuestPhysicalAddress(min(guest.end.rawValue, format.inputAddressSpaceSize)))
+                                                 uncheckedEnd: GuestPhysicalAddress(min(guest.end.rawValue, format.inputAddressSpaceSize)))
                 if try pageTable.testAndClearYoung(clipped, mode: .shared, context: context) { young = true }
             }
             return young

@@ -11,8 +11,13 @@ extension StageTwoPageTable {
     /// write protection of the slot
     /// (``protectForDirtyLogging(memslot:guestMemory:lock:context:)``).
     /// From its return every write to the slot faults once and is logged
-    /// until the next ``getAndClearDirtyLog(memslot:lock:context:)``. A
-    /// memslot that already logs is left as it is.
+    /// until the next ``getAndClearDirtyLog(memslot:lock:context:)``. With
+    /// `protection` `SLATCore/DirtyLogProtection/manual(initiallySet:)` set,
+    /// the bitmap starts with every page marked and nothing is protected
+    /// (KVM/arm64 with `KVM_DIRTY_LOG_INITIALLY_SET`): the VMM's clears
+    /// (``clearDirtyLog(memslot:firstPage:bitmap:lock:context:)``) protect
+    /// the slot range by range. A memslot that already logs is left as it
+    /// is.
     ///
     /// Locking contract: takes `lock` (the VM's MMU lock) exclusively; the
     /// caller holds no MMU lock. TLB contract: every page that lost write
@@ -20,14 +25,24 @@ extension StageTwoPageTable {
     /// - Throws: `SLATError/unknownMemslot(slot:)`, and the protection's
     ///   errors, after which the memslot does not log.
     public func enableDirtyLogging<Lock: ReaderWriterLock>(
-        memslot id: UInt32, guestMemory: GuestMemory, lock: Lock, context: PageTableContext
+        memslot id: UInt32, guestMemory: GuestMemory, lock: Lock, context: PageTableContext,
+        protection: DirtyLogProtection = .onHarvest
     ) throws(SLATError) {
         try checkLive()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
         if dirtyLogs.bitmap(forMemslot: id) != nil { return }
         do {
-            try guestMemory.updateMemslotFlags(id: id, to: slot.flags.union(.dirtyLogging))
-            try protectForDirtyLogging(memslot: slot, guestMemory: guestMemory, lock: lock, context: context)
+            if protection.isInitiallySet {
+                // Every page reports dirty until cleared, so nothing needs
+                // protecting yet; the bitmap exists before faults map pages
+                // under the flag.
+                _ = dirtyLogs.start(slot, protection: protection)
+                try guestMemory.updateMemslotFlags(id: id, to: slot.flags.union(.dirtyLogging))
+            } else {
+                _ = dirtyLogs.start(slot, protection: protection)
+                try guestMemory.updateMemslotFlags(id: id, to: slot.flags.union(.dirtyLogging))
+                try protectForDirtyLogging(memslot: slot, guestMemory: guestMemory, lock: lock, context: context)
+            }
         } catch {
             dirtyLogs.stop(memslot: id)
             try? guestMemory.updateMemslotFlags(id: id, to: slot.flags)
@@ -93,21 +108,88 @@ extension StageTwoPageTable {
     ) throws(SLATError) -> [UInt64] {
         try checkLive()
         guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        if dirtyLogs.protection(forMemslot: id)?.isManual == true { throw .dirtyLogClearedManually(slot: id) }
         let frames = bitmap.frames
         // Taken under the lock, so a fault's mark (made under the shared
         // lock) is seen with the write access it stands for.
         let words = lock.withExclusive { bitmap.takeAll() }
-        var runs: [GuestFrameRange] = []
-        for (index, word) in words.enumerated() where word != 0 {
-            appendRuns(of: word, from: frames.start.rawValue &+ UInt64(index) &* 64, within: frames, to: &runs)
-        }
         do {
-            try writeProtect(runs, lock: lock, context: context, pagesWanted: 0)
+            try writeProtect(reported: words, firstFrame: frames.start.rawValue, within: frames,
+                             lock: lock, context: context)
         } catch {
             bitmap.mark(words: words)
             throw error
         }
         return words
+    }
+
+    /// The dirty bitmap of memslot `id`, a log with manual protection,
+    /// clearing and protecting nothing (KVM_GET_DIRTY_LOG with manual
+    /// protection): every page written since its last clear. Bit `i` of
+    /// word `w` is frame `memslot.baseFrame + 64w + i`.
+    ///
+    /// Locking contract: takes no MMU lock. A write whose fault marks the
+    /// page while this reads is in this result or the next.
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/dirtyLogNotClearedManually(slot:)`, `SLATError/tornDown`.
+    public func getDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
+        try checkLive()
+        guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        if dirtyLogs.protection(forMemslot: id)?.isManual != true { throw .dirtyLogNotClearedManually(slot: id) }
+        return bitmap.snapshot()
+    }
+
+    /// Clears the marks `mask` names from the log of memslot `id` (a log
+    /// with manual protection) and write-protects again each page whose
+    /// mark it cleared (KVM_CLEAR_DIRTY_LOG); bit `i` of `mask[w]` is page
+    /// `firstPage + 64w + i` of the slot. A marked page inside a block
+    /// (a log enabled with every page set leaves blocks writable) is split
+    /// first, so the rest of the block stays writable until its own clear.
+    /// From the return, the next write to each cleared page faults and is
+    /// logged: the VMM copies a page after the clear that covers it.
+    ///
+    /// Locking contract: takes `lock` exclusively; the caller holds no MMU
+    /// lock. Table pages are allocated only with the lock dropped, as in
+    /// ``getAndClearDirtyLog(memslot:lock:context:)``. TLB contract: the
+    /// pages re-protected are invalidated before the lock is released each
+    /// time.
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/dirtyLogNotClearedManually(slot:)`,
+    ///   `SLATError/dirtyLogClearOutOfRange(slot:firstPage:pageCount:slotPages:)`,
+    ///   `SLATError/tornDown` (the log unchanged);
+    ///   `SLATError/outOfTableMemory(needed:available:)` when a split finds
+    ///   no table page, after which the marks it cleared are set again.
+    public func clearDirtyLog<Lock: ReaderWriterLock>(
+        memslot id: UInt32, firstPage: UInt64, bitmap mask: [UInt64], lock: Lock, context: PageTableContext
+    ) throws(SLATError) {
+        try checkLive()
+        guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        if dirtyLogs.protection(forMemslot: id)?.isManual != true { throw .dirtyLogNotClearedManually(slot: id) }
+        // Cleared under the lock, as the harvest takes its words.
+        let cleared = try lock.withExclusive { () throws(SLATError) -> [UInt64] in
+            try bitmap.clear(mask, firstPage: firstPage, slot: id)
+        }
+        do {
+            try writeProtect(reported: cleared, firstFrame: bitmap.frames.start.rawValue &+ firstPage,
+                             within: bitmap.frames, lock: lock, context: context)
+        } catch {
+            bitmap.mark(words: cleared, firstWord: Int(firstPage >> 6))
+            throw error
+        }
+    }
+
+    /// Write-protects the pages `words` reports (bit `i` of word `w` is
+    /// frame `firstFrame + 64w + i`, clipped to `frames`), a run of set
+    /// bits at a time.
+    func writeProtect<Lock: ReaderWriterLock>(
+        reported words: [UInt64], firstFrame: UInt64, within frames: GuestFrameRange,
+        lock: Lock, context: PageTableContext
+    ) throws(SLATError) {
+        var runs: [GuestFrameRange] = []
+        for (index, word) in words.enumerated() where word != 0 {
+            appendRuns(of: word, from: firstFrame &+ UInt64(index) &* 64, within: frames, to: &runs)
+        }
+        try writeProtect(runs, lock: lock, context: context, pagesWanted: 0)
     }
 
     /// Appends each run of set bits of `word` (bit `i` is frame
@@ -146,7 +228,7 @@ extension StageTwoPageTable {
                 do throws(SLATError) {
                     while next < runs.count {
                         var range = runs[next].physicalRange
-                        if let resume { range = GuestPhysicalRange(start: resume, end: range.end) }
+                        if let resume { range = GuestPhysicalRange(start: resume, uncheckedEnd: range.end) }
                         if let shortfall = try writeProtect(
                             range, mode: .exclusive, context: context, batch: &batch, refill: .never) {
                             resume = shortfall.resumeAddress

@@ -114,7 +114,7 @@ extension StageTwoPageTable {
                 table.reclaimer.leaveReadSection(slot: slot)
                 table.reclaimer.enterReadSection(slot: slot)
             }
-            remaining = GuestPhysicalRange(start: max(stop, range.start), end: range.end)
+            remaining = GuestPhysicalRange(start: max(stop, range.start), uncheckedEnd: range.end)
         }
         return StageTwoSplitProgress(blocksSplit: visitor.blocksSplit, resumeAddress: nil, pagesWanted: 0)
     }

@@ -12,6 +12,8 @@ extension SLATError: CustomStringConvertible {
             "size \(Self.size(size)) is not a multiple of \(Self.size(alignment))"
         case .emptyRange:
             "the range is empty (size zero)"
+        case .rangeEndBelowStart(let start, let end):
+            "a range from \(Self.hex(start)) to \(Self.hex(end)) ends below its start"
         case .guestRangeOutOfBounds(let range, let limit):
             "guest range \(range) reaches past the input address space, which ends at gpa \(Self.hex(limit))"
         case .outputAddressTooWide(let address, let bits):
@@ -76,6 +78,13 @@ extension SLATError: CustomStringConvertible {
             "the host mapping at hva \(address) overlaps another or is misaligned for its size"
         case .dirtyLoggingNotEnabled(let slot):
             "memslot \(slot) does not log dirty pages"
+        case .dirtyLogClearedManually(let slot):
+            "memslot \(slot) logs with manual protection: read its log with getDirtyLog and clear it with clearDirtyLog"
+        case .dirtyLogNotClearedManually(let slot):
+            "memslot \(slot) logs without manual protection: its log is cleared by getAndClearDirtyLog"
+        case .dirtyLogClearOutOfRange(let slot, let first, let count, let slotPages):
+            "a dirty-log clear of \(count) pages from page \(first) of memslot \(slot) "
+                + "does not start on a multiple of 64 or runs past its \(slotPages) pages"
         case .pfnCacheInactive:
             "the pfn cache is not active"
         case .pfnCacheLengthOutOfPage(let offset, let length):

@@ -10,6 +10,8 @@ public enum SLATError: Error, Hashable, Sendable {
     case misalignedSize(UInt64, alignment: UInt64)
     /// A range of zero bytes was given where at least one page is needed.
     case emptyRange
+    /// A range whose end (`end`) is below its start (`start`).
+    case rangeEndBelowStart(start: UInt64, end: UInt64)
     /// A guest range reaches past the end of the input address space.
     case guestRangeOutOfBounds(GuestPhysicalRange, limit: UInt64)
     /// An output address does not fit the format's output address size.
@@ -89,6 +91,16 @@ public enum SLATError: Error, Hashable, Sendable {
     case invalidHostMapping(HostVirtualAddress)
     /// A dirty-log request for a memslot that does not log dirty pages.
     case dirtyLoggingNotEnabled(slot: UInt32)
+    /// `getAndClearDirtyLog` on a memslot whose log the VMM clears itself
+    /// (`DirtyLogProtection/manual(initiallySet:)`): read it with
+    /// `getDirtyLog` and re-protect with `clearDirtyLog`.
+    case dirtyLogClearedManually(slot: UInt32)
+    /// `getDirtyLog` or `clearDirtyLog` on a memslot whose log is cleared at
+    /// the harvest (`DirtyLogProtection/onHarvest`).
+    case dirtyLogNotClearedManually(slot: UInt32)
+    /// A dirty-log clear that does not start on a 64-page boundary of its
+    /// memslot, or reaches past the memslot's last page (`slotPages`).
+    case dirtyLogClearOutOfRange(slot: UInt32, firstPage: UInt64, pageCount: UInt64, slotPages: UInt64)
 
     // Pfn cache
     /// A pfn cache was used (refreshed or accessed) while not activated.

@@ -236,7 +236,7 @@ public struct EagerSplitEngine<Backend: EagerSplitBackend, Lock: ReaderWriterLoc
             let resume = iterator.resumeAddress
             iterator = PageTableIterator(
                 format: backend.format, memory: backend.splitMemory, root: root,
-                range: GuestPhysicalRange(start: max(resume, range.start), end: range.end),
+                range: GuestPhysicalRange(start: max(resume, range.start), uncheckedEnd: range.end),
                 minimumLevel: iterator.minimumLevel)
         }
     }

@@ -52,6 +52,41 @@ struct DirtyLogTests {
         #expect(vm.detectorReports().isEmpty)
     }
 
+    @Test("dirty-bit mode, manual protection: reading harvests dirty bits into the log and clears no mark")
+    func dirtyBitManualReadHarvestsAndKeepsMarks() throws {
+        let vm = try populated(32)
+        try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .dirtyBit, protection: .manual(initiallySet: false))
+        try vm.access(4, .write, vcpu: 0)
+        #expect(markedFrames(try vm.mmu.getDirtyLog(memslot: SimulatedVM.slotID)) == [4])
+        #expect(try #require(vm.leaf(4)).entry & ExtendedPageTableBits.dirty == 0)
+        #expect(markedFrames(try vm.mmu.getDirtyLog(memslot: SimulatedVM.slotID)) == [4])
+        #expect(vm.detectorReports().isEmpty)
+    }
+
+    @Test("dirty-bit mode, manual protection: a page written after its clear is reported again")
+    func dirtyBitManualClearThenWriteReportsAgain() throws {
+        let vm = try populated(32)
+        try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .dirtyBit, protection: .manual(initiallySet: false))
+        try vm.access(4, .write, vcpu: 0)
+        try vm.access(9, .write, vcpu: 1)
+        #expect(markedFrames(try vm.mmu.getDirtyLog(memslot: SimulatedVM.slotID)) == [4, 9])
+        try vm.mmu.clearDirtyLog(memslot: SimulatedVM.slotID, firstPage: 0, bitmap: [1 << 4 | 1 << 9])
+        #expect(markedFrames(try vm.mmu.getDirtyLog(memslot: SimulatedVM.slotID)).isEmpty)
+        try vm.access(9, .write, vcpu: 0)
+        #expect(markedFrames(try vm.mmu.getDirtyLog(memslot: SimulatedVM.slotID)) == [9])
+        #expect(vm.detectorReports().isEmpty)
+    }
+
+    @Test("dirty-bit mode, manual protection set initially: every page reports, no dirty bit is cleaned at enable")
+    func dirtyBitInitiallySetKeepsDirtyBits() throws {
+        let vm = try populated(32)
+        try vm.mmu.enableDirtyLogging(memslot: SimulatedVM.slotID, mode: .dirtyBit, protection: .manual(initiallySet: true))
+        #expect(try #require(vm.leaf(4)).entry & ExtendedPageTableBits.dirty != 0)
+        let slotPages = try #require(vm.guestMemory.memslot(id: SimulatedVM.slotID)).frames.count
+        #expect(markedFrames(try vm.mmu.getDirtyLog(memslot: SimulatedVM.slotID)) == Array(0..<slotPages))
+        #expect(vm.detectorReports().isEmpty)
+    }
+
     @Test("dirty-bit mode defaults when A/D flags are on, write-protect when off")
     func defaultModeFollowsAccessedDirty() throws {
         let withAD = try populated(1)

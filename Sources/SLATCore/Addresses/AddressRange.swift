@@ -20,11 +20,22 @@ public struct AddressRange<Address: AddressValue>: Hashable, Sendable, CustomStr
         self.size = size
     }
 
-    /// The range from `start` up to, not including, `end` (`end >= start`).
+    /// The range from `start` up to, not including, `end`.
+    ///
+    /// - Throws: `SLATError/rangeEndBelowStart(start:end:)` when `end` is
+    ///   below `start`.
     @inlinable
-    public init(start: Address, end: Address) {
-        precondition(end >= start, "range end below its start")
-        self.init(start: start, size: end.rawValue - start.rawValue)
+    public init(start: Address, end: Address) throws(SLATError) {
+        guard end >= start else { throw .rangeEndBelowStart(start: start.rawValue, end: end.rawValue) }
+        self.init(start: start, size: end.rawValue &- start.rawValue)
+    }
+
+    /// The range from `start` up to `end`, for SLAT's own callers, which
+    /// derive `end` from a range that ends at or after `start` (an
+    /// intersection, a resumed walk); no caller-supplied pair reaches it.
+    @inlinable
+    package init(start: Address, uncheckedEnd end: Address) {
+        self.init(start: start, size: end.rawValue &- start.rawValue)
     }
 
     /// The first address past the range.
@@ -55,7 +66,7 @@ public struct AddressRange<Address: AddressValue>: Hashable, Sendable, CustomStr
     @inlinable
     public func intersection(_ other: Self) -> Self? {
         guard overlaps(other) else { return nil }
-        return Self(start: max(start, other.start), end: min(end, other.end))
+        return Self(start: max(start, other.start), uncheckedEnd: min(end, other.end))
     }
 
     /// The smallest range holding both ranges (and everything between them).
@@ -64,7 +75,7 @@ public struct AddressRange<Address: AddressValue>: Hashable, Sendable, CustomStr
     public func hull(_ other: Self) -> Self {
         if other.isEmpty { return self }
         if isEmpty { return other }
-        return Self(start: min(start, other.start), end: max(end, other.end))
+        return Self(start: min(start, other.start), uncheckedEnd: max(end, other.end))
     }
 
     /// The range as `[start, end)` in hexadecimal, after the address space's label.

@@ -17,27 +17,36 @@ extension AddressValue {
     @inlinable
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    /// Whether the address is a multiple of `alignment` (a power of two).
+    /// Whether the address is a multiple of `alignment`. Any alignment is
+    /// accepted: a power of two (the usual case, a mask) or any other value
+    /// (a division); 0 and 1 impose nothing.
     @inlinable
     public func isAligned(to alignment: UInt64) -> Bool {
-        precondition(alignment.nonzeroBitCount == 1, "alignment must be a power of two")
-        return rawValue & (alignment &- 1) == 0
+        if alignment & (alignment &- 1) == 0 {
+            return alignment == 0 || rawValue & (alignment &- 1) == 0
+        }
+        return rawValue % alignment == 0
     }
 
-    /// The largest multiple of `alignment` (a power of two) not above the address.
+    /// The largest multiple of `alignment` not above the address (the
+    /// address itself for 0 and 1; any other value is accepted).
     @inlinable
     public func alignedDown(to alignment: UInt64) -> Self {
-        precondition(alignment.nonzeroBitCount == 1, "alignment must be a power of two")
-        return Self(rawValue & ~(alignment &- 1))
+        if alignment & (alignment &- 1) == 0 {
+            return alignment == 0 ? self : Self(rawValue & ~(alignment &- 1))
+        }
+        return Self(rawValue &- rawValue % alignment)
     }
 
-    /// The smallest multiple of `alignment` (a power of two) not below the
-    /// address, or `nil` when that is past the end of the 64-bit space.
+    /// The smallest multiple of `alignment` not below the address (the
+    /// address itself for 0 and 1; any other value is accepted), or `nil`
+    /// when that is past the end of the 64-bit space.
     @inlinable
     public func alignedUp(to alignment: UInt64) -> Self? {
-        precondition(alignment.nonzeroBitCount == 1, "alignment must be a power of two")
-        let (sum, overflow) = rawValue.addingReportingOverflow(alignment &- 1)
-        return overflow ? nil : Self(sum & ~(alignment &- 1))
+        let down = alignedDown(to: alignment)
+        if down == self { return self }
+        let (sum, overflow) = down.rawValue.addingReportingOverflow(alignment)
+        return overflow ? nil : Self(sum)
     }
 
     /// The address `bytes` further on (wrapping is a programmer error).

@@ -141,7 +141,7 @@ public final class HostPageMap: Sendable {
             for run in current {
                 guard let inside = run.range.intersection(range) else { continue }
                 if let last = spans.last, last.writable == run.writable, last.range.end == inside.start {
-                    spans[spans.count - 1].range = HostVirtualRange(start: last.range.start, end: inside.end)
+                    spans[spans.count - 1].range = HostVirtualRange(start: last.range.start, uncheckedEnd: inside.end)
                 } else {
                     spans.append((inside, run.writable))
                 }
@@ -259,7 +259,7 @@ public final class HostPageMap: Sendable {
             }
             index += 1
         }
-        return touched ? HostVirtualRange(start: start, end: end) : nil
+        return touched ? HostVirtualRange(start: start, uncheckedEnd: end) : nil
     }
 
     /// The mapping list with the part of every run inside `range` replaced

@@ -6,7 +6,7 @@ import Synchronization
 /// was not holding the MMU lock.
 ///
 /// ## State
-/// - ``sequence``: bumped by every ``endInvalidation(_:)-(GuestFrameRange)``.
+/// - ``sequence``: bumped by every `endInvalidation(_:)`.
 /// - ``inProgressCount``: invalidations begun and not yet ended.
 /// - ``inFlightRange``: the hull of the ranges of every invalidation begun
 ///   since the count last was zero; reset when it drops back to zero. A hull,
@@ -15,11 +15,15 @@ import Synchronization
 ///
 /// ## Protocol
 /// *Invalidation* (host unmap, migration, protection change, memslot removal):
-/// 1. ``beginInvalidation(_:)-(GuestFrameRange)`` for the guest range,
+/// 1. `beginInvalidation(_:)` for the guest range,
 ///    **before** taking the MMU lock exclusively;
 /// 2. take the MMU lock exclusively, zap the range, flush TLBs, release;
 /// 3. change the host mapping;
-/// 4. ``endInvalidation(_:)-(GuestFrameRange)``.
+/// 4. `endInvalidation(_:)`.
+///
+/// The invalidation side is SLAT's own (package access): `GuestMemory`'s host
+/// page changes and memslot changes and the backends' dirty-log enabling
+/// begin and end it, always as a pair, so a VMM cannot unbalance it.
 ///
 /// *Fault*:
 /// 1. ``snapshot()``, **before** looking up the memslot and host page;
@@ -73,16 +77,17 @@ public final class InvalidationTracker: Sendable {
     /// Marks the start of an invalidation of `range`: counts it in progress
     /// and widens the in-flight hull to cover it. Call it before taking the
     /// MMU lock exclusively to zap the range. An empty range counts but covers
-    /// no frame. Must be matched by one ``endInvalidation(_:)-(GuestFrameRange)``.
-    public func beginInvalidation(_ range: GuestFrameRange) {
+    /// no frame. Must be matched by one `endInvalidation(_:)`.
+    @usableFromInline package func beginInvalidation(_ range: GuestFrameRange) {
         writer.withLock {
             let count = countWord.load(ordering: .relaxed)
+            // 2^64 - 1 invalidations in progress at once cannot be begun.
             precondition(count != UInt64.max, "too many invalidations in progress")
             let current = count == 0
                 ? GuestFrameRange(start: range.start, count: 0)
                 : GuestFrameRange(
                     start: GuestFrameNumber(rangeStartWord.load(ordering: .relaxed)),
-                    end: GuestFrameNumber(rangeEndWord.load(ordering: .relaxed)))
+                    uncheckedEnd: GuestFrameNumber(rangeEndWord.load(ordering: .relaxed)))
             let merged = current.hull(range)
             publish {
                 rangeStartWord.store(merged.start.rawValue, ordering: .relaxed)
@@ -93,7 +98,7 @@ public final class InvalidationTracker: Sendable {
     }
 
     /// Marks the start of an invalidation of the frames holding `range`.
-    public func beginInvalidation(_ range: GuestPhysicalRange) {
+    @usableFromInline package func beginInvalidation(_ range: GuestPhysicalRange) {
         beginInvalidation(GuestFrameRange(covering: range))
     }
 
@@ -101,13 +106,15 @@ public final class InvalidationTracker: Sendable {
     /// sequence, then counts the invalidation finished (both in one published
     /// update); when none is left in progress the in-flight hull is reset.
     /// Call it after the host change is visible.
-    public func endInvalidation(_ range: GuestFrameRange) {
+    @usableFromInline package func endInvalidation(_ range: GuestFrameRange) {
         writer.withLock {
             let count = countWord.load(ordering: .relaxed)
+            // Begin and end are package-internal: only SLAT's notifier,
+            // memslot and dirty-log paths call them, always as a pair.
             precondition(count != 0, "endInvalidation without beginInvalidation")
             let inFlight = GuestFrameRange(
                 start: GuestFrameNumber(rangeStartWord.load(ordering: .relaxed)),
-                end: GuestFrameNumber(rangeEndWord.load(ordering: .relaxed)))
+                uncheckedEnd: GuestFrameNumber(rangeEndWord.load(ordering: .relaxed)))
             precondition(range.isEmpty || inFlight.contains(range), "endInvalidation of a range never begun")
             let sequence = sequenceWord.load(ordering: .relaxed)
             publish {
@@ -122,7 +129,7 @@ public final class InvalidationTracker: Sendable {
     }
 
     /// Marks the end of an invalidation begun for the frames holding `range`.
-    public func endInvalidation(_ range: GuestPhysicalRange) {
+    @usableFromInline package func endInvalidation(_ range: GuestPhysicalRange) {
         endInvalidation(GuestFrameRange(covering: range))
     }
 

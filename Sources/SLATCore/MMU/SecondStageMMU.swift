@@ -48,13 +48,57 @@ public protocol SecondStageMMU: AnyObject, Sendable {
 
     /// Starts logging the writes to memslot `memslot` (write protection, or
     /// dirty bits where the backend is configured for them); every write
-    /// after this returns appears in a later ``getAndClearDirtyLog(memslot:)``.
-    func enableDirtyLogging(memslot: UInt32) throws(SLATError)
+    /// after this returns appears in a later harvest. `protection` says who
+    /// re-protects what the log reports (``DirtyLogProtection``): the
+    /// harvest (``getAndClearDirtyLog(memslot:)``), or the VMM
+    /// (``getDirtyLog(memslot:)`` then ``clearDirtyLog(memslot:firstPage:bitmap:)``).
+    /// Enabling a memslot that already logs changes nothing.
+    ///
+    /// Locking contract: takes the MMU lock exclusively; the caller holds
+    /// none. TLB contract: every page that lost write access (or a set dirty
+    /// bit) is invalidated before it returns.
+    /// - Throws: `SLATError/unknownMemslot(slot:)`, `SLATError/tornDown`,
+    ///   and the backend's configuration errors.
+    func enableDirtyLogging(memslot: UInt32, protection: DirtyLogProtection) throws(SLATError)
 
     /// The dirty bitmap of memslot `memslot` since the last call (bit *n* of
     /// word *w* is frame `64·w + n` of the slot), cleared and re-protected
     /// before it returns.
+    ///
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`;
+    ///   `SLATError/dirtyLogClearedManually(slot:)` for a log enabled with
+    ///   manual protection.
     func getAndClearDirtyLog(memslot: UInt32) throws(SLATError) -> [UInt64]
+
+    /// The dirty bitmap of memslot `memslot`, a log with manual protection
+    /// (`KVM_GET_DIRTY_LOG` with `KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE`):
+    /// every page written since its last clear, cleared and re-protected by
+    /// nothing. Bit *n* of word *w* is frame `64·w + n` of the slot. Where
+    /// the backend logs with dirty bits, they are first collected into the
+    /// bitmap (which invalidates the leaves whose dirty bit it cleared).
+    ///
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/dirtyLogNotClearedManually(slot:)`, `SLATError/tornDown`.
+    func getDirtyLog(memslot: UInt32) throws(SLATError) -> [UInt64]
+
+    /// Clears the marks `bitmap` names from the log of memslot `memslot`
+    /// and write-protects again (or cleans the dirty bit of) each page whose
+    /// mark it cleared (`KVM_CLEAR_DIRTY_LOG`). Bit *n* of `bitmap[w]` is
+    /// page `firstPage + 64·w + n` of the slot; a page not marked is left
+    /// alone. From its return, every write to a cleared page is logged
+    /// again: copy a page after the clear that covers it.
+    ///
+    /// Locking contract: takes the MMU lock exclusively; the caller holds
+    /// none. TLB contract: every page re-protected is invalidated before it
+    /// returns.
+    /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/dirtyLogNotClearedManually(slot:)`,
+    ///   `SLATError/dirtyLogClearOutOfRange(slot:firstPage:pageCount:slotPages:)`
+    ///   (`firstPage` not a multiple of 64, or a bit past the slot's end),
+    ///   `SLATError/tornDown`; the log is unchanged then. On
+    ///   `SLATError/outOfTableMemory(needed:available:)` (stage 2, a marked
+    ///   page inside a block that must be split) the marks are restored.
+    func clearDirtyLog(memslot: UInt32, firstPage: UInt64, bitmap: [UInt64]) throws(SLATError)
 
     /// Stops logging memslot `memslot` (harvest it first); huge pages come
     /// back as the backend rebuilds them.
@@ -78,6 +122,14 @@ public protocol SecondStageMMU: AnyObject, Sendable {
 }
 
 extension SecondStageMMU {
+    /// Starts logging memslot `memslot`, re-protected at each harvest
+    /// (``DirtyLogProtection/onHarvest``); see
+    /// ``enableDirtyLogging(memslot:protection:)``.
+    @inlinable
+    public func enableDirtyLogging(memslot: UInt32) throws(SLATError) {
+        try enableDirtyLogging(memslot: memslot, protection: .onHarvest)
+    }
+
     /// Maps `range` ahead of the guest's accesses (KVM's
     /// `KVM_PRE_FAULT_MEMORY`): a read fault for each address no leaf maps
     /// yet, re-run while it races, skipping whole leaves already there;

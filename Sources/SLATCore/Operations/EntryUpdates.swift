@@ -188,7 +188,7 @@ extension PageTable {
                 reclaimer.leaveReadSection(slot: slot)
                 reclaimer.enterReadSection(slot: slot)
             }
-            remaining = GuestPhysicalRange(start: start, end: range.end)
+            remaining = GuestPhysicalRange(start: start, uncheckedEnd: range.end)
         }
         return nil
     }

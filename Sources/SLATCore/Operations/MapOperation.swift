@@ -273,7 +273,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 : context.pageCache.take()
             else {
                 pagesWanted = table.tablePagesNeeded(
-                    toMap: GuestPhysicalRange(start: GuestPhysicalAddress(max(address, start)), end: GuestPhysicalAddress(end)),
+                    toMap: GuestPhysicalRange(start: GuestPhysicalAddress(max(address, start)), uncheckedEnd: GuestPhysicalAddress(end)),
                     largestLeafLevel: largestLeafLevel)
                 restartAddress = GuestPhysicalAddress(address)
                 return .stop

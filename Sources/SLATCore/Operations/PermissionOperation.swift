@@ -283,6 +283,6 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
 
     @inlinable
     mutating func owe(_ low: UInt64, _ high: UInt64) {
-        requests.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(low), end: GuestPhysicalAddress(high)))
+        requests.invalidate(range: GuestPhysicalRange(start: GuestPhysicalAddress(low), uncheckedEnd: GuestPhysicalAddress(high)))
     }
 }

@@ -14,12 +14,15 @@ final class DirtyLogRegistry: Sendable {
         @usableFromInline let memslot: UInt32
         @usableFromInline let mode: DirtyLogMode
         @usableFromInline let bitmap: DirtyBitmap
+        /// Who re-protects what the log reports: the harvest or the VMM.
+        @usableFromInline let protection: DirtyLogProtection
 
         @usableFromInline
-        init(memslot: UInt32, mode: DirtyLogMode, bitmap: DirtyBitmap) {
+        init(memslot: UInt32, mode: DirtyLogMode, bitmap: DirtyBitmap, protection: DirtyLogProtection = .onHarvest) {
             self.memslot = memslot
             self.mode = mode
             self.bitmap = bitmap
+            self.protection = protection
         }
     }
 

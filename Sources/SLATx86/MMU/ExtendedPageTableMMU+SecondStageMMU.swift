@@ -44,11 +44,18 @@ extension ExtendedPageTableMMU: SecondStageMMU {
         try reloadRoot(vcpu, addressSpace: 0).rawValue
     }
 
-    /// Starts dirty logging in the MMU's configured mode
-    /// (``enableDirtyLogging(memslot:mode:)``).
+    /// Starts dirty logging in the MMU's configured mode, re-protected at
+    /// each harvest (``enableDirtyLogging(memslot:mode:protection:)``).
     @inlinable
     public func enableDirtyLogging(memslot: UInt32) throws(SLATError) {
-        try enableDirtyLogging(memslot: memslot, mode: nil)
+        try enableDirtyLogging(memslot: memslot, mode: nil, protection: .onHarvest)
+    }
+
+    /// Starts dirty logging in the MMU's configured mode with `protection`
+    /// (``enableDirtyLogging(memslot:mode:protection:)``).
+    @inlinable
+    public func enableDirtyLogging(memslot: UInt32, protection: DirtyLogProtection) throws(SLATError) {
+        try enableDirtyLogging(memslot: memslot, mode: nil, protection: protection)
     }
 
     /// Stops dirty logging and recovers the huge pages

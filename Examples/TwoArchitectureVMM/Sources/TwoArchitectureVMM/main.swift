@@ -84,6 +84,18 @@ func run<MMU: SecondStageMMU>(_ name: String, _ mmu: MMU, ram: GuestRAM, checks:
     }
     try mmu.disableDirtyLogging(memslot: 1)
 
+    // A round with manual protection (KVM_CLEAR_DIRTY_LOG): the log starts
+    // full, the VMM clears (re-protects) a 64-page range before copying it,
+    // and a write after the clear is reported again.
+    try mmu.enableDirtyLogging(memslot: 1, protection: .manual(initiallySet: true))
+    checks.expect(try mmu.getDirtyLog(memslot: 1).reduce(0) { $0 + $1.nonzeroBitCount } == GuestRAM.pages,
+                  "\(name): a log set initially reports every page")
+    try mmu.clearDirtyLog(memslot: 1, firstPage: 64, bitmap: [~0])
+    _ = try handle(mmu, SecondStageFault(address: GuestRAM.page(70), access: .write, isPermissionFault: true), vcpu: vcpu)
+    let manual = try mmu.getDirtyLog(memslot: 1)
+    checks.expect(manual[1] == 1 << 6 && manual[0] == ~0, "\(name): after the clear only the page written again is reported")
+    try mmu.disableDirtyLogging(memslot: 1)
+
     // A pfn cache on the guest's real RAM: what it writes, the VMM reads at its own address.
     let registry = PfnCacheRegistry(guestMemory: ram.memory, hostMemory: ram.host)
     let stealTime = PfnCache(registry: registry)
