@@ -34,6 +34,8 @@ extension StageTwoPageTable {
         leafLevel: Int, context: PageTableContext
     ) -> LeafSplitOutcome {
         let format = self.format
+        // As LeafSplit's splitLeaf: the caller passes the block its walk
+        // just loaded (SLAT's paths do), and a leaf level of the granule.
         precondition(level > leafLevel && format.isLeaf(expected, atLevel: level) && format.canHoldLeaf(atLevel: leafLevel),
                      "splitBlock needs a block above a leaf level")
         guard context.pageCache.count >= tablePagesForSubtree(level: level, leafLevel: leafLevel) else {

@@ -46,8 +46,12 @@ extension SLATError: CustomStringConvertible {
             "out of table memory: \(needed) pages needed, \(available) available"
         case .invalidTableRegion:
             "the table memory region is empty, misaligned or not a whole number of pages"
+        case .unsupportedPageRun(let count):
+            "a run of \(count) contiguous table pages: a positive power of two is needed"
         case .readerSlotOutOfRange(let slot, let slots):
             "reader slot \(slot) is outside 0..<\(slots)"
+        case .unsupportedReaderSlotCount(let count):
+            "\(count) reader slots: between 1 and \(ReaderSlotWords.maximumSlotCount) are supported"
         case .addressSpaceOutOfRange(let space, let count):
             "address space \(space) is outside 0..<\(count)"
         case .unsupportedAddressSpaceCount(let count, let supported):

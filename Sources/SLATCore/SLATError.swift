@@ -51,8 +51,14 @@ public enum SLATError: Error, Hashable, Sendable {
     case outOfTableMemory(needed: Int, available: Int)
     /// A table memory region that is empty, misaligned or not page-sized.
     case invalidTableRegion
+    /// A run of contiguous table pages whose count is not a positive power
+    /// of two (`TableMemory/allocateContiguousPages(_:)`).
+    case unsupportedPageRun(Int)
     /// A reader slot index outside the reclaimer's slot count.
     case readerSlotOutOfRange(Int, slots: Int)
+    /// A reader slot count (an MMU's, lock's or reclaimer's) outside
+    /// `1...ReaderSlotWords.maximumSlotCount`.
+    case unsupportedReaderSlotCount(Int)
     /// An address-space index outside the MMU's address-space count.
     case addressSpaceOutOfRange(Int, count: Int)
     /// An MMU configuration with an address-space count the backend does not

@@ -48,6 +48,7 @@ public final class HostFrameMemory: Sendable {
             table[frame.rawValue] = address
             return address
         }
+        // Not reachable: the address is that of a live allocation.
         guard let bytes = UnsafeMutableRawPointer(bitPattern: address) else {
             preconditionFailure("allocation returned a null pointer")
         }

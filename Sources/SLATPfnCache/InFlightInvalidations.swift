@@ -83,6 +83,9 @@ final class InFlightInvalidations: @unchecked Sendable {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         var status = pthread_mutex_init(mutex, nil)
+        // A default mutex and condition initialise without failing on glibc;
+        // the lock, wait and broadcast calls below fail only for an invalid
+        // object, and these are this object's own.
         precondition(status == 0, "pthread_mutex_init failed")
         status = pthread_cond_init(condition, nil)
         precondition(status == 0, "pthread_cond_init failed")
@@ -138,6 +141,7 @@ final class InFlightInvalidations: @unchecked Sendable {
     func begin(_ range: HostVirtualRange) {
         locked {
             var activity = lockedActivity()
+            // Not reachable: 2^64 - 1 invalidations cannot be in flight.
             precondition(activity.count != UInt64.max, "too many invalidations in flight")
             let hull = lockedHull()
             var widened = hull
@@ -161,6 +165,8 @@ final class InFlightInvalidations: @unchecked Sendable {
     func end() {
         locked {
             var activity = lockedActivity()
+            // Internal: begin and end are called only by the registry's
+            // notifier listener, always as a pair for one event.
             precondition(activity.count != 0, "invalidation end without a start")
             activity.sequence &+= 1
             activity.count &-= 1

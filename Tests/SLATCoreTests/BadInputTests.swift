@@ -349,13 +349,28 @@ import SLATx86
     func tableCreationErrors() throws {
         let arena = try TableArena(pageSize: 16384, pageCount: 8, prefault: false)
         let format = try StageTwoFormat(granule: .size16KiB, inputAddressBits: 40)
-        #expect(throws: SLATError.readerSlotOutOfRange(0, slots: 0)) {
+        #expect(throws: SLATError.unsupportedReaderSlotCount(0)) {
             _ = try PageTable(format: format, memory: arena, readerSlots: 0)
         }
         #expect(throws: SLATError.outOfTableMemory(needed: 16, available: 8)) {
             _ = try PageTable(format: format, memory: arena)
         }
         #expect(arena.allocatedPageCount == 0)
+    }
+
+    @Test("Reader slot counts outside 1...8192 are refused by every owner of slots, not trapped")
+    func readerSlotCountsAreChecked() throws {
+        let arena = try TableArena(pageCount: 4)
+        for count in [0, -1, ReaderSlotWords.maximumSlotCount + 1, Int.max] {
+            #expect(throws: SLATError.unsupportedReaderSlotCount(count)) { _ = try ReaderSlotWords(slotCount: count) }
+            #expect(throws: SLATError.unsupportedReaderSlotCount(count)) { _ = try PerSlotReaderWriterLock(slotCount: count) }
+            #expect(throws: SLATError.unsupportedReaderSlotCount(count)) { _ = try EpochReclaimer(memory: arena, slotCount: count) }
+            #expect(throws: SLATError.unsupportedReaderSlotCount(count)) {
+                _ = try PageTable(format: try ExtendedPageTableFormat(levelCount: 4), memory: arena,
+                                  root: HostPhysicalAddress(0), readerSlots: count)
+            }
+        }
+        #expect(try PerSlotReaderWriterLock(slotCount: ReaderSlotWords.maximumSlotCount).slotCount == 8192)
     }
 
     @Test("A shared operation with a reader slot outside the reclaimer's is rejected", arguments: [4, -1])

@@ -8,7 +8,7 @@ import SLATCore
     @Test("A page is not freed while a reader that entered before its retirement is inside")
     func readerInsideHoldsThePage() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 8, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 2)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 2)
         let page = try arena.allocatePage()
         reclaimer.enterReadSection(slot: 1)
         reclaimer.retire([page])
@@ -29,7 +29,7 @@ import SLATCore
     @Test("A reader holds the epoch back by at most one step")
     func readerHoldsTheEpoch() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 2, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 3)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 3)
         let start = reclaimer.epoch
         reclaimer.enterReadSection(slot: 2)
         for _ in 0..<5 { reclaimer.reclaim() }
@@ -42,7 +42,7 @@ import SLATCore
     @Test("Retiring frees nothing at once, even without readers")
     func retirementIsNeverImmediate() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 8, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 1)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 1)
         let pages = try (0..<3).map { _ throws(SLATError) in try arena.allocatePage() }
         reclaimer.retire(pages)
         #expect(pages.allSatisfy { arena.isAllocated($0) })
@@ -54,7 +54,7 @@ import SLATCore
     @Test("synchronize frees every retired page once no reader is inside")
     func synchronizeFreesEverything() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 16, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 4)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 4)
         for slot in 0..<4 {
             reclaimer.enterReadSection(slot: slot)
             reclaimer.retire([try arena.allocatePage(), try arena.allocatePage()])
@@ -69,7 +69,7 @@ import SLATCore
     func deinitFreesRetiredPages() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 4, prefault: false)
         do {
-            let reclaimer = EpochReclaimer(memory: arena, slotCount: 1)
+            let reclaimer = try EpochReclaimer(memory: arena, slotCount: 1)
             reclaimer.enterReadSection(slot: 0)
             reclaimer.retire([try arena.allocatePage()])
             #expect(arena.allocatedPageCount == 1)
@@ -80,7 +80,7 @@ import SLATCore
     @Test("Readers never see a page freed under them while a writer keeps replacing it (stress)")
     func replacingPublishedPagesStress() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 256, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 4)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 4)
         let first = try arena.allocatePage()
         arena.entries(at: first)[0].store(1, ordering: .relaxed)
         let published = AtomicWord(first.rawValue)

@@ -88,7 +88,7 @@ import SLATx86
     func adoptingARoot() throws {
         let f = try TableFixture(try StageTwoFormat(granule: .size4KiB, inputAddressBits: 40))
         try f.map(0x80_0000_0000 - 0x20_0000, size: 0x40_0000, to: 0x1_0000_0000)
-        let adopted = PageTable(format: f.format, memory: f.arena, root: f.table.root)
+        let adopted = try PageTable(format: f.format, memory: f.arena, root: f.table.root)
         #expect(adopted.leaves() == f.table.leaves())
         #expect(adopted.reachableTablePages() == f.table.reachableTablePages())
         #expect(adopted.outputAddress(of: GuestPhysicalAddress(0x80_0000_1234)) == HostPhysicalAddress(0x1_0020_1234))

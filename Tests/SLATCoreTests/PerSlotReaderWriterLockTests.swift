@@ -9,8 +9,8 @@ import Testing
 @Suite("Per-slot reader-writer lock")
 struct PerSlotReaderWriterLockTests {
     @Test("slotted readers never see a half-done exclusive update, with writers and slot-less readers racing")
-    func slottedReadersSeeCompleteUpdates() {
-        let lock = PerSlotReaderWriterLock(slotCount: 3)
+    func slottedReadersSeeCompleteUpdates() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 3)
         let pair = UnprotectedCounter()   // value and `mirror` must always agree
         let mirror = UnprotectedCounter()
         let torn = Atomic<Int>(0)
@@ -42,8 +42,8 @@ struct PerSlotReaderWriterLockTests {
     }
 
     @Test("exclusive holders exclude each other while slotted readers come and go")
-    func writersExcludeEachOtherAmongSlottedReaders() {
-        let lock = PerSlotReaderWriterLock(slotCount: 2)
+    func writersExcludeEachOtherAmongSlottedReaders() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 2)
         let counter = UnprotectedCounter()
         LockTestThreads.run(4) { index in
             for _ in 0..<10_000 {
@@ -60,8 +60,8 @@ struct PerSlotReaderWriterLockTests {
     }
 
     @Test("readers in different slots hold the lock at the same time")
-    func slottedReadersOverlap() {
-        let lock = PerSlotReaderWriterLock(slotCount: 2)
+    func slottedReadersOverlap() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 2)
         let inside = Atomic<Int>(0)
         let sawBoth = Atomic<Int>(0)
         LockTestThreads.run(2) { index in
@@ -77,8 +77,8 @@ struct PerSlotReaderWriterLockTests {
     }
 
     @Test("a slotted reader keeps tryLockExclusive out until it leaves")
-    func slottedReaderBlocksTryLockExclusive() {
-        let lock = PerSlotReaderWriterLock(slotCount: 2)
+    func slottedReaderBlocksTryLockExclusive() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 2)
         lock.lockShared(slot: 1)
         #expect(!lock.tryLockExclusive())
         lock.unlockShared(slot: 1)
@@ -87,8 +87,8 @@ struct PerSlotReaderWriterLockTests {
     }
 
     @Test("tryLockShared(slot:) fails while a writer holds the lock and succeeds after")
-    func tryLockSharedSlotFailsUnderWriter() {
-        let lock = PerSlotReaderWriterLock(slotCount: 2)
+    func tryLockSharedSlotFailsUnderWriter() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 2)
         lock.lockExclusive()
         #expect(!lock.tryLockShared(slot: 0))
         lock.unlockExclusive()
@@ -97,8 +97,8 @@ struct PerSlotReaderWriterLockTests {
     }
 
     @Test("a waiting writer keeps new slotted readers out and enters when the last reader leaves")
-    func waitingWriterBlocksNewSlottedReaders() {
-        let lock = PerSlotReaderWriterLock(slotCount: 2)
+    func waitingWriterBlocksNewSlottedReaders() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 2)
         lock.lockShared(slot: 0)
         let writerIn = Atomic<Bool>(false)
         let writer = Thread {
@@ -121,8 +121,8 @@ struct PerSlotReaderWriterLockTests {
     }
 
     @Test("a writer is not starved by slotted readers whose holds always overlap")
-    func writerIsNotStarvedBySlottedReaders() {
-        let lock = PerSlotReaderWriterLock(slotCount: 3)
+    func writerIsNotStarvedBySlottedReaders() throws {
+        let lock = try PerSlotReaderWriterLock(slotCount: 3)
         let stop = Atomic<Bool>(false)
         let readerPasses = Atomic<Int>(0)
         let writerAcquired = Atomic<Bool>(false)
@@ -161,7 +161,7 @@ struct PerSlotLockReclaimerSharingTests {
     @Test("the combined entry keeps a page retired meanwhile until the combined exit")
     func combinedEntryHoldsRetiredPage() throws {
         let arena = try TableArena(pageSize: 4096, pageCount: 8, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 2)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 2)
         let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
         let page = try arena.allocatePage()
         lock.lockSharedEnteringReadSection(slot: 1)
@@ -174,8 +174,8 @@ struct PerSlotLockReclaimerSharingTests {
     }
 
     @Test("the combined entry keeps a writer out until the combined exit")
-    func combinedEntryExcludesWriter() {
-        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+    func combinedEntryExcludesWriter() throws {
+        let reclaimer = try EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
         let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
         lock.lockSharedEnteringReadSection(slot: 0)
         #expect(!lock.tryLockExclusive())
@@ -186,8 +186,8 @@ struct PerSlotLockReclaimerSharingTests {
     }
 
     @Test("a read section alone (a lockless walker) does not keep a writer out")
-    func readSectionAloneDoesNotExcludeWriter() {
-        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+    func readSectionAloneDoesNotExcludeWriter() throws {
+        let reclaimer = try EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
         let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
         reclaimer.enterReadSection(slot: 1)
         #expect(lock.tryLockExclusive())
@@ -196,8 +196,8 @@ struct PerSlotLockReclaimerSharingTests {
     }
 
     @Test("entering and leaving a read section keeps the slot's shared hold")
-    func readSectionKeepsSharedHold() {
-        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+    func readSectionKeepsSharedHold() throws {
+        let reclaimer = try EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
         let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
         lock.lockShared(slot: 0)
         reclaimer.enterReadSection(slot: 0)
@@ -209,8 +209,8 @@ struct PerSlotLockReclaimerSharingTests {
     }
 
     @Test("a shared hold alone does not hold the epoch back")
-    func sharedHoldAloneDoesNotHoldEpoch() {
-        let reclaimer = EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
+    func sharedHoldAloneDoesNotHoldEpoch() throws {
+        let reclaimer = try EpochReclaimer(memory: try! TableArena(pageSize: 4096, pageCount: 1, prefault: false), slotCount: 2)
         let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
         lock.lockShared(slot: 0)
         let start = reclaimer.epoch
@@ -223,7 +223,7 @@ struct PerSlotLockReclaimerSharingTests {
     func combinedReadersWritersAndReclaimStress() throws {
         let pages = 64
         let arena = try TableArena(pageSize: 4096, pageCount: pages, prefault: false)
-        let reclaimer = EpochReclaimer(memory: arena, slotCount: 2)
+        let reclaimer = try EpochReclaimer(memory: arena, slotCount: 2)
         let lock = PerSlotReaderWriterLock(readerSlotWords: reclaimer.readerSlotWords)
         let pair = UnprotectedCounter()
         let mirror = UnprotectedCounter()

@@ -69,7 +69,7 @@ private func checkLookups<Format: PageTableFormat>(_ format: Format) throws {
     let table = try PageTable(format: format, memory: arena, readerSlots: 1)
     // The same tables walked through a memory without a linear map: the
     // lookup's loop rather than its straight-line walks.
-    let general = PageTable(format: format, memory: HookedMemory(arena), root: table.root, readerSlots: 1)
+    let general = try PageTable(format: format, memory: HookedMemory(arena), root: table.root, readerSlots: 1)
     let context = PageTableContext()
     let tlb = RecordingTLB()
     let attributes = LeafAttributes(permissions: .readWrite)

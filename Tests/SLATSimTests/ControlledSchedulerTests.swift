@@ -161,7 +161,7 @@ struct ControlledSchedulerTests {
     func perSlotLockExcludesUnderEverySchedule() {
         final class Shared: @unchecked Sendable {
             // @unchecked Sendable: used by one logical thread at a time.
-            let lock = PerSlotReaderWriterLock(slotCount: 2)
+            let lock = try! PerSlotReaderWriterLock(slotCount: 2)   // 2 is in range
             let scheduler: ControlledScheduler
             var value = 0
             init(_ scheduler: ControlledScheduler) { self.scheduler = scheduler }

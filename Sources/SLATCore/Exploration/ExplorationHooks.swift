@@ -36,6 +36,8 @@ public enum ExplorationHooks {
         let status = pthread_key_create(&key, nil)
         // No caller input reaches this: one key is created per process, at
         // first use; only the system running out of keys fails it.
+        // Fails only when the process has used all of its thread-specific
+        // keys (EAGAIN); this one is created once, in debug builds only.
         precondition(status == 0, "pthread_key_create failed")
         return key
     }()

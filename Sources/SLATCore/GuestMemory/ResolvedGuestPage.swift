@@ -49,20 +49,22 @@ public struct ResolvedGuestPage: Hashable, Sendable {
         self.sequence = sequence
     }
 
-    /// The guest frames a mapping of `size` (at most ``maximumMappingSize``)
-    /// around the frame covers.
+    /// The guest frames a mapping of `size` around the frame covers; a size
+    /// above ``maximumMappingSize`` (which the memslot and host mapping do
+    /// not back whole) gives the block of ``maximumMappingSize``.
     @inlinable
     public func block(_ size: HostMappingSize) -> GuestFrameRange {
-        precondition(size <= maximumMappingSize, "block larger than the frame allows")
+        let size = min(size, maximumMappingSize)
         return GuestFrameRange(
             start: GuestFrameNumber(frame.rawValue & ~(size.frameCount &- 1)), count: size.frameCount)
     }
 
-    /// The host frame at the start of the mapping of `size` (at most
-    /// ``maximumMappingSize``) around the frame: the output of that block.
+    /// The host frame at the start of the mapping of `size` around the
+    /// frame: the output of that block (of ``maximumMappingSize`` for a
+    /// larger size, as ``block(_:)``).
     @inlinable
     public func blockHostFrame(_ size: HostMappingSize) -> HostFrameNumber {
-        precondition(size <= maximumMappingSize, "block larger than the frame allows")
+        let size = min(size, maximumMappingSize)
         return HostFrameNumber(hostFrame.rawValue & ~(size.frameCount &- 1))
     }
 }

@@ -27,6 +27,11 @@ public final class PThreadReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     public init() {
         handle = .allocate(capacity: 1)
         var attributes = pthread_rwlockattr_t()
+        // glibc's rwlock calls fail only with invalid arguments (these are
+        // SLAT's own, valid) or, for the lock calls, when the calling thread
+        // breaks the ReaderWriterLock contract (EDEADLK: it holds the lock
+        // already; EPERM: it releases what it does not hold), which has no
+        // error to return; so each failure stops here.
         var status = pthread_rwlockattr_init(&attributes)
         precondition(status == 0, "pthread_rwlockattr_init failed")
         status = pthread_rwlockattr_setkind_np(
@@ -39,6 +44,8 @@ public final class PThreadReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     }
 
     deinit {
+        // EBUSY: the lock is destroyed while held, a holder outliving the
+        // object it holds, which no caller can do through SLAT's APIs.
         let status = pthread_rwlock_destroy(handle)
         precondition(status == 0, "pthread_rwlock_destroy failed (lock still held?)")
         handle.deallocate()
@@ -47,30 +54,35 @@ public final class PThreadReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// Blocks (sleeping) until the calling thread holds the lock shared.
     public func lockShared() {
         let status = pthread_rwlock_rdlock(handle)
+        // Fails only on a breach of the lock's contract (see init).
         precondition(status == 0, "pthread_rwlock_rdlock failed")
     }
 
     /// Releases one shared hold of the calling thread.
     public func unlockShared() {
         let status = pthread_rwlock_unlock(handle)
+        // Fails only on a breach of the lock's contract (see init).
         precondition(status == 0, "pthread_rwlock_unlock failed")
     }
 
     /// Blocks (sleeping) until the calling thread holds the lock exclusively.
     public func lockExclusive() {
         let status = pthread_rwlock_wrlock(handle)
+        // Fails only on a breach of the lock's contract (see init).
         precondition(status == 0, "pthread_rwlock_wrlock failed")
     }
 
     /// Releases the exclusive hold of the calling thread.
     public func unlockExclusive() {
         let status = pthread_rwlock_unlock(handle)
+        // Fails only on a breach of the lock's contract (see init).
         precondition(status == 0, "pthread_rwlock_unlock failed")
     }
 
     /// Takes the lock shared if that needs no waiting.
     public func tryLockShared() -> Bool {
         let status = pthread_rwlock_tryrdlock(handle)
+        // Fails only on a breach of the lock's contract (see init).
         precondition(status == 0 || status == EBUSY, "pthread_rwlock_tryrdlock failed")
         return status == 0
     }
@@ -78,6 +90,7 @@ public final class PThreadReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     /// Takes the lock exclusively if nobody holds it.
     public func tryLockExclusive() -> Bool {
         let status = pthread_rwlock_trywrlock(handle)
+        // Fails only on a breach of the lock's contract (see init).
         precondition(status == 0 || status == EBUSY, "pthread_rwlock_trywrlock failed")
         return status == 0
     }

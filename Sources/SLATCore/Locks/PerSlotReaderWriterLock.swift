@@ -49,9 +49,11 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     @usableFromInline let unslottedReaders = Atomic<UInt64>(0)
 
     /// A lock nobody holds, with `slotCount` reader slots of its own.
-    public convenience init(slotCount: Int) {
-        precondition(slotCount > 0, "a per-slot lock needs at least one reader slot")
-        self.init(readerSlotWords: ReaderSlotWords(slotCount: slotCount))
+    ///
+    /// - Throws: `SLATError/unsupportedReaderSlotCount(_:)` for a count
+    ///   outside `1...ReaderSlotWords.maximumSlotCount`.
+    public convenience init(slotCount: Int) throws(SLATError) {
+        self.init(readerSlotWords: try ReaderSlotWords(slotCount: slotCount))
     }
 
     /// A lock nobody holds whose readers announce themselves in
@@ -83,6 +85,10 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     public func tryLockShared(slot: Int) -> Bool {
         let word = readerSlotWords.word(slot: slot)
         let own = word.pointee.load(ordering: .relaxed)
+        // The lock's contract: a slot belongs to one thread, which does not
+        // take the lock again while holding it (SLAT's MMUs check the slot at
+        // entry and take it once per call); a second take would corrupt the
+        // slot word the reclaimer reads.
         precondition(own & ReaderSlotWords.holdsShared == 0, "slot already holds the lock shared")
         // Announce, then look for a writer; the writer does the converse.
         word.pointee.store(own | ReaderSlotWords.holdsShared, ordering: .sequentiallyConsistent)
@@ -122,6 +128,7 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     @inlinable @inline(__always)
     public func tryLockSharedEnteringReadSection(slot: Int) -> Bool {
         let word = readerSlotWords.word(slot: slot)
+        // As in tryLockShared(slot:): one take per slot at a time.
         precondition(word.pointee.load(ordering: .relaxed) == 0, "slot already holds the lock or is in a read section")
         let epochWord = readerSlotWords.epoch
         while true {
@@ -194,6 +201,11 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     @inlinable
     public func unlockShared() {
         let old = unslottedReaders.wrappingSubtract(1, ordering: .releasing).oldValue
+        // The lock's own contract (ReaderWriterLock: release only what the
+        // calling thread took). SLAT pairs every take with its release
+        // (withShared/withExclusive or a defer), and an unbalanced release
+        // by a caller's code has no error to return — going on would let a
+        // writer in beside readers and corrupt the tables, so it stops here.
         precondition(old != 0, "unlockShared without a shared hold")
         #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockRelease)
@@ -229,6 +241,11 @@ public final class PerSlotReaderWriterLock: ReaderWriterLock, @unchecked Sendabl
     @inlinable
     public func unlockExclusive() {
         let old = writer.exchange(0, ordering: .releasing)
+        // The lock's own contract (ReaderWriterLock: release only what the
+        // calling thread took). SLAT pairs every take with its release
+        // (withShared/withExclusive or a defer), and an unbalanced release
+        // by a caller's code has no error to return — going on would let a
+        // writer in beside readers and corrupt the tables, so it stops here.
         precondition(old == 1, "unlockExclusive without the exclusive hold")
         #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.reached(.lockRelease)

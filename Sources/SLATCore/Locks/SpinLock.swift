@@ -40,6 +40,11 @@ public struct SpinLock: ~Copyable, Sendable {
     @inlinable
     public func unlock() {
         let wasHeld = held.exchange(false, ordering: .releasing)
+        // The lock's own contract (ReaderWriterLock: release only what the
+        // calling thread took). SLAT pairs every take with its release
+        // (withShared/withExclusive or a defer), and an unbalanced release
+        // by a caller's code has no error to return — going on would let a
+        // writer in beside readers and corrupt the tables, so it stops here.
         precondition(wasHeld, "SpinLock unlocked while not held")
     }
 

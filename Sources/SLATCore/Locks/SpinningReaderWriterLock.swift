@@ -43,6 +43,8 @@ public final class SpinningReaderWriterLock: ReaderWriterLock {
     public func tryLockShared() -> Bool {
         var current = word.load(ordering: .relaxed)
         while current & Self.writerBits == 0 {
+            // Not reachable: the reader count has more bits than a process
+            // has threads, and a thread holds the lock shared at most once.
             precondition(current & Self.readerMask != Self.readerMask, "too many shared holders")
             let (exchanged, seen) = word.compareExchange(
                 expected: current, desired: current &+ 1,
@@ -57,6 +59,11 @@ public final class SpinningReaderWriterLock: ReaderWriterLock {
     @inlinable
     public func unlockShared() {
         let old = word.wrappingSubtract(1, ordering: .releasing).oldValue
+        // The lock's own contract (ReaderWriterLock: release only what the
+        // calling thread took). SLAT pairs every take with its release
+        // (withShared/withExclusive or a defer), and an unbalanced release
+        // by a caller's code has no error to return — going on would let a
+        // writer in beside readers and corrupt the tables, so it stops here.
         precondition(old & Self.readerMask != 0, "unlockShared without a shared hold")
     }
 
@@ -100,6 +107,11 @@ public final class SpinningReaderWriterLock: ReaderWriterLock {
     @inlinable
     public func unlockExclusive() {
         let old = word.wrappingSubtract(Self.writerHeld, ordering: .releasing).oldValue
+        // The lock's own contract (ReaderWriterLock: release only what the
+        // calling thread took). SLAT pairs every take with its release
+        // (withShared/withExclusive or a defer), and an unbalanced release
+        // by a caller's code has no error to return — going on would let a
+        // writer in beside readers and corrupt the tables, so it stops here.
         precondition(old & Self.writerHeld != 0, "unlockExclusive without the exclusive hold")
     }
 }

@@ -195,7 +195,7 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     }
 
     public func allocateContiguousPages(_ count: Int) throws(SLATError) -> HostPhysicalAddress {
-        precondition(count > 0 && count.nonzeroBitCount == 1, "contiguous runs are a power of two pages")
+        guard count > 0 && count.nonzeroBitCount == 1 else { throw .unsupportedPageRun(count) }
         if count == 1 { return try allocatePage() }
         // Runs come from never-used pages only; skipped pages go to the free stack.
         while true {
@@ -219,6 +219,10 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     }
 
     public func freePage(_ page: HostPhysicalAddress) {
+        // TableMemory's contract: only pages this memory handed out come
+        // back, once. SLAT frees a page only after unlinking it and its
+        // grace period (and teardown is idempotent); a second free would give
+        // one page to two tables, so a caller's breach stops here.
         precondition(contains(page), "freeing a page that is not in this arena")
         let index = pageIndex(of: page)
         let previous = states[index].exchange(2, ordering: .acquiringAndReleasing)
@@ -268,6 +272,7 @@ public final class TableArena: TableMemory, @unchecked Sendable {
 
     private func markAllocated(_ index: Int) {
         let previous = states[index].exchange(1, ordering: .acquiringAndReleasing)
+        // Internal: the free list and bump pointer hold free pages only.
         precondition(previous != 1, "arena handed out an allocated page")
         allocations.wrappingAdd(1, ordering: .relaxed)
     }

@@ -20,7 +20,9 @@ public protocol TableMemory: AnyObject, Sendable {
     /// A zeroed page. Throws ``SLATError/outOfTableMemory(needed:available:)``.
     func allocatePage() throws(SLATError) -> HostPhysicalAddress
     /// `count` physically contiguous zeroed pages aligned to their total size
-    /// (concatenated root tables). Throws when no such run is free.
+    /// (concatenated root tables). Throws `SLATError/unsupportedPageRun(_:)`
+    /// unless `count` is a positive power of two, and
+    /// `SLATError/outOfTableMemory(needed:available:)` when no such run is free.
     func allocateContiguousPages(_ count: Int) throws(SLATError) -> HostPhysicalAddress
     /// Returns a page; its contents may be anything (the memory re-zeroes it).
     /// Freeing a page twice is a programmer error and traps.

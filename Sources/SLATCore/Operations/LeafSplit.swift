@@ -35,6 +35,9 @@ extension PageTable {
         _ pointer: EntryPointer, expected: inout UInt64, level: Int, mode: WalkMode, context: PageTableContext,
         tableEntryBits: UInt64 = 0
     ) -> LeafSplitOutcome {
+        // The caller passes the leaf its walk just loaded at `pointer` (SLAT's
+        // backends do); anything else is a walk at the wrong level, and
+        // splitting it would turn a table's address into leaves.
         precondition(level > 0 && format.isLeaf(expected, atLevel: level), "splitLeaf needs a present leaf above level 0")
         guard let page = makeSplitTable(of: expected, level: level, context: context) else { return .cacheEmpty }
         let entry = format.tableEntry(child: page) | tableEntryBits

@@ -48,27 +48,53 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
     ///     uses its own slot through its ``PageTableContext``.
     /// - Throws: ``SLATError/unsupportedGranule(_:)`` if the memory's page
     ///   size is not the format's granule; ``SLATError/outOfTableMemory(needed:available:)``.
+    ///   `SLATError/unsupportedReaderSlotCount(_:)` for a reader slot count
+    ///   outside `1...ReaderSlotWords.maximumSlotCount`; the errors of
+    ///   ``checkGeometry(of:)``.
     public init(format: Format, memory: Memory, readerSlots: Int = 64) throws(SLATError) {
+        try Self.checkGeometry(of: format)
         guard memory.pageSize == format.tablePageSize else { throw .unsupportedGranule(memory.pageSize) }
-        guard readerSlots > 0 else { throw .readerSlotOutOfRange(readerSlots, slots: 0) }
+        let reclaimer = try EpochReclaimer(memory: memory, slotCount: readerSlots)
         self.format = format
         self.memory = memory
         self.root = try memory.allocateContiguousPages(format.rootTableCount)
-        self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
+        self.reclaimer = reclaimer
         self.lookup = TableLookup(format: format, memory: memory, root: root)
     }
 
     /// Adopts an existing root (for instance one rebuilt from an image).
-    public init(format: Format, memory: Memory, root: HostPhysicalAddress, readerSlots: Int = 64) {
+    ///
+    /// - Throws: `SLATError/unsupportedReaderSlotCount(_:)` for a count
+    ///   outside `1...ReaderSlotWords.maximumSlotCount`; the errors of
+    ///   ``checkGeometry(of:)``.
+    public init(format: Format, memory: Memory, root: HostPhysicalAddress, readerSlots: Int = 64) throws(SLATError) {
+        try Self.checkGeometry(of: format)
         self.format = format
         self.memory = memory
         self.root = root
-        self.reclaimer = EpochReclaimer(memory: memory, slotCount: readerSlots)
+        self.reclaimer = try EpochReclaimer(memory: memory, slotCount: readerSlots)
         self.lookup = TableLookup(format: format, memory: memory, root: root)
+    }
+
+    /// Refuses a format whose geometry SLAT's walks cannot follow: a table
+    /// page of 8-byte entries resolves `granuleShift - 3` bits, and a walk
+    /// has one to six levels. SLAT's formats always pass; a caller's own
+    /// `PageTableFormat` is checked here before any walk.
+    ///
+    /// - Throws: `SLATError/unsupportedGranule(_:)` when `bitsPerLevel` is
+    ///   not `granuleShift - 3`; `SLATError/unsupportedLevelCount(_:)` for
+    ///   a root level outside `0..<6`.
+    public static func checkGeometry(of format: Format) throws(SLATError) {
+        guard format.granuleShift >= 3 && format.granuleShift < 32 && format.bitsPerLevel == format.granuleShift - 3 else {
+            throw .unsupportedGranule(format.granuleShift >= 0 && format.granuleShift < 63 ? 1 << format.granuleShift : 0)
+        }
+        guard format.rootLevel >= 0 && format.rootLevel < 6 else { throw .unsupportedLevelCount(format.rootLevel + 1) }
     }
 
     /// Adopts an existing root whose unlinked pages go through an existing
     /// reclaimer (a backend with several roots sharing one grace period).
+    /// `format` must pass ``checkGeometry(of:)`` (SLAT's formats do; its
+    /// backends call this with their own).
     public init(format: Format, memory: Memory, root: HostPhysicalAddress, reclaimer: EpochReclaimer<Memory>) {
         self.format = format
         self.memory = memory

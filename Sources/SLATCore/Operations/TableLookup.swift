@@ -22,6 +22,8 @@ struct TableLookup: @unchecked Sendable {
     /// `granuleShift - 3` bits), which the lookup's 4 KiB walk relies on.
     @inlinable
     init<Format: PageTableFormat, Memory: TableMemory>(format: Format, memory: Memory, root: HostPhysicalAddress) {
+        // Internal: built only by PageTable's initialisers, which refuse a
+        // format whose geometry breaks this first.
         precondition(format.bitsPerLevel == format.granuleShift - 3, "bitsPerLevel must be granuleShift - 3")
         let linear = memory.linearMap
         self.linear = linear

@@ -34,9 +34,11 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
 
     /// A reclaimer freeing into `memory`, with `slotCount` reader slots (one
     /// per vCPU or thread that walks shared).
-    public convenience init(memory: Memory, slotCount: Int) {
-        precondition(slotCount > 0, "a reclaimer needs at least one reader slot")
-        self.init(memory: memory, readerSlotWords: ReaderSlotWords(slotCount: slotCount))
+    ///
+    /// - Throws: `SLATError/unsupportedReaderSlotCount(_:)` for a count
+    ///   outside `1...ReaderSlotWords.maximumSlotCount`.
+    public convenience init(memory: Memory, slotCount: Int) throws(SLATError) {
+        self.init(memory: memory, readerSlotWords: try ReaderSlotWords(slotCount: slotCount))
     }
 
     /// A reclaimer freeing into `memory` whose readers announce themselves

@@ -36,9 +36,16 @@ public final class ReaderSlotWords: @unchecked Sendable {
     /// Shift of the announced epoch in a slot word.
     @inlinable public static var epochShift: UInt64 { 2 }
 
+    /// The most reader slots one set of words holds: twice Linux's
+    /// `KVM_MAX_VCPUS` (4096), leaving room for an MMU's own slots.
+    public static let maximumSlotCount = 8192
+
     /// `slotCount` quiescent slots and the global epoch at `initialEpoch`.
-    public init(slotCount: Int, initialEpoch: UInt64 = 2) {
-        precondition(slotCount > 0, "at least one reader slot is needed")
+    ///
+    /// - Throws: `SLATError/unsupportedReaderSlotCount(_:)` unless
+    ///   `1...maximumSlotCount` holds `slotCount`.
+    public init(slotCount: Int, initialEpoch: UInt64 = 2) throws(SLATError) {
+        guard slotCount > 0 && slotCount <= Self.maximumSlotCount else { throw .unsupportedReaderSlotCount(slotCount) }
         self.slotCount = slotCount
         let count = (slotCount + 1) * Self.stride
         words = UnsafeMutableRawPointer.allocate(byteCount: count * 8, alignment: 128)
@@ -55,6 +62,10 @@ public final class ReaderSlotWords: @unchecked Sendable {
     /// Slot `slot`'s word.
     @inlinable
     public func word(slot: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        // SLAT's MMUs check a context's slot at every entry
+        // (`SLATError.readerSlotOutOfRange`); a slot reaching here out of
+        // range is a caller of these raw words breaking their contract,
+        // which would otherwise write another object's memory.
         precondition(slot >= 0 && slot < slotCount, "reader slot out of range")
         return words + slot &* Self.stride
     }

@@ -16,6 +16,10 @@ public struct TLBFlushBatch: ~Copyable {
     public init() {}
 
     deinit {
+        // A batch that owes invalidations or table pages must be settled
+        // (settle/commit); dropping it would leave TLB entries to freed or
+        // changed tables. SLAT settles every batch it makes; a caller's batch
+        // dropped unsettled has no error to return from a deinit.
         precondition(settled || requests.isEmpty, "a TLB flush batch was dropped while it still owed invalidations or pages")
     }
 

@@ -56,6 +56,9 @@ public struct PageTableIterator<Format: PageTableFormat, Memory: TableMemory> {
         format: Format, memory: Memory, root: HostPhysicalAddress,
         range: GuestPhysicalRange, minimumLevel: Int = 0
     ) {
+        // PageTableFormat's geometry caps a format at six levels (its
+        // documentation); SLAT's formats have at most five, and PageTable
+        // refuses a conforming type that breaks the cap before any walk.
         precondition(format.rootLevel < 6, "the iterator supports at most six levels")
         self.format = format
         self.memory = memory
