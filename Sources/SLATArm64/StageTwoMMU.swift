@@ -165,6 +165,36 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
         }
     }
 
+    /// Removes every translation of the guest frames `frames`, widened to
+    /// whole leaves (``StageTwoPageTable/zap(_:context:)``, as the notifier
+    /// does), and returns the number of leaves removed. Stage 2 has one
+    /// address space: `addressSpace` is `nil` or 0.
+    ///
+    /// Locking contract: takes the MMU lock exclusively; the caller holds
+    /// none. TLB contract: what was removed is invalidated before it
+    /// returns.
+    /// - Throws: `SLATError/addressSpaceOutOfRange(_:count:)`,
+    ///   `SLATError/guestRangeOutOfBounds(_:limit:)` for frames beyond the
+    ///   IPA size, `SLATError/tornDown`; nothing changed.
+    @discardableResult
+    public func zap(_ frames: GuestFrameRange, addressSpace: Int? = nil) throws(SLATError) -> Int {
+        if let addressSpace, addressSpace != 0 { throw .addressSpaceOutOfRange(addressSpace, count: 1) }
+        let limit = format.inputAddressSpaceSize
+        let limitFrames = limit >> frameShift
+        guard frames.start.rawValue <= limitFrames && frames.count <= limitFrames &- frames.start.rawValue else {
+            throw .guestRangeOutOfBounds(frames.physicalRange, limit: limit)
+        }
+        return try maintenance.withLock { () throws(SLATError) -> Int in
+            try lock.withExclusive { () throws(SLATError) -> Int in
+                if pageTable.isDestroyed { throw .tornDown }
+                guard !frames.isEmpty else { return 0 }
+                let removed = pageTable.table.leaves(in: frames.physicalRange).count
+                pageTable.zap(frames, context: maintenanceContext.context)
+                return removed
+            }
+        }
+    }
+
     /// Whether a leaf mapping guest frames backed by `range` has its access
     /// flag set. Takes the MMU lock shared; changes nothing.
     ///

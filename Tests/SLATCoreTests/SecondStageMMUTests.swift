@@ -119,6 +119,45 @@ struct SecondStageMMUTests {
         try Self.runVM(mmu)
     }
 
+    /// The VMM's own zap: what it removes is gone, counted; bad ranges and
+    /// address spaces are refused; after teardown it throws.
+    static func zapRound<MMU: SecondStageMMU>(_ mmu: MMU, inputLimit: UInt64) throws {
+        let vcpu = PageTableContext(readerSlot: 0)
+        for index in 0..<8 {
+            _ = try fault(mmu, SecondStageFault(address: page(index), access: .write), vcpu: vcpu)
+        }
+        let frames = GuestFrameRange(start: page(2).frame, count: 3)
+        #expect(try mmu.zap(frames, addressSpace: nil) == 3)
+        #expect(try mmu.translate(page(2), context: vcpu).translation == nil)
+        #expect(try mmu.translate(page(4), context: vcpu).translation == nil)
+        #expect(try mmu.translate(page(5), context: vcpu).translation != nil)
+        #expect(try mmu.zap(frames, addressSpace: 0) == 0)
+        #expect(throws: SLATError.addressSpaceOutOfRange(7, count: 1)) { try mmu.zap(frames, addressSpace: 7) }
+        let beyond = GuestFrameRange(start: GuestPhysicalAddress(inputLimit).frame, count: 1)
+        #expect(throws: SLATError.guestRangeOutOfBounds(beyond.physicalRange, limit: inputLimit)) {
+            try mmu.zap(beyond, addressSpace: nil)
+        }
+        mmu.teardown()
+        #expect(throws: SLATError.tornDown) { try mmu.zap(frames, addressSpace: nil) }
+    }
+
+    @Test("The generic VMM zaps a range of an EPT VM")
+    func eptZap() throws {
+        let mmu = try ExtendedPageTableMMU(format: try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: false),
+                                           memory: try TableArena(pageCount: 64), tlb: CountingTLB(),
+                                           guestMemory: try Self.guestMemory(), configuration: MMUConfiguration(readerSlots: 2))
+        _ = try mmu.loadRoot(PageTableContext(readerSlot: 0))
+        try Self.zapRound(mmu, inputLimit: 1 << 48)
+    }
+
+    @Test("The generic VMM zaps a range of a stage-2 VM")
+    func stageTwoZap() throws {
+        let mmu = try StageTwoMMU(format: try StageTwoFormat(inputAddressBits: 40), memory: try TableArena(pageCount: 64),
+                                  tlb: CountingTLB(), caches: CountingCacheMaintenance(), vmid: 1,
+                                  guestMemory: try Self.guestMemory(), lock: PThreadReaderWriterLock(), readerSlots: 2)
+        try Self.zapRound(mmu, inputLimit: 1 << 40)
+    }
+
     @Test("A stage-2 fault in address space 1 is refused with addressSpaceOutOfRange")
     func stageTwoHasOneAddressSpace() throws {
         let mmu = try StageTwoMMU(format: try StageTwoFormat(inputAddressBits: 40), memory: try TableArena(pageCount: 16),

@@ -104,6 +104,22 @@ public protocol SecondStageMMU: AnyObject, Sendable {
     /// back as the backend rebuilds them.
     func disableDirtyLogging(memslot: UInt32) throws(SLATError)
 
+    /// Removes every translation of the guest frames `frames` (KVM's
+    /// `kvm_unmap_gfn_range`) in `addressSpace`, or in every address space
+    /// when `nil`; a huge leaf that only overlaps is removed whole. The VMM
+    /// calls it when it changes guest memory behind SLAT's back (the host
+    /// page map's notifier events zap on their own). Returns the number of
+    /// leaves removed.
+    ///
+    /// Locking contract: takes the MMU lock exclusively; the caller holds
+    /// none. TLB contract: everything removed is invalidated before it
+    /// returns.
+    /// - Throws: `SLATError/addressSpaceOutOfRange(_:count:)`,
+    ///   `SLATError/guestRangeOutOfBounds(_:limit:)` for frames beyond the
+    ///   input address size, `SLATError/tornDown`; nothing changed.
+    @discardableResult
+    func zap(_ frames: GuestFrameRange, addressSpace: Int?) throws(SLATError) -> Int
+
     /// Whether any guest page backed by the host range `range` was accessed
     /// since its young state was last cleared (mmu-notifier test-young).
     /// Changes nothing.
