@@ -57,7 +57,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     /// The `VTTBR_EL2` value: the root tagged with the VMID.
     public let translationTableBase: StageTwoTranslationTableBase
     /// The dirty bitmaps of the memslots that log writes
-    /// (``enableDirtyLogging(memslot:guestMemory:lock:context:)``).
+    /// (``enableDirtyLogging(memslot:guestMemory:lock:context:protection:)``).
     public let dirtyLogs = StageTwoDirtyLogs()
     /// Set once by ``destroy()``; every operation then throws ``SLATError/tornDown``.
     @usableFromInline let destroyed = Atomic<Bool>(false)
