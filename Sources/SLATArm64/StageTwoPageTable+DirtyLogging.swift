@@ -133,9 +133,7 @@ extension StageTwoPageTable {
     /// - Throws: `SLATError/dirtyLoggingNotEnabled(slot:)`,
     ///   `SLATError/dirtyLogNotClearedManually(slot:)`, `SLATError/tornDown`.
     public func getDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
-        try checkLive()
-        guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
-        if dirtyLogs.protection(forMemslot: id)?.isManual != true { throw .dirtyLogNotClearedManually(slot: id) }
+        let bitmap = try manualLogBitmap(memslot: id)
         return bitmap.snapshot()
     }
 
@@ -162,9 +160,7 @@ extension StageTwoPageTable {
     public func clearDirtyLog<Lock: ReaderWriterLock>(
         memslot id: UInt32, firstPage: UInt64, bitmap mask: [UInt64], lock: Lock, context: PageTableContext
     ) throws(SLATError) {
-        try checkLive()
-        guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
-        if dirtyLogs.protection(forMemslot: id)?.isManual != true { throw .dirtyLogNotClearedManually(slot: id) }
+        let bitmap = try manualLogBitmap(memslot: id)
         // Cleared under the lock, as the harvest takes its words.
         let cleared = try lock.withExclusive { () throws(SLATError) -> [UInt64] in
             try bitmap.clear(mask, firstPage: firstPage, slot: id)
@@ -176,6 +172,16 @@ extension StageTwoPageTable {
             bitmap.mark(words: cleared, firstWord: Int(firstPage >> 6))
             throw error
         }
+    }
+
+    /// The bitmap of memslot `id`, whose log must have manual protection.
+    /// - Throws: `SLATError/tornDown`, `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/dirtyLogNotClearedManually(slot:)`.
+    func manualLogBitmap(memslot id: UInt32) throws(SLATError) -> DirtyBitmap {
+        try checkLive()
+        guard let bitmap = dirtyLogs.bitmap(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        if dirtyLogs.protection(forMemslot: id)?.isManual != true { throw .dirtyLogNotClearedManually(slot: id) }
+        return bitmap
     }
 
     /// Write-protects the pages `words` reports (bit `i` of word `w` is

@@ -143,9 +143,7 @@ extension ExtendedPageTableMMU {
     ///   `SLATError/dirtyLogNotClearedManually(slot:)`, `SLATError/tornDown`.
     @inlinable
     public func getDirtyLog(memslot id: UInt32) throws(SLATError) -> [UInt64] {
-        try checkNotTornDown()
-        guard let log = dirtyLogs.entry(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
-        if !log.protection.isManual { throw .dirtyLogNotClearedManually(slot: id) }
+        let log = try manualLog(memslot: id)
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
         guard !isTornDown else { throw .tornDown }
@@ -173,9 +171,7 @@ extension ExtendedPageTableMMU {
     ///   `SLATError/tornDown`; the log is unchanged then.
     @inlinable
     public func clearDirtyLog(memslot id: UInt32, firstPage: UInt64, bitmap mask: [UInt64]) throws(SLATError) {
-        try checkNotTornDown()
-        guard let log = dirtyLogs.entry(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
-        if !log.protection.isManual { throw .dirtyLogNotClearedManually(slot: id) }
+        let log = try manualLog(memslot: id)
         lock.lockExclusive()
         defer { lock.unlockExclusive() }
         guard !isTornDown else { throw .tornDown }
@@ -188,6 +184,17 @@ extension ExtendedPageTableMMU {
         writeProtectReported(cleared, firstFrame: frames.start.rawValue &+ firstPage, within: frames,
                              roots: liveRoots(nil), batch: &batch)
         settle(batch)
+    }
+
+    /// The log of memslot `id`, which must have manual protection.
+    /// - Throws: `SLATError/tornDown`, `SLATError/dirtyLoggingNotEnabled(slot:)`,
+    ///   `SLATError/dirtyLogNotClearedManually(slot:)`.
+    @inlinable
+    func manualLog(memslot id: UInt32) throws(SLATError) -> DirtyLogRegistry.Entry {
+        try checkNotTornDown()
+        guard let log = dirtyLogs.entry(forMemslot: id) else { throw .dirtyLoggingNotEnabled(slot: id) }
+        if !log.protection.isManual { throw .dirtyLogNotClearedManually(slot: id) }
+        return log
     }
 
     /// Moves the set dirty bits of the small leaves under `log`'s memslot
