@@ -46,6 +46,8 @@ struct ExplorationMutationTests {
         .init(mutation: .zapStoresOverVolatileLeaf, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .pfnCacheLegacyRetry, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .pfnCacheLegacyRetry, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .nxRecoveryDropsDirtyBits, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .nxRecoveryDropsDirtyBits, strategy: .pct(depth: 3, seed: 21)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -78,6 +80,8 @@ struct ExplorationMutationTests {
             try check(scenario, testCase)
         case .pfnCacheLegacyRetry:
             try check(PfnCacheExplorationScenarios.refreshBesideNotifierStorm(), testCase)
+        case .nxRecoveryDropsDirtyBits:
+            try check(TDPExplorationScenarios.nxRecoveryBesideLoggedWrites(), testCase)
         }
     }
 

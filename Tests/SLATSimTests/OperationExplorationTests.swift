@@ -38,6 +38,11 @@ struct OperationExplorationTests {
         expectPasses(TDPExplorationScenarios.nxRecoveryBesideAccesses(), strategy)
     }
 
+    @Test("x86: NX huge-page recovery beside logged writes", arguments: strategies)
+    func nxRecoveryLogged(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.nxRecoveryBesideLoggedWrites(), strategy)
+    }
+
     @Test("x86: memslot removal beside faults", arguments: strategies)
     func memslotRemoval(strategy: ExplorationStrategy) {
         expectPasses(TDPExplorationScenarios.memslotRemovalBesideFaults(), strategy)

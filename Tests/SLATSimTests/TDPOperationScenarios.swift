@@ -155,6 +155,34 @@ extension TDPExplorationScenarios {
             check: { $0.check() }))
     }
 
+    /// NX huge-page recovery beside writes into an NX split of a memslot
+    /// that logs dirty pages (dirty-bit mode): recovery must leave the split
+    /// alone (or harvest its leaves), so every write is harvested.
+    static func nxRecoveryBesideLoggedWrites() -> ExplorationScenario<TDPDirtyLogWorld> {
+        typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
+        return perEntry(ExplorationScenario(
+            name: "x86: NX huge-page recovery beside logged writes",
+            threads: [
+                [write(2, vcpu: 0), write(3, vcpu: 0)],
+                [Step("recover NX huge pages") { world in
+                    _ = try world.vm.mmu.recoverNXHugePages()
+                    return nil
+                }],
+                [write(4, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler, frames: 512, hugeBacking: true, nxHugePages: true)
+                // An instruction fetch splits the first 2 MiB; then logging starts.
+                if let failure = vm.access(1, .executePrivileged, vcpu: 0) { throw SetupFailure(failure) }
+                for frame: UInt64 in 2..<5 {
+                    if let failure = vm.access(frame, .read, vcpu: 1) { throw SetupFailure(failure) }
+                }
+                try vm.mmu.enableDirtyLogging(memslot: 1, mode: .dirtyBit)
+                return TDPDirtyLogWorld(vm)
+            },
+            check: completeness))
+    }
+
     /// The memslot is removed (a guest-memory change: the MMU zaps its
     /// frames) while two vCPUs fault in it: once the removal returned no
     /// access translates (each ends as an MMIO exit), and no leaf of the

@@ -62,5 +62,12 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// range-based rework), so unrelated invalidations that keep one in
     /// flight starve it (a livelock).
     case pfnCacheLegacyRetry
+    /// x86 NX huge-page recovery as it was before both of its fixes: it
+    /// also zaps splits inside a memslot that logs dirty pages, and it
+    /// retires the split table without harvesting its leaves' dirty bits
+    /// (like ``retiredSubtreeNotHarvested``, for every subtree the
+    /// scenario's threads retire), so writes made since the last harvest
+    /// are lost to the dirty-bit log.
+    case nxRecoveryDropsDirtyBits
 }
 #endif

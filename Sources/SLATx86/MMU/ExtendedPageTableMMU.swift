@@ -256,12 +256,25 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     #endif
 
     /// False except under the explorer's
-    /// ``ExplorationMutation/retiredSubtreeNotHarvested`` (hosted debug
+    /// ``ExplorationMutation/retiredSubtreeNotHarvested`` or
+    /// ``ExplorationMutation/nxRecoveryDropsDirtyBits`` (hosted debug
     /// builds only).
     @inlinable
     static var skipsSubtreeHarvest: Bool {
         #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
-        ExplorationHooks.isActive(.retiredSubtreeNotHarvested)
+        ExplorationHooks.isActive(.retiredSubtreeNotHarvested) || ExplorationHooks.isActive(.nxRecoveryDropsDirtyBits)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/nxRecoveryDropsDirtyBits`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var nxRecoveryDropsDirtyBits: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.nxRecoveryDropsDirtyBits)
         #else
         false
         #endif
