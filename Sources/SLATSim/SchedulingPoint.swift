@@ -6,8 +6,10 @@ public enum SchedulingPoint: Sendable, Hashable {
     case tableAccess
     /// One table entry is about to be loaded, stored or
     /// compare-and-exchanged by the library (a walk's read of an entry, a
-    /// leaf-changing primitive's write). Taken only by a scheduler with
-    /// ``ControlledScheduler/yieldsAtTableEntries`` on (hosted debug builds).
+    /// leaf-changing primitive's write). The library's own such points are
+    /// taken only by a scheduler with
+    /// ``ControlledScheduler/yieldsAtTableEntries`` on (hosted debug
+    /// builds); an explicit `yield(at: .tableEntry)` always yields.
     case tableEntry
     /// A live-entry count is about to change or be read.
     case entryCount
