@@ -53,6 +53,11 @@ struct OperationExplorationTests {
         expectPasses(TDPExplorationScenarios.memslotReadOnlyBesideWrites(), strategy)
     }
 
+    @Test("x86: eager split beside accesses", arguments: strategies)
+    func x86EagerSplit(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.eagerSplitBesideAccesses(), strategy)
+    }
+
     @Test("stage 2: eager split beside accesses", arguments: strategies)
     func eagerSplit(strategy: ExplorationStrategy) {
         expectPasses(StageTwoExplorationScenarios.eagerSplitBesideAccesses(), strategy)

@@ -1,5 +1,6 @@
 import SLATCore
 import SLATSim
+import SLATSplit
 import SLATx86
 
 /// More x86 TDP MMU scenarios: the fast page fault, aging, huge-page and NX
@@ -80,8 +81,9 @@ extension TDPExplorationScenarios {
             name: "x86: aging beside writes (dirty-bit log)",
             threads: [
                 [Step("clear young") { world in
-                    _ = try world.vm.mmu.clearYoung(hostRange, context: world.vm.contexts[2])
-                    return nil
+                    // Frames the vCPUs never touch were read at setup: young.
+                    let young = try world.vm.mmu.clearYoung(hostRange, context: world.vm.contexts[2])
+                    return young ? nil : "clear young found nothing young"
                 }, Step("test young") { world in
                     _ = try world.vm.mmu.testYoung(hostRange, context: world.vm.contexts[2])
                     return nil
@@ -111,8 +113,9 @@ extension TDPExplorationScenarios {
             name: "x86: huge-page recovery beside accesses",
             threads: [
                 [Step("recover huge pages") { vm in
-                    _ = try vm.mmu.recoverHugePages(in: vm.slotFrames)
-                    return nil
+                    let recovered = try vm.mmu.recoverHugePages(in: vm.slotFrames)
+                    // The only table of small leaves is collapsed, whatever the vCPUs do.
+                    return recovered == 1 ? nil : "recovered \(recovered) huge pages, expected 1"
                 }],
                 [access(2, .write, vcpu: 0), access(300, .read, vcpu: 0)],
                 [access(7, .write, vcpu: 1)],
@@ -124,7 +127,7 @@ extension TDPExplorationScenarios {
                 for frame: UInt64 in [0, 2, 5, 7] {
                     if let failure = vm.access(frame, .write, vcpu: 0) { throw SetupFailure(failure) }
                 }
-                try vm.mmu.disableDirtyLogging(memslot: 1)
+                try vm.mmu.disableDirtyLogging(memslot: 1, recoverHugePages: false)
                 return vm
             },
             check: { $0.check() }))
@@ -140,8 +143,9 @@ extension TDPExplorationScenarios {
             name: "x86: NX huge-page recovery beside accesses",
             threads: [
                 [Step("recover NX huge pages") { vm in
-                    _ = try vm.mmu.recoverNXHugePages()
-                    return nil
+                    let zapped = try vm.mmu.recoverNXHugePages()
+                    // The split recorded at setup is zapped, whatever the vCPUs do.
+                    return zapped == 1 ? nil : "recovery zapped \(zapped) splits, expected 1"
                 }],
                 [access(2, .executePrivileged, vcpu: 0), access(3, .write, vcpu: 0)],
                 [access(400, .read, vcpu: 1)],
@@ -181,6 +185,36 @@ extension TDPExplorationScenarios {
                 return TDPDirtyLogWorld(vm)
             },
             check: completeness))
+    }
+
+    /// Eager splitting (SLATSplit's engine on the TDP MMU, shared lock: a
+    /// 2 MiB leaf replaced by a table of 4 KiB leaves) of a leaf both vCPUs
+    /// cached, beside a write and a read inside it: every access completes
+    /// on its own host page, no stale entry, the pages accounted, and the
+    /// translations those of a sequential order.
+    static func eagerSplitBesideAccesses() -> ExplorationScenario<VM> {
+        typealias Step = ExplorationScenario<VM>.Step
+        return withSequentialOracle(perEntry(ExplorationScenario(
+            name: "x86: eager split beside accesses",
+            threads: [
+                [Step("eager split of the memslot") { vm in
+                    let engine = EagerSplitEngine(backend: vm.mmu, lock: vm.mmu.lock,
+                                                  policy: EagerSplitPolicy(minimumFreePages: 4))
+                    let report = try engine.split(frames: vm.slotFrames, context: vm.contexts[2])
+                    // Nothing else splits or zaps the leaf: the split must happen.
+                    return report.leavesSplit == 1 && report.isComplete ? nil : "eager split: \(report)"
+                }],
+                [access(3, .write, vcpu: 0)],
+                [access(200, .read, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler, frames: 512, hugeBacking: true)
+                // One fault maps the 2 MiB leaf; both vCPUs cache it.
+                if let failure = vm.access(0, .read, vcpu: 0) { throw SetupFailure(failure) }
+                if let failure = vm.access(1, .read, vcpu: 1) { throw SetupFailure(failure) }
+                return vm
+            },
+            check: { $0.check() })))
     }
 
     /// The memslot is removed (a guest-memory change: the MMU zaps its
