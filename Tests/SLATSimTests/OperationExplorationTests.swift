@@ -48,6 +48,11 @@ struct OperationExplorationTests {
         expectPasses(TDPExplorationScenarios.memslotRemovalBesideFaults(), strategy)
     }
 
+    @Test("x86: memslot added beside accesses", arguments: strategies)
+    func memslotAdd(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.memslotAddBesideAccesses(), strategy)
+    }
+
     @Test("x86: memslot made read-only beside writes", arguments: strategies)
     func memslotReadOnly(strategy: ExplorationStrategy) {
         expectPasses(TDPExplorationScenarios.memslotReadOnlyBesideWrites(), strategy)

@@ -43,6 +43,8 @@ final class TDPExplorationVM: @unchecked Sendable {
     var memslotRemoved = false
     /// Set once the memslot was made read-only.
     var memslotReadOnly = false
+    /// Set once ``addSecondMemslot()`` returned.
+    var secondMemslotAdded = false
 
     /// A VM of `frames` guest frames; with `hugeBacking` the host maps
     /// them with 2 MiB pages (`frames` a multiple of 512), so faults may
@@ -110,6 +112,7 @@ final class TDPExplorationVM: @unchecked Sendable {
             let remapReturned = remapped[index] == true
             let removedBeforeAccess = memslotRemoved
             let readOnlyBeforeAccess = memslotReadOnly
+            let addedBeforeAccess = secondMemslotAdded
             switch walkers[vcpu].access(address, kind, through: simulatedTLB.vcpu(vcpu)) {
             case .translated(let output, _):
                 if removedBeforeAccess {
@@ -133,7 +136,9 @@ final class TDPExplorationVM: @unchecked Sendable {
                     // The VM is going away: the vCPU stops (KVM's vCPU exits).
                     return nil
                 } catch SLATError.noMemslot {
-                    // No memslot (removed): an MMIO exit the VMM emulates.
+                    // No memslot (removed, or not added yet): an MMIO exit
+                    // the VMM emulates, unless the memslot was there before.
+                    if addedBeforeAccess { return "vCPU \(vcpu)'s access to frame \(index) found no memslot after it was added" }
                     mmioExits.insert(index)
                     return nil
                 } catch SLATError.readOnlyMemslot {
@@ -163,6 +168,21 @@ final class TDPExplorationVM: @unchecked Sendable {
         scheduler.yield(at: .memslot)
         _ = try guestMemory.removeMemslot(id: 1)
         memslotRemoved = true
+    }
+
+    /// Adds memslot 2: `count` frames right after memslot 1, backed by the
+    /// host pages that follow its own (mapped by ``mapSecondMemslotHostPages(count:)``).
+    func addSecondMemslot(count: UInt64) throws {
+        scheduler.yield(at: .memslot)
+        try guestMemory.addMemslot(Memslot(id: 2, baseFrame: GuestFrameNumber(Self.baseFrame + frames), pageCount: count,
+                                           hostAddress: Self.hostBase.advanced(by: frames << 12)))
+        secondMemslotAdded = true
+    }
+
+    /// Maps the host pages memslot 2 will use (before the scenario's threads).
+    func mapSecondMemslotHostPages(count: UInt64) throws {
+        try guestMemory.hostPages.map(Self.hostBase.advanced(by: frames << 12),
+                                      to: HostFrameNumber(Self.hostFrameBase + frames), size: .size4K, count: count)
     }
 
     /// Makes the memslot read-only (the MMU write-protects its frames).

@@ -243,6 +243,36 @@ extension TDPExplorationScenarios {
             check: { $0.check() })))
     }
 
+    /// A second memslot is added while two vCPUs access its frames: before
+    /// the add returns an access may end as an MMIO exit; once it returned
+    /// every access finds the memslot and completes on its host page.
+    static func memslotAddBesideAccesses() -> ExplorationScenario<VM> {
+        typealias Step = ExplorationScenario<VM>.Step
+        return perEntry(ExplorationScenario(
+            name: "x86: memslot added beside accesses",
+            threads: [
+                [Step("add memslot 2") { vm in
+                    try vm.addSecondMemslot(count: 8)
+                    return nil
+                }],
+                [access(17, .read, vcpu: 0), access(18, .write, vcpu: 0)],
+                [access(17, .write, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                try vm.mapSecondMemslotHostPages(count: 8)
+                if let failure = vm.access(1, .read, vcpu: 0) { throw SetupFailure(failure) }
+                return vm
+            },
+            check: { vm in
+                // Once added, every frame of the memslot is reachable.
+                for frame: UInt64 in [17, 18] {
+                    if let failure = vm.access(frame, .write, vcpu: 0) { return "after the add: \(failure)" }
+                }
+                return vm.check()
+            }))
+    }
+
     /// The memslot is made read-only while two vCPUs write and read it:
     /// once the change returned no write completes (each ends as an exit
     /// the VMM emulates), reads still do, and no writable leaf is left.
