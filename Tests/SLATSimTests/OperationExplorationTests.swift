@@ -68,6 +68,11 @@ struct OperationExplorationTests {
         expectPasses(StageTwoExplorationScenarios.eagerSplitBesideAccesses(), strategy)
     }
 
+    @Test("stage 2: memslot removal beside faults", arguments: strategies)
+    func stageTwoMemslotRemoval(strategy: ExplorationStrategy) {
+        expectPasses(StageTwoExplorationScenarios.memslotRemovalBesideFaults(), strategy)
+    }
+
     @Test("stage 2: aging beside accesses", arguments: strategies)
     func stageTwoAging(strategy: ExplorationStrategy) {
         expectPasses(StageTwoExplorationScenarios.agingBesideAccesses(), strategy)

@@ -70,4 +70,30 @@ extension StageTwoExplorationScenarios {
             },
             check: { $0.check() }))
     }
+
+    /// The memslot is removed (the notifier binding zaps its range under
+    /// the exclusive lock) while two vCPUs fault in it and one had cached
+    /// a page: once the removal returned no access translates (each ends as
+    /// an MMIO exit), and no leaf is left.
+    static func memslotRemovalBesideFaults() -> ExplorationScenario<VM> {
+        perEntry(ExplorationScenario(
+            name: "stage 2: memslot removal beside faults",
+            threads: [
+                [Step("remove the memslot") { vm in
+                    try vm.removeMemslot()
+                    return nil
+                }],
+                [access(3, .write, vcpu: 0), access(5, .read, vcpu: 0)],
+                [access(1, .read, vcpu: 1), access(300, .write, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
+                vm.bindNotifier()
+                for page: UInt64 in [1, 3] {
+                    if let failure = vm.access(page: page, .read, vcpu: 1) { throw SetupFailure(failure) }
+                }
+                return vm
+            },
+            check: { $0.check() }))
+    }
 }
