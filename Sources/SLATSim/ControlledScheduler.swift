@@ -69,7 +69,7 @@ public final class ControlledScheduler: @unchecked Sendable {
     /// Whether the library's table-entry points (each load, store or
     /// compare-and-exchange of an entry another thread or the hardware may
     /// touch) are scheduling points (``SchedulingPoint/tableEntry``); when
-    /// `false` the smallest step is one ``TableMemory/entries(at:)`` call.
+    /// `false` the smallest step is one `TableMemory.entries(at:)` call.
     /// Set before ``run()``.
     public var yieldsAtTableEntries = false
 
