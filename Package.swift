@@ -5,7 +5,8 @@ import PackageDescription
 // hypervisors (see .ci/run), so they use no Foundation, Dispatch or Glibc
 // outside `#if canImport(Glibc)` blocks, typed throws only, and no existentials.
 // Debug builds define SLAT_EXPLORATION_HOOKS; in hosted (non-Embedded)
-// code the library then reports its lock, reclaimer and waiting points to a
+// code the library then reports its lock, reclaimer, waiting and
+// table-entry points (and SLATPfnCache its refresh points) to a
 // controlled scheduler (SLATSim's ControlledScheduler) and lets tests switch
 // known defects back on per thread (ExplorationMutation). Every hook sits
 // under `#if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)`: release and
@@ -47,7 +48,7 @@ let package = Package(
         // Hosted only (threads, Foundation): simulated hardware, the pfn
         // cache, table images and the tools.
         .target(name: "SLATSim", dependencies: ["SLATCore"], swiftSettings: explorationHooks),
-        .target(name: "SLATPfnCache", dependencies: ["SLATCore"]),
+        .target(name: "SLATPfnCache", dependencies: ["SLATCore"], swiftSettings: explorationHooks),
         .target(name: "SLAT", dependencies: ["SLATCore", "SLATx86", "SLATArm64", "SLATSplit", "SLATPfnCache", "SLATSim"]),
         .target(name: "SLATImage", dependencies: ["SLATCore", "SLATx86", "SLATArm64"]),
         .executableTarget(name: "slat", dependencies: ["SLATImage"]),
@@ -60,9 +61,16 @@ let package = Package(
         .testTarget(name: "SLATx86Tests", dependencies: ["SLATCore", "SLATx86", "SLATx86Hardware", "SLATSim"]),
         .testTarget(name: "SLATArm64Tests", dependencies: ["SLATCore", "SLATArm64", "SLATArm64Hardware", "SLATSim"]),
         .testTarget(name: "SLATSplitTests", dependencies: ["SLATCore", "SLATSplit", "SLATx86", "SLATArm64", "SLATSim"]),
-        .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64"], swiftSettings: explorationHooks),
+        .testTarget(name: "SLATSimTests", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64", "SLATPfnCache",
+                                                   "SLATSplit"],
+                    swiftSettings: explorationHooks),
         .testTarget(name: "SLATPfnCacheTests", dependencies: ["SLATCore", "SLATPfnCache"]),
         .testTarget(name: "SLATImageTests", dependencies: ["SLATCore", "SLATImage", "SLATx86", "SLATArm64"]),
+        // The libFuzzer targets' bodies (Tests/Fuzz/run links them with their
+        // -sanitize=fuzzer entries); the tests replay every committed corpus input.
+        .target(name: "SLATFuzzTargets", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATImage"],
+                path: "Tests/Fuzz/Targets"),
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["SLATFuzzTargets"], path: "Tests/FuzzCorpusTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -100,6 +100,7 @@ struct StageTwoLeafUpdateVisitor<Caches: CacheMaintenance>: PageTableVisitor {
             }
             // Always exchanged: with hardware access-flag updates the leaf
             // is volatile even to an exclusive writer (rule 5).
+            _explorationTableEntry()
             let (exchanged, original) = entry.pointer.pointee.compareExchange(
                 expected: old, desired: new, ordering: .acquiringAndReleasing)
             if exchanged {

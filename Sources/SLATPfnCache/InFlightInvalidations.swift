@@ -254,6 +254,14 @@ final class InFlightInvalidations: @unchecked Sendable {
         guard hull(retries: &retries).covers(address) else {
             return WaitOutcome(slept: false, snapshotRetries: retries)
         }
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        // Under a controlled scheduler a sleep would stop every thread: wait
+        // at its spin points instead.
+        if ExplorationHooks.spin() {
+            while hull(retries: &retries).covers(address) { _ = ExplorationHooks.spin() }
+            return WaitOutcome(slept: true, snapshotRetries: retries)
+        }
+        #endif
         let slept = locked {
             guard lockedHull().covers(address) else { return false }
             sleepers.wrappingAdd(1, ordering: .relaxed)

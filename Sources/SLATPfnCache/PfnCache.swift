@@ -278,6 +278,9 @@ public final class PfnCache: @unchecked Sendable {
         do throws(SLATError) {
             while true {
                 if try attempt(target) { break }
+                #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+                _ = ExplorationHooks.spin()  // under a controlled scheduler: let the notifiers run
+                #endif
             }
             refreshes.wrappingAdd(1, ordering: .relaxed)
         } catch {
@@ -315,6 +318,9 @@ public final class PfnCache: @unchecked Sendable {
         // caches' watch words (store buffering): either that visit sees the
         // armed watch word, or the reads below see the invalidation.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        let strategy = ExplorationHooks.isActive(.pfnCacheLegacyRetry) ? .legacy : self.strategy
+        #endif
         let sequence: UInt64
         switch strategy {
         case .legacy:
@@ -334,6 +340,9 @@ public final class PfnCache: @unchecked Sendable {
         let base = try registry.hostMemory.mapForAccess(page: pageAddress, frame: page.frame)
         let bytes = base.advanced(by: Int(target.pageOffset))
         afterResolution?(count)
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.reached(.pfnCacheResolved)
+        #endif
         // 4. Publish unless an invalidation may have overtaken the resolution.
         let published = exclusively(lock) { () -> Bool in
             let stale = switch strategy {

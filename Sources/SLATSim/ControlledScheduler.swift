@@ -33,8 +33,10 @@ import SLATCore
 /// test's own thread building the scenario, other tests) are not
 /// scheduled: every yield is then a no-op.
 // @unchecked Sendable: every mutable property is read and written only with
-// `state` locked (a pthread mutex); the logical threads are handed control
-// through semaphores, which order their memory accesses.
+// `state` locked (a pthread mutex), except the settings written before
+// `run()` (`mutations`, `yieldsAtTableEntries`, `bodies`) and only read
+// after it; the logical threads are handed control through semaphores,
+// which order their memory accesses.
 public final class ControlledScheduler: @unchecked Sendable {
     struct State {
         var threads: [ControlledThread] = []
@@ -64,6 +66,12 @@ public final class ControlledScheduler: @unchecked Sendable {
     /// debug builds only).
     public var mutations: Set<ExplorationMutation> = []
     #endif
+    /// Whether the library's table-entry points (each load, store or
+    /// compare-and-exchange of an entry another thread or the hardware may
+    /// touch) are scheduling points (``SchedulingPoint/tableEntry``); when
+    /// `false` the smallest step is one `TableMemory.entries(at:)` call.
+    /// Set before ``run()``.
+    public var yieldsAtTableEntries = false
 
     /// A scheduler whose choices come from `policy`.
     public init(policy: SchedulingPolicy, stepLimit: Int = 200_000, deadlockRounds: Int = 10_000,
@@ -276,6 +284,8 @@ final class HookObserver: ExplorationObserver {
         case .readSectionEnter: scheduler.yield(at: .readSectionEnter)
         case .readSectionLeave: scheduler.yield(at: .readSectionLeave)
         case .spin: scheduler.yield(at: .spin)
+        case .tableEntry: if scheduler.yieldsAtTableEntries { scheduler.yield(at: .tableEntry) }
+        case .pfnCacheResolved: scheduler.yield(at: .custom("pfn cache resolved"))
         }
     }
 

@@ -42,6 +42,21 @@ public struct ExplorationScenario<World>: @unchecked Sendable {
     /// testing of the explorer; hosted debug builds only).
     public var mutations: Set<ExplorationMutation> = []
     #endif
+    /// The smallest step: one table page (`false`, the default: the
+    /// accesses through one `entries(at:)` pointer run without a switch) or
+    /// one table entry (`true`: every load, store and compare-and-exchange
+    /// the library reports is a scheduling point, see
+    /// ``ControlledScheduler/yieldsAtTableEntries``). Finer steps find races
+    /// inside one table page at the cost of many more schedules.
+    public var perEntrySteps = false
+    /// The sequential-order oracle (``SequentialOracle``), checked after
+    /// `check` passes: the final state must be one that some sequential
+    /// order of the steps produces. `nil`: none.
+    public var sequentialOracle: SequentialOracle<World>? {
+        didSet { sequentialCache = SequentialSummaries() }
+    }
+    /// The sequential orders' summaries, computed once per scenario value.
+    var sequentialCache = SequentialSummaries()
 
     /// A scenario.
     public init(name: String, threads: [[Step]], makeWorld: @escaping (ControlledScheduler) throws -> World,
@@ -56,6 +71,7 @@ public struct ExplorationScenario<World>: @unchecked Sendable {
     public func removing(thread: Int, step index: Int) -> ExplorationScenario {
         var copy = self
         copy.threads[thread].remove(at: index)
+        copy.sequentialCache = SequentialSummaries()
         return copy
     }
 
@@ -65,6 +81,7 @@ public struct ExplorationScenario<World>: @unchecked Sendable {
     /// Runs one execution under `policy`.
     public func execute(policy: SchedulingPolicy, stepLimit: Int = 200_000) -> ExecutionRecord {
         let scheduler = ControlledScheduler(policy: policy, stepLimit: stepLimit)
+        scheduler.yieldsAtTableEntries = perEntrySteps
         #if SLAT_EXPLORATION_HOOKS
         scheduler.mutations = mutations
         #endif
@@ -97,7 +114,7 @@ public struct ExplorationScenario<World>: @unchecked Sendable {
             _ = steps
         }
         var record = scheduler.run()
-        if record.completed && record.failure == nil, let message = check(world) {
+        if record.completed && record.failure == nil, let message = check(world) ?? sequentialFailure(world) {
             record.failure = message
         }
         return record

@@ -4,6 +4,13 @@ public enum SchedulingPoint: Sendable, Hashable {
     /// A table page's entries are about to be read or changed
     /// (`TableMemory.entries(at:)`: every level of every software walk).
     case tableAccess
+    /// One table entry is about to be loaded, stored or
+    /// compare-and-exchanged by the library (a walk's read of an entry, a
+    /// leaf-changing primitive's write). The library's own such points are
+    /// taken only by a scheduler with
+    /// ``ControlledScheduler/yieldsAtTableEntries`` on (hosted debug
+    /// builds); an explicit `yield(at: .tableEntry)` always yields.
+    case tableEntry
     /// A live-entry count is about to change or be read.
     case entryCount
     /// A table page is about to be allocated.

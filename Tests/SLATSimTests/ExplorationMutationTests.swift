@@ -42,6 +42,12 @@ struct ExplorationMutationTests {
         .init(mutation: .notifierZapsCurrentRootsOnly, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .retiredSubtreeNotHarvested, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .retiredSubtreeNotHarvested, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .zapStoresOverVolatileLeaf, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .zapStoresOverVolatileLeaf, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .pfnCacheLegacyRetry, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .pfnCacheLegacyRetry, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .nxRecoveryDropsDirtyBits, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .nxRecoveryDropsDirtyBits, strategy: .pct(depth: 3, seed: 21)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -65,6 +71,17 @@ struct ExplorationMutationTests {
             try check(TDPExplorationScenarios.rootInvalidationBesideNotifier(), testCase)
         case .retiredSubtreeNotHarvested:
             try check(TDPExplorationScenarios.replacedRootZapBesideWrites(), testCase)
+        case .zapStoresOverVolatileLeaf:
+            // The race is between the zap's read of a leaf and its write of
+            // the same entry: only per-entry steps can put a vCPU's write there.
+            var scenario = TDPExplorationScenarios.dirtyLogBesideZap(mode: .dirtyBit)
+            scenario.perEntrySteps = true
+            scenario.name += ", per-entry steps"
+            try check(scenario, testCase)
+        case .pfnCacheLegacyRetry:
+            try check(PfnCacheExplorationScenarios.refreshBesideNotifierStorm(), testCase)
+        case .nxRecoveryDropsDirtyBits:
+            try check(TDPExplorationScenarios.nxRecoveryBesideLoggedWrites(), testCase)
         }
     }
 

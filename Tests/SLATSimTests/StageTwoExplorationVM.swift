@@ -37,6 +37,12 @@ final class StageTwoExplorationVM: @unchecked Sendable {
     let guestRange: GuestPhysicalRange
     /// Steps' own findings (a vCPU access that never completed, ...).
     var findings: [String] = []
+    /// The guest-memory notifier binding (zaps on memslot and host changes).
+    var binding: StageTwoNotifierBinding<Memory, ScheduledContextTLB, CountingCacheMaintenance, Lock>?
+    /// Set once the memslot's removal returned.
+    var memslotRemoved = false
+    /// Pages whose access ended as an MMIO exit (no memslot).
+    var mmioExits: Set<UInt64> = []
 
     /// A VM with `vcpus` vCPUs (and `hostThreads` more contexts) and one
     /// 2 MiB memslot backed by host memory mapped with `hostMappingSize`.
@@ -50,7 +56,7 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         let memory = SimulatedTableMemory(wrapping: scheduledMemory, watching: [simulatedTLB])
         mmu = try StageTwoPageTable(format: format, memory: memory,
                                     tlb: ScheduledTLB(wrapping: simulatedTLB, scheduler: scheduler),
-                                    caches: CountingCacheMaintenance(), vmid: 5, readerSlots: vcpus + hostThreads)
+                                    caches: CountingCacheMaintenance(), vmid: 5, readerSlots: vcpus + hostThreads + 1)
         walker = HardwareWalker(format: mmu.format, memory: arena, root: mmu.table.root)
         simulatedTLB.attach(walker)
         let size: UInt64 = 2 << 20
@@ -63,6 +69,20 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         handler = StageTwoFaultHandler(pageTable: mmu, guestMemory: guestMemory, lock: lock)
         contexts = (0..<(vcpus + hostThreads)).map { PageTableContext(readerSlot: $0) }
         guestRange = GuestPhysicalRange(start: GuestPhysicalAddress(Self.guestBase), size: size)
+    }
+
+    /// Binds the MMU to guest-memory events (memslot removal, host
+    /// changes), as `StageTwoMMU` does, with its own reader slot.
+    func bindNotifier() {
+        binding = StageTwoNotifierBinding(pageTable: mmu, guestMemory: guestMemory, lock: lock,
+                                          readerSlot: contexts.count)
+    }
+
+    /// Removes the memslot (the bound notifier zaps its range).
+    func removeMemslot() throws {
+        scheduler.yield(at: .memslot)
+        _ = try guestMemory.removeMemslot(id: 1)
+        memslotRemoved = true
     }
 
     func address(page index: UInt64) -> GuestPhysicalAddress {
@@ -91,8 +111,10 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         let address = address(page: index)
         for _ in 0..<attempts {
             scheduler.yield(at: .hardwareAccess)
+            let removedBeforeAccess = memslotRemoved
             switch walker.access(address, kind, through: simulatedTLB.vcpu(vcpu)) {
             case .translated(let output, _):
+                if removedBeforeAccess { return "vCPU \(vcpu) reached \(output) for \(address) after its memslot's removal returned" }
                 return output == self.output(page: index)
                     ? nil : "vCPU \(vcpu) reached \(output) for \(address), expected \(self.output(page: index))"
             case .violation(let violation):
@@ -107,6 +129,10 @@ final class StageTwoExplorationVM: @unchecked Sendable {
                     // A retry waits for another thread (a locked entry, a
                     // racing fault): let it run before the next attempt.
                     if outcome.isRetry { scheduler.yield(at: .spin) }
+                } catch SLATError.noMemslot {
+                    // No memslot (removed): an MMIO exit the VMM emulates.
+                    mmioExits.insert(index)
+                    return nil
                 } catch {
                     return "vCPU \(vcpu)'s fault at \(address) threw \(error)"
                 }
@@ -133,6 +159,7 @@ final class StageTwoExplorationVM: @unchecked Sendable {
             return "table pages leaked: \(live.count) live, \(reachable.count) reachable, \(cached) cached"
         }
         for leaf in mmu.table.leaves(in: guestRange) {
+            if memslotRemoved { return "leaf at \(leaf.guestAddress) left after the memslot was removed" }
             let expected = Self.hostBase + (leaf.guestAddress.rawValue - Self.guestBase)
             if leaf.output.rawValue != expected { return "leaf at \(leaf.guestAddress) maps \(leaf.output), expected \(expected)" }
         }

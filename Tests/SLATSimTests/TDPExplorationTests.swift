@@ -24,6 +24,19 @@ struct TDPExplorationTests {
         #expect(outcome.executions > 10)
     }
 
+    @Test("Dirty log (dirty bit) beside a zap, one step per table-entry access", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 5),
+    ])
+    func dirtyLogPerEntry(strategy: ExplorationStrategy) {
+        var scenario = TDPExplorationScenarios.dirtyLogBesideZap(mode: .dirtyBit)
+        scenario.perEntrySteps = true
+        scenario.name += ", per-entry steps"
+        let outcome = Explorer.explore(scenario, strategy: strategy, budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+
     @Test("Faults beside an mmu-notifier remap", arguments: [
         ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 6), .random(seed: 6),
     ])

@@ -37,8 +37,21 @@ final class TDPExplorationVM: @unchecked Sendable {
     var remapped: [UInt64: Bool] = [:]
     /// Set once ``teardown()`` returned: vCPUs stop running.
     var tornDown = false
+    /// Frames whose access ended as an MMIO exit (no memslot).
+    var mmioExits: Set<UInt64> = []
+    /// Set once the memslot's removal returned.
+    var memslotRemoved = false
+    /// Set once the memslot was made read-only.
+    var memslotReadOnly = false
+    /// Set once ``addSecondMemslot()`` returned.
+    var secondMemslotAdded = false
 
-    init(_ scheduler: ControlledScheduler, frames: UInt64 = 16, vcpus: Int = 2, yieldInterval: Int = 2) throws {
+    /// A VM of `frames` guest frames; with `hugeBacking` the host maps
+    /// them with 2 MiB pages (`frames` a multiple of 512), so faults may
+    /// map 2 MiB leaves; `nxHugePages` turns on the iTLB-multihit policy
+    /// (an instruction fetch splits a huge leaf).
+    init(_ scheduler: ControlledScheduler, frames: UInt64 = 16, vcpus: Int = 2, yieldInterval: Int = 2,
+         hugeBacking: Bool = false, nxHugePages: Bool = false) throws {
         self.scheduler = scheduler
         self.frames = frames
         format = try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: true)
@@ -46,13 +59,19 @@ final class TDPExplorationVM: @unchecked Sendable {
         scheduledMemory = ScheduledTableMemory(wrapping: arena, scheduler: scheduler, poison: format.frozenEntry)
         simulatedTLB = SimulatedContextTLB(format: format, vcpuCount: vcpus, log: log)
         let memory = SimulatedTableMemory(wrapping: scheduledMemory, watching: [simulatedTLB])
-        try guestMemory.hostPages.map(Self.hostBase, to: HostFrameNumber(Self.hostFrameBase), size: .size4K,
-                                      count: frames)
+        if hugeBacking {
+            try guestMemory.hostPages.map(Self.hostBase, to: HostFrameNumber(Self.hostFrameBase), size: .size2M,
+                                          count: frames / 512)
+        } else {
+            try guestMemory.hostPages.map(Self.hostBase, to: HostFrameNumber(Self.hostFrameBase), size: .size4K,
+                                          count: frames)
+        }
         try guestMemory.addMemslot(Memslot(id: 1, baseFrame: GuestFrameNumber(Self.baseFrame), pageCount: frames,
                                            hostAddress: Self.hostBase))
         mmu = try MMU(format: format, memory: memory, tlb: ScheduledTLB(wrapping: simulatedTLB, scheduler: scheduler),
                       guestMemory: guestMemory,
-                      configuration: MMUConfiguration(readerSlots: vcpus + 2, yieldInterval: yieldInterval))
+                      configuration: MMUConfiguration(readerSlots: vcpus + 2, nxHugePages: nxHugePages,
+                                                      yieldInterval: yieldInterval))
         let root = try mmu.root()
         walkers = Array(repeating: HardwareWalker(format: format, memory: arena, root: root), count: vcpus)
         // Each cached entry is judged against the root it was walked from.
@@ -91,8 +110,17 @@ final class TDPExplorationVM: @unchecked Sendable {
             }
             scheduler.yield(at: .hardwareAccess)
             let remapReturned = remapped[index] == true
+            let removedBeforeAccess = memslotRemoved
+            let readOnlyBeforeAccess = memslotReadOnly
+            let addedBeforeAccess = secondMemslotAdded
             switch walkers[vcpu].access(address, kind, through: simulatedTLB.vcpu(vcpu)) {
             case .translated(let output, _):
+                if removedBeforeAccess {
+                    return "vCPU \(vcpu) reached \(output) for frame \(index) after its memslot's removal returned"
+                }
+                if readOnlyBeforeAccess && kind == .write {
+                    return "vCPU \(vcpu) wrote frame \(index) after its memslot was made read-only"
+                }
                 if output == hostAddress(index, remapped: true) { return nil }
                 if output == hostAddress(index) {
                     return remapReturned ? "vCPU \(vcpu) reached the old host page of frame \(index) after its remap returned" : nil
@@ -106,6 +134,16 @@ final class TDPExplorationVM: @unchecked Sendable {
                     if case .retry = outcome { scheduler.yield(at: .spin) }
                 } catch SLATError.tornDown {
                     // The VM is going away: the vCPU stops (KVM's vCPU exits).
+                    return nil
+                } catch SLATError.noMemslot {
+                    // No memslot (removed, or not added yet): an MMIO exit
+                    // the VMM emulates, unless the memslot was there before.
+                    if addedBeforeAccess { return "vCPU \(vcpu)'s access to frame \(index) found no memslot after it was added" }
+                    mmioExits.insert(index)
+                    return nil
+                } catch SLATError.readOnlyMemslot {
+                    // A write to a read-only memslot: an exit the VMM emulates.
+                    mmioExits.insert(index)
                     return nil
                 } catch {
                     return "vCPU \(vcpu)'s fault at frame \(index) threw \(error)"
@@ -123,6 +161,35 @@ final class TDPExplorationVM: @unchecked Sendable {
         try guestMemory.hostPages.remap(HostVirtualRange(start: Self.hostBase.advanced(by: index << 12), size: 4096),
                                         to: HostFrameNumber(Self.remappedFrameBase + index))
         remapped[index] = true
+    }
+
+    /// Removes the memslot (the MMU zaps its frames).
+    func removeMemslot() throws {
+        scheduler.yield(at: .memslot)
+        _ = try guestMemory.removeMemslot(id: 1)
+        memslotRemoved = true
+    }
+
+    /// Adds memslot 2: `count` frames right after memslot 1, backed by the
+    /// host pages that follow its own (mapped by ``mapSecondMemslotHostPages(count:)``).
+    func addSecondMemslot(count: UInt64) throws {
+        scheduler.yield(at: .memslot)
+        try guestMemory.addMemslot(Memslot(id: 2, baseFrame: GuestFrameNumber(Self.baseFrame + frames), pageCount: count,
+                                           hostAddress: Self.hostBase.advanced(by: frames << 12)))
+        secondMemslotAdded = true
+    }
+
+    /// Maps the host pages memslot 2 will use (before the scenario's threads).
+    func mapSecondMemslotHostPages(count: UInt64) throws {
+        try guestMemory.hostPages.map(Self.hostBase.advanced(by: frames << 12),
+                                      to: HostFrameNumber(Self.hostFrameBase + frames), size: .size4K, count: count)
+    }
+
+    /// Makes the memslot read-only (the MMU write-protects its frames).
+    func makeMemslotReadOnly() throws {
+        scheduler.yield(at: .memslot)
+        try guestMemory.updateMemslotFlags(id: 1, inserting: .readOnly)
+        memslotReadOnly = true
     }
 
     /// Tears the MMU down (the VM is destroyed while the host and vCPUs
@@ -146,6 +213,25 @@ final class TDPExplorationVM: @unchecked Sendable {
         let live = scheduledMemory.livePages.count
         if live != 1 + cached { return "after teardown \(live) table pages live, expected the root and \(cached) cached" }
         return nil
+    }
+
+    /// What a sequential order of the operations decides about the tables:
+    /// each frame's host page and permissions, or nothing (not the
+    /// accessed and dirty bits, not the leaf sizes or table pages).
+    func tableSummary() -> String {
+        guard let table = try? mmu.table() else { return "torn down" }
+        var lines: [String] = []
+        for index in 0..<frames {
+            if case .mapped(let translation) = table.translate(address(index)) {
+                lines.append("\(index)→\(translation.output) \(translation.attributes.permissions)")
+            }
+        }
+        return lines.joined(separator: ", ")
+    }
+
+    /// The sequential-order oracle over ``tableSummary()``.
+    static var sequentialOracle: SequentialOracle<TDPExplorationVM> {
+        SequentialOracle { $0.tableSummary() }
     }
 
     static func guestAccess(_ kind: AccessKind) -> GuestAccess {
@@ -183,6 +269,10 @@ final class TDPExplorationVM: @unchecked Sendable {
         }
         for index in 0..<frames {
             if case .mapped(let translation) = table.translate(address(index)) {
+                if memslotRemoved { return "frame \(index) still mapped after its memslot was removed" }
+                if memslotReadOnly && translation.attributes.permissions.contains(.write) {
+                    return "frame \(index) still writable after its memslot was made read-only"
+                }
                 let expected = hostAddress(index, remapped: remapped[index] == true)
                 if translation.output != expected {
                     return "frame \(index) maps \(translation.output), expected \(expected)"

@@ -49,5 +49,25 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// its leaves' dirty bits into a dirty-bit-mode log (KVM's
     /// `handle_removed_pt` accounts every leaf it drops).
     case retiredSubtreeNotHarvested
+    /// The x86 zap, under the exclusive lock, removes a leaf with a plain
+    /// store and accounts the value its walk read before, instead of
+    /// exchanging it: a dirty bit the hardware set in between is lost
+    /// (rule 5 of Docs/concurrency.md; KVM's TDP MMU writes SPTEs with
+    /// volatile bits by atomic exchange for this reason, "KVM: x86/mmu: Use
+    /// atomic XCHG to write TDP MMU SPTEs with volatile bits").
+    case zapStoresOverVolatileLeaf
+    /// A pfn cache refresh, whatever its strategy, uses the legacy retry:
+    /// it resolves again while *any* invalidation is in flight or the
+    /// invalidation sequence moved (KVM's gfn-to-pfn cache before its
+    /// range-based rework), so unrelated invalidations that keep one in
+    /// flight starve it (a livelock).
+    case pfnCacheLegacyRetry
+    /// x86 NX huge-page recovery as it was before both of its fixes: it
+    /// also zaps splits inside a memslot that logs dirty pages, and it
+    /// retires the split table without harvesting its leaves' dirty bits
+    /// (like ``retiredSubtreeNotHarvested``, for every subtree the
+    /// scenario's threads retire), so writes made since the last harvest
+    /// are lost to the dirty-bit log.
+    case nxRecoveryDropsDirtyBits
 }
 #endif

@@ -29,6 +29,7 @@ extension PageTable {
     /// `false` — otherwise by a plain release store.
     @inlinable
     func write(_ pointer: EntryPointer, expected: inout UInt64, _ new: UInt64, level: Int, shared: Bool) -> Bool {
+        _explorationTableEntry()
         if needsExchange(expected, level: level, shared: shared) {
             let (exchanged, original) = pointer.pointee.compareExchange(
                 expected: expected, desired: new, ordering: .acquiringAndReleasing)
@@ -50,6 +51,7 @@ extension PageTable {
                 value = pointer.pointee.load(ordering: .acquiring)
                 continue
             }
+            _explorationTableEntry()
             let (exchanged, original) = pointer.pointee.compareExchange(
                 expected: value, desired: frozen, ordering: .acquiringAndReleasing)
             if exchanged { return value }
@@ -134,6 +136,7 @@ extension PageTable {
             && !differsOnlyInPermissions(expected, new, level: level) {
             if !write(pointer, expected: &expected, format.frozenEntry, level: level, shared: shared) { return false }
             tlb.invalidate(address: address, level: format.leafLevel(ofHeight: level))
+            _explorationTableEntry()
             pointer.pointee.store(new, ordering: .releasing)
             return true
         }

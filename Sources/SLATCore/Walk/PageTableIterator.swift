@@ -112,12 +112,16 @@ public struct PageTableIterator<Format: PageTableFormat, Memory: TableMemory> {
     @inlinable
     mutating func load() {
         _pointer = table(atLevel: level) + format.index(of: address, atLevel: level)
+        _explorationTableEntry()
         snapshot = pointer.pointee.load(ordering: .acquiring)
     }
 
     /// Re-reads the current entry into ``snapshot``.
     @inlinable
-    public mutating func reread() { snapshot = pointer.pointee.load(ordering: .acquiring) }
+    public mutating func reread() {
+        _explorationTableEntry()
+        snapshot = pointer.pointee.load(ordering: .acquiring)
+    }
 
     /// Whether the current entry is a table the cursor would descend into.
     @inlinable

@@ -68,6 +68,7 @@ public struct PageTableWalker<Format: PageTableFormat, Memory: TableMemory> {
         let lastInTable = (last >> shift) & ~mask == (address >> shift) & ~mask ? lastIndex : Int(mask)
         while index <= lastInTable {
             let pointer = table + index
+            _explorationTableEntry()
             var entry = VisitedEntry(
                 level: level, address: GuestPhysicalAddress(address), pointer: pointer,
                 snapshot: pointer.pointee.load(ordering: .acquiring), mode: mode)

@@ -244,22 +244,37 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     /// Both false except under the explorer's
     /// ``ExplorationMutation/zapDecidesHarvestAtStart`` (then removed
     /// leaves skip the harvest when no log existed at the zap's start) and
-    /// ``ExplorationMutation/notifierZapsCurrentRootsOnly`` (hosted debug
-    /// builds only; other builds use constants in the zap).
+    /// ``ExplorationMutation/notifierZapsCurrentRootsOnly``, and
+    /// `plainStore` under ``ExplorationMutation/zapStoresOverVolatileLeaf``
+    /// (hosted debug builds only; other builds use constants in the zap).
     @inlinable
-    static func zapMutation(harvestingAtStart: Bool) -> (skipsHarvest: Bool, currentRootsOnly: Bool) {
+    static func zapMutation(harvestingAtStart: Bool) -> (skipsHarvest: Bool, currentRootsOnly: Bool, plainStore: Bool) {
         (ExplorationHooks.isActive(.zapDecidesHarvestAtStart) && !harvestingAtStart,
-         ExplorationHooks.isActive(.notifierZapsCurrentRootsOnly))
+         ExplorationHooks.isActive(.notifierZapsCurrentRootsOnly),
+         ExplorationHooks.isActive(.zapStoresOverVolatileLeaf))
     }
     #endif
 
     /// False except under the explorer's
-    /// ``ExplorationMutation/retiredSubtreeNotHarvested`` (hosted debug
+    /// ``ExplorationMutation/retiredSubtreeNotHarvested`` or
+    /// ``ExplorationMutation/nxRecoveryDropsDirtyBits`` (hosted debug
     /// builds only).
     @inlinable
     static var skipsSubtreeHarvest: Bool {
         #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
-        ExplorationHooks.isActive(.retiredSubtreeNotHarvested)
+        ExplorationHooks.isActive(.retiredSubtreeNotHarvested) || ExplorationHooks.isActive(.nxRecoveryDropsDirtyBits)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/nxRecoveryDropsDirtyBits`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var nxRecoveryDropsDirtyBits: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.nxRecoveryDropsDirtyBits)
         #else
         false
         #endif

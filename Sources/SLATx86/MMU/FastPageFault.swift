@@ -79,6 +79,7 @@ extension ExtendedPageTableMMU {
                 new |= ExtendedPageTableBits.write | ExtendedPageTableBits.dirty | ExtendedPageTableBits.accessed
             }
             guard new & needed != 0 else { return .notFixable }
+            _explorationTableEntry()
             let (exchanged, original) = pointer.pointee.compareExchange(
                 expected: entry, desired: new, ordering: .acquiringAndReleasing)
             if exchanged {

@@ -215,6 +215,7 @@ extension ExtendedPageTableMMU {
         func descend(into entry: UInt64) { enter(format.childTable(of: entry)) }
         while true {
             let pointer = table + format.index(of: address, atLevel: level)
+            _explorationTableEntry()
             var entry = pointer.pointee.load(ordering: .acquiring)
             entryLoop: while true {
                 if entry == frozen { return .retry }
@@ -231,6 +232,7 @@ extension ExtendedPageTableMMU {
                     let new = plan.leaf(atLevel: level)
                     if entry == new { return .spurious }
                     if present && !isTable && plan.isSatisfied(by: entry, atLevel: level) { return .spurious }
+                    _explorationTableEntry()
                     let (exchanged, original) = pointer.pointee.compareExchange(
                         expected: entry, desired: new, ordering: .acquiringAndReleasing)
                     if !exchanged {

@@ -15,6 +15,7 @@ extension ExtendedPageTableMMU {
         var old = expected
         while true {
             guard let new = transform(old), new != old else { return nil }
+            _explorationTableEntry()
             let (exchanged, original) = pointer.pointee.compareExchange(
                 expected: old, desired: new, ordering: .acquiringAndReleasing)
             if exchanged { return (old, new) }

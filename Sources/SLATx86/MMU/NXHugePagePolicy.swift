@@ -41,7 +41,8 @@ extension ExtendedPageTableMMU {
         for split in batchOfSplits {
             let size = format.entrySize(atLevel: split.level)
             let frames = GuestFrameRange(covering: GuestPhysicalRange(start: split.address, size: size))
-            if guestMemory.allMemslots.contains(where: { $0.flags.contains(.dirtyLogging) && $0.frames.overlaps(frames) }) {
+            if !Self.nxRecoveryDropsDirtyBits,
+               guestMemory.allMemslots.contains(where: { $0.flags.contains(.dirtyLogging) && $0.frames.overlaps(frames) }) {
                 kept.append(split)
                 continue
             }

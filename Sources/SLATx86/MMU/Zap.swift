@@ -42,12 +42,15 @@ extension ExtendedPageTableMMU {
         #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         let mutation = Self.zapMutation(harvestingAtStart: dirtyLoggingSlots.load(ordering: .acquiring) > 0)
         #else
-        let mutation = (skipsHarvest: false, currentRootsOnly: false)
+        let mutation = (skipsHarvest: false, currentRootsOnly: false, plainStore: false)
         #endif
         for (space, root) in liveRoots(addressSpace) where !mutation.currentRootsOnly || root == rootAddress(space) {
             forEachLeaf(in: range, addressSpace: space, root: root, batch: &batch) { iterator, batch in
                 let level = iterator.level
-                let old = iterator.pointer.pointee.exchange(0, ordering: .acquiringAndReleasing)
+                _explorationTableEntry()
+                let old = mutation.plainStore ? iterator.snapshot
+                    : iterator.pointer.pointee.exchange(0, ordering: .acquiringAndReleasing)
+                if mutation.plainStore { iterator.pointer.pointee.store(0, ordering: .releasing) }
                 iterator.snapshot = 0
                 accountChange(old: old, new: 0, address: iterator.address, level: level, mode: .exclusive,
                               startsLogging: mutation.skipsHarvest, batch: &batch)

@@ -1,0 +1,88 @@
+import SLATCore
+import SLATSim
+import Testing
+
+/// The fast-fault, aging, recovery, eager-split and memslot scenarios
+/// explored on the unmodified library (both backends): every schedule
+/// within the budget passes every oracle. Each test prints its explored
+/// schedule count.
+@Suite("Exploration: fast faults, aging, recovery, eager split and memslot changes")
+struct OperationExplorationTests {
+    static var budget: ExplorationBudget { ExplorationTestBudget.scenario }
+    static let strategies: [ExplorationStrategy] = [.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 12)]
+
+    func expectPasses<World>(_ scenario: ExplorationScenario<World>, _ strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(scenario, strategy: strategy, budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+
+    @Test("x86: fast page faults (write-protect log) beside harvests", arguments: strategies)
+    func fastFaults(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.fastFaultsBesideHarvests(), strategy)
+    }
+
+    @Test("x86: aging beside writes with a dirty-bit log", arguments: strategies)
+    func x86Aging(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.agingBesideWrites(), strategy)
+    }
+
+    @Test("x86: huge-page recovery beside accesses", arguments: strategies)
+    func hugePageRecovery(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.hugePageRecoveryBesideAccesses(), strategy)
+    }
+
+    @Test("x86: NX huge-page recovery beside accesses", arguments: strategies)
+    func nxRecovery(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.nxRecoveryBesideAccesses(), strategy)
+    }
+
+    @Test("x86: NX huge-page recovery beside logged writes", arguments: strategies)
+    func nxRecoveryLogged(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.nxRecoveryBesideLoggedWrites(), strategy)
+    }
+
+    @Test("x86: memslot removal beside faults", arguments: strategies)
+    func memslotRemoval(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.memslotRemovalBesideFaults(), strategy)
+    }
+
+    @Test("x86: memslot added beside accesses", arguments: strategies)
+    func memslotAdd(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.memslotAddBesideAccesses(), strategy)
+    }
+
+    @Test("x86: memslot made read-only beside writes", arguments: strategies)
+    func memslotReadOnly(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.memslotReadOnlyBesideWrites(), strategy)
+    }
+
+    @Test("x86: eager split beside accesses", arguments: strategies)
+    func x86EagerSplit(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.eagerSplitBesideAccesses(), strategy)
+    }
+
+    @Test("stage 2: eager split beside accesses", arguments: strategies)
+    func eagerSplit(strategy: ExplorationStrategy) {
+        expectPasses(StageTwoExplorationScenarios.eagerSplitBesideAccesses(), strategy)
+    }
+
+    @Test("stage 2: memslot removal beside faults", arguments: strategies)
+    func stageTwoMemslotRemoval(strategy: ExplorationStrategy) {
+        expectPasses(StageTwoExplorationScenarios.memslotRemovalBesideFaults(), strategy)
+    }
+
+    @Test("stage 2: aging beside accesses", arguments: strategies)
+    func stageTwoAging(strategy: ExplorationStrategy) {
+        expectPasses(StageTwoExplorationScenarios.agingBesideAccesses(), strategy)
+    }
+}
+
+/// `scenario` with one scheduling step per table-entry access (its race
+/// may sit between an operation's read of an entry and its write).
+func perEntry<World>(_ scenario: ExplorationScenario<World>) -> ExplorationScenario<World> {
+    var scenario = scenario
+    scenario.perEntrySteps = true
+    return scenario
+}
