@@ -26,7 +26,7 @@ extension StageTwoExplorationScenarios {
                         // The block is split, whatever the vCPUs do.
                         guard let resume = progress.resumeAddress else { return split == 1 ? nil : "split \(split) blocks" }
                         try context.pageCache.topUp(from: vm.mmu.table.memory, toAtLeast: progress.pagesWanted)
-                        range = GuestPhysicalRange(start: resume, end: vm.guestRange.end)
+                        range = try GuestPhysicalRange(start: resume, end: vm.guestRange.end)
                     }
                 }],
                 [access(3, .write, vcpu: 0)],
