@@ -23,6 +23,8 @@ public struct AccessMix: Hashable, Sendable {
     /// A mix; `writePercent + executePercent` must not exceed 100.
     @inlinable
     public init(writePercent: Int = 0, executePercent: Int = 0) {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(writePercent >= 0 && executePercent >= 0 && writePercent + executePercent <= 100, "percentages out of range")
         self.writePercent = writePercent
         self.executePercent = executePercent
@@ -66,6 +68,8 @@ public struct AccessStream: Hashable, Sendable {
     @inlinable
     public init(range: GuestPhysicalRange, pattern: AccessPattern = .sequential, mix: AccessMix = .readOnly,
                 sharing: RangeSharing = .overlapping, accessesPerVCPU: Int, step: UInt64 = 4096) {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(step > 0 && range.size >= step, "the range must hold at least one step")
         self.range = range
         self.pattern = pattern
@@ -100,6 +104,8 @@ public struct AccessStreamCursor: Sendable {
             size = stream.range.size
         case .perVCPU:
             let steps = stream.range.size / stream.step / UInt64(vcpuCount)
+            // A test's own configuration: SLATSim is test support, never on a
+            // VMM's path, and stopping here is that test failing at its setup.
             precondition(steps > 0, "the range is too small for one step per vCPU")
             size = steps * stream.step
             start = stream.range.start.rawValue + UInt64(vcpu) * size

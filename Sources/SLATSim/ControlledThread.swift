@@ -33,6 +33,7 @@ final class ControlledThread: @unchecked Sendable {
         let status = pthread_key_create(&key, nil)
         // No caller input reaches this: one key is created per process, at
         // first use; only the system running out of keys fails it.
+        // Fails only when the process has used all its thread-specific keys.
         precondition(status == 0, "pthread_key_create failed")
         return key
     }()

@@ -48,6 +48,8 @@ public struct OperationGenerator<Format: PageTableFormat>: Sendable {
     ///   - weights: how often each kind of operation is generated.
     public init(format: Format, window: GuestPhysicalRange, seed: UInt64, vcpuCount: Int = 2,
                 outputOffset: UInt64 = 1 << 36, weights: Weights = Weights()) {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(window.start.isAligned(to: format.pageSize) && window.size % format.pageSize == 0
                      && window.size >= 2 * format.pageSize, "window must be granule-aligned and hold two pages")
         self.format = format

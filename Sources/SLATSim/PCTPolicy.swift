@@ -13,6 +13,8 @@ public final class PCTPolicy: SchedulingPolicy {
     /// A policy for `threadCount` threads, bug depth `depth` (≥ 1) and an
     /// execution of about `stepEstimate` decisions, drawn from `seed`.
     public init(threadCount: Int, depth: Int, stepEstimate: Int, seed: UInt64) {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(depth >= 1, "PCT depth must be at least 1")
         var random = SimulationRandom(seed: seed)
         var priorities = Array(depth..<(depth + threadCount))

@@ -24,6 +24,7 @@ final class PThreadLocked<Value>: @unchecked Sendable {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         let status = pthread_mutex_init(mutex, nil)
+        // A default mutex initialises without failing on glibc.
         precondition(status == 0, "pthread_mutex_init failed: \(status)")
         self.value = value
     }

@@ -64,6 +64,8 @@ public struct ReferenceModel: Sendable {
 
     /// An empty model of pages of `pageSize` bytes (a power of two).
     public init(pageSize: UInt64) {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(pageSize.nonzeroBitCount == 1, "page size must be a power of two")
         self.pageSize = pageSize
     }
@@ -75,6 +77,8 @@ public struct ReferenceModel: Sendable {
     public var count: Int { pages.count }
 
     private func pageNumbers(_ range: GuestPhysicalRange) -> Range<UInt64> {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(range.start.isAligned(to: pageSize) && range.size % pageSize == 0, "range not page-aligned")
         let first = range.start.rawValue / pageSize
         return first..<(first + range.size / pageSize)
@@ -132,6 +136,8 @@ public struct ReferenceModel: Sendable {
     public func differences<Format: PageTableFormat, Memory: TableMemory>(
         from table: PageTable<Format, Memory>, in range: GuestPhysicalRange? = nil, limit: Int = 16
     ) -> [ModelMismatch] {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(table.format.pageSize == pageSize, "model and table page sizes differ")
         var mismatches: [ModelMismatch] = []
         var matched = 0

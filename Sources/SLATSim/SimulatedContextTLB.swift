@@ -45,6 +45,8 @@ public final class SimulatedContextTLB: TLB {
         format: Format, vcpuCount: Int, context: UInt64 = 0, capacity: Int = 1024,
         log: SimulationLog = SimulationLog(), reportsConflicts: Bool? = nil, honoursLevelHints: Bool = true
     ) {
+        // A test's own configuration: SLATSim is test support, never on a
+        // VMM's path, and stopping here is that test failing at its setup.
         precondition(vcpuCount > 0, "a context needs at least one vCPU")
         let sizes = (0...format.rootLevel).map { format.entrySize(atLevel: $0) }
         let conflicts = reportsConflicts ?? format.requiresBreakBeforeMake
@@ -121,6 +123,8 @@ public final class SimulatedContextTLB: TLB {
     @discardableResult
     public func verifyCoherence() -> [SimulationReport] {
         guard let check = grantCheck.current else {
+            // A test's own setup (see above): coherence needs the walker's view
+            // of the tables, attached when the test builds its HardwareWalker.
             preconditionFailure("verifyCoherence needs a HardwareWalker attached to the context")
         }
         return vcpus.flatMap { $0.verifyCoherence(check) }

@@ -77,6 +77,8 @@ public final class SimulatedTLB: TLB {
     @usableFromInline
     func fill(_ translation: CachedTranslation, accessing address: GuestPhysicalAddress, kind: AccessKind,
               in storage: inout TLBStorage) {
+        // Internal: fills come from HardwareWalker walks of the context's own
+        // format, whose leaf levels and sizes are the ones stored here.
         precondition(translation.level >= 0 && translation.level < storage.levelCount, "level outside the format")
         precondition(translation.size == storage.sizes[translation.level], "entry size does not match its level")
         var entry = translation

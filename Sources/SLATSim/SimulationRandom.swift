@@ -25,6 +25,9 @@ public struct SimulationRandom: RandomNumberGenerator, Sendable {
     /// standard library's own algorithm is). `bound` must be positive.
     @inlinable
     public mutating func below(_ bound: UInt64) -> UInt64 {
+        // Internal callers pass a count of at least one choice; a test
+        // asking for a value below 0 has a bug of its own (SLATSim is test
+        // support).
         precondition(bound > 0, "bound must be positive")
         return next().multipliedFullWidth(by: bound).high
     }

@@ -19,12 +19,15 @@ public struct TableWalkPath: Hashable, Sendable, CustomStringConvertible {
 
     /// A path through `pages` (at most ``capacity``).
     public init(_ pages: [HostPhysicalAddress]) {
+        // Internal: walks record at most one page per level, and formats
+        // have at most six levels (PageTable.checkGeometry).
         precondition(pages.count <= Self.capacity, "a walk path holds at most \(Self.capacity) pages")
         for page in pages { append(page) }
     }
 
     /// Records the next page of the walk.
     public mutating func append(_ page: HostPhysicalAddress) {
+        // As in init: one page per level of a format of at most six.
         precondition(count < Self.capacity, "walk deeper than \(Self.capacity) levels")
         withUnsafeMutableBytes(of: &storage) { raw in
             raw.storeBytes(of: page.rawValue, toByteOffset: count &* 8, as: UInt64.self)
@@ -34,6 +37,8 @@ public struct TableWalkPath: Hashable, Sendable, CustomStringConvertible {
 
     /// The page at `index` (0 = the root page the walk started in).
     public subscript(index: Int) -> HostPhysicalAddress {
+        // An index past the path is a test reading beyond the walk it
+        // recorded (as an Array subscript would trap).
         precondition(index >= 0 && index < count, "walk path index out of range")
         return withUnsafeBytes(of: storage) { raw in
             HostPhysicalAddress(raw.load(fromByteOffset: index &* 8, as: UInt64.self))
