@@ -1,4 +1,5 @@
 import SLATCore
+import Synchronization
 
 /// The stage-2 page-fault handler of one VM: KVM/arm64's `user_mem_abort`
 /// and `handle_access_fault` over SLAT's guest memory model.
@@ -50,13 +51,28 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     public let guestMemory: GuestMemory
     /// The VM's MMU lock.
     public let lock: Lock
+    /// Whether `lock` is a `SLATCore/PerSlotReaderWriterLock` built on the
+    /// tables' reclaimer slot words, so that one store takes it shared and
+    /// enters the read section (`SLATCore/PerSlotReaderWriterLock/lockSharedEnteringReadSection(slot:)`).
+    @usableFromInline let combinesLockAndReadSection: Bool
 
     /// A handler for the VM whose tables, guest memory and MMU lock these are.
+    ///
+    /// With a `SLATCore/PerSlotReaderWriterLock` made on the tables'
+    /// reclaimer words (`PerSlotReaderWriterLock(readerSlotWords:
+    /// pageTable.table.reclaimer.readerSlotWords)`) a fault announces its
+    /// shared hold and its read section with one store; any other lock is
+    /// taken shared and the read section entered after it.
     @inlinable
     public init(pageTable: StageTwoPageTable<Memory, T, Caches>, guestMemory: GuestMemory, lock: Lock) {
         self.pageTable = pageTable
         self.guestMemory = guestMemory
         self.lock = lock
+        if let perSlot = lock as? PerSlotReaderWriterLock {
+            combinesLockAndReadSection = perSlot.readerSlotWords === pageTable.table.reclaimer.readerSlotWords
+        } else {
+            combinesLockAndReadSection = false
+        }
     }
 
     /// Handles one stage-2 fault of the vCPU owning `context`.
@@ -69,14 +85,17 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   `SLATError/invalidHostMapping(_:)` when a granule page larger
     ///   than 4 KiB is not backed by one contiguous, aligned host run,
     ///   `SLATError/guestRangeOutOfBounds(_:limit:)` for an IPA past the
-    ///   configured size, `SLATError/executeFromDeviceMemory(_:)` for
+    ///   configured size, `SLATError/outputAddressTooWide(_:outputBits:)`
+    ///   for a host frame beyond the configured PA size,
+    ///   `SLATError/executeFromDeviceMemory(_:)` for
     ///   an instruction fetch from a device or non-cacheable memslot,
     ///   table-memory and reader-slot errors, `SLATError/tornDown` after
     ///   the tables' ``StageTwoPageTable/destroy()``. Nothing changes when
     ///   it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
-        // First: a bad slot must throw, not trap inside a read section.
+        // Validation, once: a bad slot must throw, not trap inside a read
+        // section; everything the walk below relies on is checked here.
         try pageTable.validateReaderSlot(of: context)
         if pageTable.isDestroyed { throw .tornDown }
         let format = pageTable.format
@@ -85,60 +104,206 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             throw .guestRangeOutOfBounds(GuestPhysicalRange(start: fault.address, size: 1), limit: limit)
         }
         let write = fault.access == .write
+        let slot = context.readerSlot
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
-        let resolved = try guestMemory.resolve(frame: fault.address.frame, write: write)
+        let resolved = try resolve(frame: fault.address.frame, write: write, slot: slot, generation: generation)
         let memoryType = Self.memoryType(of: resolved.memslot.flags)
         if fault.access == .execute && memoryType != .writeBack {
             throw .executeFromDeviceMemory(resolved.frame)
         }
-        let level = memoryType == .writeBack ? mappingLevel(for: resolved) : 0
+        // A host mapping smaller than the smallest block (4 KiB host pages)
+        // or dirty logging: the smallest page, without the search.
+        let level = memoryType != .writeBack || resolved.dirtyLogging
+            || resolved.maximumMappingSize.bytes < format.entrySize(atLevel: 1) ? 0 : mappingLevel(for: resolved)
         let size = format.entrySize(atLevel: level)
         let guestStart = fault.address.alignedDown(to: size)
-        let (output, hostWritable) = try backing(
-            of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+        let output: HostPhysicalAddress
+        let hostWritable: Bool
+        if size <= resolved.maximumMappingSize.bytes {
+            // Inside the host mapping: the output follows from the frame.
+            output = HostPhysicalAddress(
+                resolved.hostFrame.address.rawValue &- (resolved.frame.address.rawValue &- guestStart.rawValue))
+            hostWritable = resolved.writable
+        } else {
+            (output, hostWritable) = try backing(
+                of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+        }
+        let outputLimit = format.outputAddressLimit
+        guard output.rawValue < outputLimit, size <= outputLimit &- output.rawValue else {
+            throw .outputAddressTooWide(output, outputBits: format.outputAddressBits)
+        }
         var permissions: Permissions = .read
         if hostWritable && (write || !resolved.dirtyLogging) { permissions.insert(.write) }
         if fault.access == .execute { permissions.formUnion(.execute) }
+        var attributes = LeafAttributes(permissions: permissions, memoryType: memoryType)
+        attributes.accessed = true
+        try format.validate(attributes)
         let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
         // The most tables one leaf can need.
         var pagesWanted = format.rootLevel
         while true {
             // Outside the lock, always: a cache that runs short under it
             // stops the walk, and the lock is dropped to come back here.
-            try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: pagesWanted)
-            let attempt = try lock.withShared { () throws(SLATError) -> StageTwoFaultOutcome? in
-                if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
-                    return .retry(.invalidationInProgress)
-                }
-                if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
-                let outcome: StageTwoFaultOutcome
-                if let current = pageTable.table.translate(fault.address, context: context).translation,
-                   current.size == size, current.leafOutput == output, current.attributes.memoryType == memoryType {
-                    outcome = try fixInPlace(fault, current: current, permissions: permissions, context: context)
-                } else {
-                    let result = try pageTable.map(
-                        GuestPhysicalRange(start: guestStart, size: size), to: output,
-                        attributes: LeafAttributes(permissions: permissions, memoryType: memoryType),
-                        maximumLevel: level, mode: .shared,
-                        context: context, refusingPermissionOnlyChanges: true, refill: .never)
-                    switch result.outcome {
-                    case .mapped: outcome = .mapped(level: level)
-                    case .refusedPermissionOnlyChange: outcome = .retry(.permissionOnlyChangeRefused)
-                    case .stopped(let shortfall):
-                        pagesWanted = max(shortfall.pagesWanted, 1)
-                        return nil
-                    }
-                }
-                // Still under the lock, so a harvest (exclusive) sees the mark
-                // together with the write access it stands for.
-                if write && resolved.dirtyLogging && !outcome.isRetry {
-                    pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
-                }
-                return outcome
+            if context.cachedPageCount < pagesWanted {
+                try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: pagesWanted)
             }
+            lockSharedEnteringReadSection(slot: slot)
+            let attempt: StageTwoFaultOutcome?
+            do {
+                attempt = try handleLocked(
+                    fault, resolved: resolved, generation: generation, frames: frames, level: level,
+                    output: output, attributes: attributes, context: context, pagesWanted: &pagesWanted)
+            } catch {
+                unlockSharedLeavingReadSection(slot: slot)
+                throw error
+            }
+            unlockSharedLeavingReadSection(slot: slot)
             if let attempt { return attempt }
+        }
+    }
+
+    /// Takes the MMU lock shared and enters the tables' read section: one
+    /// store with a lock built on the reclaimer's slot words.
+    @inlinable @inline(__always)
+    func lockSharedEnteringReadSection(slot: Int) {
+        if combinesLockAndReadSection {
+            unsafeDowncast(lock, to: PerSlotReaderWriterLock.self).lockSharedEnteringReadSection(slot: slot)
+        } else {
+            lock.lockShared()
+            pageTable.table.reclaimer.enterReadSection(slot: slot)
+        }
+    }
+
+    /// Leaves the read section and releases the shared hold.
+    @inlinable @inline(__always)
+    func unlockSharedLeavingReadSection(slot: Int) {
+        if combinesLockAndReadSection {
+            unsafeDowncast(lock, to: PerSlotReaderWriterLock.self).unlockSharedLeavingReadSection(slot: slot)
+        } else {
+            pageTable.table.reclaimer.leaveReadSection(slot: slot)
+            lock.unlockShared()
+        }
+    }
+
+    /// One attempt under the shared lock, inside the read section: the
+    /// staleness checks, then the lean walk (``installLeaf(at:level:output:attributes:context:)``),
+    /// and only when that finds a live entry in the way (an access-flag or
+    /// permission fault, a block to split, tables to merge, a locked entry)
+    /// the general path: `translate`, then relax in place or `map`. `nil`:
+    /// the page cache ran short (`pagesWanted` says how many to top up).
+    @inlinable
+    func handleLocked(
+        _ fault: StageTwoFault, resolved: ResolvedGuestPage, generation: UInt64, frames: GuestFrameRange,
+        level: Int, output: HostPhysicalAddress, attributes: LeafAttributes, context: PageTableContext,
+        pagesWanted: inout Int
+    ) throws(SLATError) -> StageTwoFaultOutcome? {
+        if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+            return .retry(.invalidationInProgress)
+        }
+        if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
+        let outcome: StageTwoFaultOutcome
+        switch installLeaf(at: fault.address, level: level, output: output, attributes: attributes, context: context) {
+        case .installed:
+            outcome = .mapped(level: level)
+        case .cacheEmpty:
+            pagesWanted = max(pagesWanted, pageTable.format.rootLevel)
+            return nil
+        case .entryInTheWay:
+            let format = pageTable.format
+            let size = format.entrySize(atLevel: level)
+            let guestStart = fault.address.alignedDown(to: size)
+            if let current = pageTable.table.translate(fault.address, context: context).translation,
+               current.size == size, current.leafOutput == output, current.attributes.memoryType == attributes.memoryType {
+                outcome = try fixInPlace(fault, current: current, permissions: attributes.permissions, context: context)
+            } else {
+                let result = try pageTable.map(
+                    GuestPhysicalRange(start: guestStart, size: size), to: output,
+                    attributes: attributes, maximumLevel: level, mode: .shared,
+                    context: context, refusingPermissionOnlyChanges: true, refill: .never)
+                switch result.outcome {
+                case .mapped: outcome = .mapped(level: level)
+                case .refusedPermissionOnlyChange: outcome = .retry(.permissionOnlyChangeRefused)
+                case .stopped(let shortfall):
+                    pagesWanted = max(shortfall.pagesWanted, 1)
+                    return nil
+                }
+            }
+        }
+        // Still under the lock, so a harvest (exclusive) sees the mark
+        // together with the write access it stands for.
+        if fault.access == .write && resolved.dirtyLogging && !outcome.isRetry {
+            pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
+        }
+        return outcome
+    }
+
+    /// The common fault in one purpose-built walk: from the root, link a
+    /// missing table from `context`'s page cache by compare-and-exchange,
+    /// descend through tables, and install the leaf into an invalid entry
+    /// at `level` by compare-and-exchange (the leaf's data-cache clean is
+    /// done just before, once, only when it is installed). Anything else in
+    /// the way — a live leaf or block, a table where the leaf goes, a locked
+    /// entry — is left as it is for the general path. Lock held shared,
+    /// inside the read section.
+    ///
+    /// Soundness is that of the shared map (Docs/concurrency.md rules 1–2):
+    /// every change is one exchange from the value read; a table linked here
+    /// is empty until the leaf lands in it, and a shared unmap that frees
+    /// it as empty first locks each of its entries, so the leaf's exchange
+    /// then fails on the locked entry and the general path restarts from
+    /// the root; the reclaimer read section keeps such a page from being
+    /// reused under the walk. Only invalid entries are replaced, so nothing
+    /// is owed to the TLB (Arm caches no invalid entry).
+    @inlinable
+    func installLeaf(
+        at address: GuestPhysicalAddress, level target: Int, output: HostPhysicalAddress,
+        attributes: LeafAttributes, context: PageTableContext
+    ) -> StageTwoLeafInstall {
+        let format = pageTable.format
+        let memory = pageTable.table.memory
+        let frozen = format.frozenEntry
+        var level = format.rootLevel
+        var entries = memory.entries(at: pageTable.table.root)
+        while true {
+            let pointer = entries + format.index(of: address, atLevel: level)
+            var entry = pointer.pointee.load(ordering: .acquiring)
+            descend: while true {
+                if entry == frozen { return .entryInTheWay }
+                let present = format.isPresent(entry, atLevel: level)
+                if level == target {
+                    if present { return .entryInTheWay }
+                    let leaf = format.leafEntry(output: output, attributes: attributes, atLevel: level)
+                    pageTable.caches.prepare(output, size: format.entrySize(atLevel: level), attributes: attributes)
+                    let (exchanged, original) = pointer.pointee.compareExchange(
+                        expected: entry, desired: leaf, ordering: .acquiringAndReleasing)
+                    if exchanged {
+                        _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
+                        return .installed
+                    }
+                    entry = original
+                    continue descend
+                }
+                if present {
+                    // A block above the leaf's level: break-before-make split.
+                    guard format.isTable(entry, atLevel: level) else { return .entryInTheWay }
+                    entries = memory.entries(at: format.childTable(of: entry))
+                    level -= 1
+                    break descend
+                }
+                guard let page = context.pageCache.take() else { return .cacheEmpty }
+                let (exchanged, original) = pointer.pointee.compareExchange(
+                    expected: entry, desired: format.tableEntry(child: page), ordering: .acquiringAndReleasing)
+                if exchanged {
+                    _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
+                    entries = memory.entries(at: page)
+                    level -= 1
+                    break descend
+                }
+                context.pageCache.giveBack(page)
+                entry = original
+            }
         }
     }
 
@@ -250,4 +415,16 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         false
         #endif
     }
+}
+
+/// What the lean walk of ``StageTwoFaultHandler/installLeaf(at:level:output:attributes:context:)`` did.
+@frozen @usableFromInline
+enum StageTwoLeafInstall {
+    /// The leaf is in place.
+    case installed
+    /// The page cache ran out for a missing table; nothing changed since
+    /// the last table linked (an empty table is harmless).
+    case cacheEmpty
+    /// A live or locked entry is in the way: the general path decides.
+    case entryInTheWay
 }

@@ -213,8 +213,12 @@ public final class GuestMemory: Sendable {
 
     /// The largest size not above `hostSize` whose aligned block around
     /// `frame` lies inside `slot` with guest and host addresses congruent
-    /// modulo the size (so the block maps one aligned host block).
-    static func maximumMappingSize(
+    /// modulo the size (so the block maps one aligned host block). What
+    /// ``resolve(frame:write:)`` reports as
+    /// ``ResolvedGuestPage/maximumMappingSize``, for a fault path that
+    /// resolves from a memo of its last memslot and host run.
+    @inlinable
+    public static func maximumMappingSize(
         frame: GuestFrameNumber, slot: Memslot, hostSize: HostMappingSize
     ) -> HostMappingSize {
         var size = hostSize
