@@ -20,7 +20,8 @@ final class StageTwoBenchFixture {
     /// The MMU lock, on the tables' reclaimer slot words as the EPT MMU's
     /// is: a fault takes it shared and enters the read section in one store.
     let lock: PerSlotReaderWriterLock
-    let handler: StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PerSlotReaderWriterLock>
+    typealias Handler = StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PerSlotReaderWriterLock>
+    let handler: Handler
     let name: String
     static var hostVirtualBase: UInt64 { 0x7F00_0000_0000 }
 

@@ -193,7 +193,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// permission fault, a block to split, tables to merge, a locked entry)
     /// the general path: `translate`, then relax in place or `map`. `nil`:
     /// the page cache ran short (`pagesWanted` says how many to top up).
-    @inlinable
+    @inlinable @inline(__always)
     func handleLocked(
         _ fault: StageTwoFault, resolved: ResolvedGuestPage, generation: UInt64, frames: GuestFrameRange,
         level: Int, output: HostPhysicalAddress, attributes: LeafAttributes, context: PageTableContext,
@@ -211,25 +211,10 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             pagesWanted = max(pagesWanted, pageTable.format.rootLevel)
             return nil
         case .entryInTheWay:
-            let format = pageTable.format
-            let size = format.entrySize(atLevel: level)
-            let guestStart = fault.address.alignedDown(to: size)
-            if let current = pageTable.table.translate(fault.address, context: context).translation,
-               current.size == size, current.leafOutput == output, current.attributes.memoryType == attributes.memoryType {
-                outcome = try fixInPlace(fault, current: current, permissions: attributes.permissions, context: context)
-            } else {
-                let result = try pageTable.map(
-                    GuestPhysicalRange(start: guestStart, size: size), to: output,
-                    attributes: attributes, maximumLevel: level, mode: .shared,
-                    context: context, refusingPermissionOnlyChanges: true, refill: .never)
-                switch result.outcome {
-                case .mapped: outcome = .mapped(level: level)
-                case .refusedPermissionOnlyChange: outcome = .retry(.permissionOnlyChangeRefused)
-                case .stopped(let shortfall):
-                    pagesWanted = max(shortfall.pagesWanted, 1)
-                    return nil
-                }
-            }
+            guard let general = try handleEntryInTheWay(
+                fault, level: level, output: output, attributes: attributes, context: context, pagesWanted: &pagesWanted)
+            else { return nil }
+            outcome = general
         }
         // Still under the lock, so a harvest (exclusive) sees the mark
         // together with the write access it stands for.
@@ -237,6 +222,37 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
         }
         return outcome
+    }
+
+    /// The general path, when the lean walk met a live or locked entry:
+    /// `translate`, then set the access flag or relax permissions in place
+    /// (``fixInPlace(_:current:permissions:context:)``) when the leaf maps
+    /// the page as wanted, else `map` (split, merge, replacement, or a
+    /// refused permission-only change). `nil`: the page cache ran short.
+    /// Out of line: the common fault never comes here.
+    @inlinable @inline(never)
+    func handleEntryInTheWay(
+        _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, attributes: LeafAttributes,
+        context: PageTableContext, pagesWanted: inout Int
+    ) throws(SLATError) -> StageTwoFaultOutcome? {
+        let format = pageTable.format
+        let size = format.entrySize(atLevel: level)
+        let guestStart = fault.address.alignedDown(to: size)
+        if let current = pageTable.table.translate(fault.address, context: context).translation,
+           current.size == size, current.leafOutput == output, current.attributes.memoryType == attributes.memoryType {
+            return try fixInPlace(fault, current: current, permissions: attributes.permissions, context: context)
+        }
+        let result = try pageTable.map(
+            GuestPhysicalRange(start: guestStart, size: size), to: output,
+            attributes: attributes, maximumLevel: level, mode: .shared,
+            context: context, refusingPermissionOnlyChanges: true, refill: .never)
+        switch result.outcome {
+        case .mapped: return .mapped(level: level)
+        case .refusedPermissionOnlyChange: return .retry(.permissionOnlyChangeRefused)
+        case .stopped(let shortfall):
+            pagesWanted = max(shortfall.pagesWanted, 1)
+            return nil
+        }
     }
 
     /// The common fault in one purpose-built walk: from the root, link a
@@ -256,7 +272,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// the root; the reclaimer read section keeps such a page from being
     /// reused under the walk. Only invalid entries are replaced, so nothing
     /// is owed to the TLB (Arm caches no invalid entry).
-    @inlinable
+    @inlinable @inline(__always)
     func installLeaf(
         at address: GuestPhysicalAddress, level target: Int, output: HostPhysicalAddress,
         attributes: LeafAttributes, context: PageTableContext
@@ -265,7 +281,30 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         let memory = pageTable.table.memory
         let frozen = format.frozenEntry
         var level = format.rootLevel
-        var entries = memory.entries(at: pageTable.table.root)
+        var entries: EntryPointer
+        // The vCPU's remembered smallest-page table (StageTwoResolveMemo):
+        // read inside the read section, as its soundness needs.
+        let memo = pageTable.faultMemos.entry(slot: context.readerSlot)
+        let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
+        let region = address.rawValue &>> UInt64(truncatingIfNeeded: format.shift(atLevel: 1))
+        if target == 0 && memo.pointee.leafTable != 0 && memo.pointee.leafUnlinks == unlinks
+            && memo.pointee.leafRegion == region {
+            level = 0
+            entries = memory.entries(at: HostPhysicalAddress(memo.pointee.leafTable))
+        } else {
+            entries = memory.entries(at: pageTable.table.root)
+        }
+        // One level down into table page `child`; a smallest-page table is
+        // remembered for the vCPU's next fault in the region.
+        func enter(_ child: HostPhysicalAddress) {
+            entries = memory.entries(at: child)
+            level -= 1
+            if level == 0 {
+                memo.pointee.leafTable = child.rawValue
+                memo.pointee.leafRegion = region
+                memo.pointee.leafUnlinks = unlinks
+            }
+        }
         while true {
             let pointer = entries + format.index(of: address, atLevel: level)
             var entry = pointer.pointee.load(ordering: .acquiring)
@@ -288,8 +327,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 if present {
                     // A block above the leaf's level: break-before-make split.
                     guard format.isTable(entry, atLevel: level) else { return .entryInTheWay }
-                    entries = memory.entries(at: format.childTable(of: entry))
-                    level -= 1
+                    enter(format.childTable(of: entry))
                     break descend
                 }
                 guard let page = context.pageCache.take() else { return .cacheEmpty }
@@ -297,8 +335,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                     expected: entry, desired: format.tableEntry(child: page), ordering: .acquiringAndReleasing)
                 if exchanged {
                     _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
-                    entries = memory.entries(at: page)
-                    level -= 1
+                    enter(page)
                     break descend
                 }
                 context.pageCache.giveBack(page)

@@ -33,6 +33,19 @@ struct StageTwoResolveMemo {
     @usableFromInline var runFrame: UInt64 = 0
     @usableFromInline var runSize = HostMappingSize.size4K
     @usableFromInline var runWritable = false
+    /// The vCPU's last smallest-page table (height 0) a fault walked into
+    /// (host-physical address, 0 for none), the input address bits above it
+    /// (`address >> shift(atLevel: 1)`), and the tables' reclaimer
+    /// `tableUnlinks` when it was remembered. A smallest-page fault in the
+    /// same region starts there while no table was unlinked since:
+    /// sequential faults skip the upper levels. Sound as the EPT fault's
+    /// leaf-table memo: the count is read inside the read section, every
+    /// unlink bumps it before its page can be retired or freed, and a
+    /// shared unlink racing the fault locks every entry of the page, so the
+    /// fault's exchange there fails and the general path walks from the root.
+    @usableFromInline var leafTable: UInt64 = 0
+    @usableFromInline var leafRegion: UInt64 = 0
+    @usableFromInline var leafUnlinks: UInt64 = 0
 
     @inlinable init() {}
 }

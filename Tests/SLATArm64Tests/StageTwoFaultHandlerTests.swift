@@ -124,6 +124,21 @@ struct StageTwoFaultHandlerTests {
         #expect(try vm.access(second, .read) == [.mapped(level: 0)])
     }
 
+    @Test("A fault after the vCPU's remembered page table was unlinked walks from the root and maps in one fault")
+    func leafTableMemoDroppedAfterUnlink() throws {
+        let vm = try makeVM(host: .size4K)
+        // The first fault links the tables and remembers the page table.
+        #expect(try vm.access(vm.guestRange.start, .write) == [.mapped(level: 0)])
+        // The unmap empties the page table and frees it (and the table above).
+        try vm.lock.withExclusive { () throws(SLATError) in
+            try vm.mmu.unmap(GuestPhysicalRange(start: vm.guestRange.start, size: 0x1000), context: vm.contexts[0])
+        }
+        let next = vm.guestRange.start.advanced(by: 0x1000)
+        #expect(try vm.access(next, .write) == [.mapped(level: 0)])
+        #expect(vm.leaves.map(\.guestAddress) == [next])
+        #expect(vm.reportsAfterCoherenceCheck().isEmpty)
+    }
+
     @Test("With a per-slot lock on the tables' reader slot words, faults map and leave the slot idle")
     func combinedLockAndReadSection() throws {
         let vm = try makeVM(host: .size4K)
