@@ -207,6 +207,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         switch installLeaf(at: fault.address, level: level, output: output, attributes: attributes, context: context) {
         case .installed:
             outcome = .mapped(level: level)
+        case .fixedInPlace(let fixed):
+            outcome = fixed
         case .cacheEmpty:
             pagesWanted = max(pagesWanted, pageTable.format.rootLevel)
             return nil
@@ -219,9 +221,60 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // Still under the lock, so a harvest (exclusive) sees the mark
         // together with the write access it stands for.
         if fault.access == .write && resolved.dirtyLogging && !outcome.isRetry {
-            pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
+            markDirty(resolved.frame, memslot: resolved.memslot.id, slot: context.readerSlot)
         }
         return outcome
+    }
+
+    /// An access-flag or permission fault in the lean walk, on the live leaf
+    /// `entry` at `level` that `pointer` holds: when it maps `output` with
+    /// the wanted memory type, one compare-and-exchange sets the access flag
+    /// and adds the missing permissions (only adds: a racing vCPU's rights
+    /// are never reduced). A grant of execute invalidates the instruction
+    /// cache for the output first (unless it is coherent); added permissions
+    /// invalidate the faulting IPA at the leaf's level, as does a fault that
+    /// finds nothing to change (KVM commit be097997a273: Arm may keep the
+    /// entry that faulted in its TLB, and rights added without an
+    /// invalidation leave it there). An access flag set alone owes nothing:
+    /// an entry without it is never cached. Returns `nil` when the exchange
+    /// lost a race (`entry` is then the current value, to look at again),
+    /// and ``StageTwoLeafInstall/entryInTheWay`` for a leaf of another
+    /// output or memory type (the general path replaces it).
+    @inlinable @inline(__always)
+    func fixLeafInPlace(
+        _ pointer: EntryPointer, entry: inout UInt64, at address: GuestPhysicalAddress, level: Int,
+        output: HostPhysicalAddress, attributes: LeafAttributes
+    ) -> StageTwoLeafInstall? {
+        let format = pageTable.format
+        let old = entry
+        // Same output and MemAttr as the leaf the fault wants: compared in
+        // the descriptors, without decoding them.
+        let wanted = format.leafEntry(output: output, attributes: attributes, atLevel: level)
+        let identity = format.tableAddressMask | format.highAddressMask | StageTwoDescriptorBits.memoryAttributes
+        guard (old ^ wanted) & identity == 0 else { return .entryInTheWay }
+        let missing = attributes.permissions.subtracting(format.permissions(ofLeaf: old))
+        var new = old | StageTwoDescriptorBits.accessFlag
+        if !missing.isEmpty { new = format.changingPermissions(ofLeaf: new, grant: missing, revoke: []) }
+        let blockAddress = address.alignedDown(to: format.entrySize(atLevel: level))
+        if new == old {
+            // Nothing to change: raised by a translation this CPU caches.
+            if !Self.skipsSpuriousFaultInvalidation {
+                pageTable.tlb.invalidate(address: blockAddress, level: format.leafLevel(ofHeight: level))
+            }
+            return .fixedInPlace(.spurious)
+        }
+        if !missing.intersection(.execute).isEmpty && !pageTable.caches.instructionCacheIsCoherent {
+            pageTable.caches.invalidateInstructionCache(output, size: format.entrySize(atLevel: level))
+        }
+        let (exchanged, original) = pointer.pointee.compareExchange(
+            expected: old, desired: new, ordering: .acquiringAndReleasing)
+        guard exchanged else {
+            entry = original
+            return nil
+        }
+        if missing.isEmpty { return .fixedInPlace(.madeYoung) }
+        pageTable.tlb.invalidate(address: blockAddress, level: format.leafLevel(ofHeight: level))
+        return .fixedInPlace((new ^ old) & ~StageTwoDescriptorBits.accessFlag != 0 ? .permissionsRelaxed : .spurious)
     }
 
     /// The general path, when the lean walk met a live or locked entry:
@@ -288,7 +341,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
         let region = address.rawValue &>> UInt64(truncatingIfNeeded: format.shift(atLevel: 1))
         if target == 0 && memo.pointee.leafTable != 0 && memo.pointee.leafUnlinks == unlinks
-            && memo.pointee.leafRegion == region {
+            && memo.pointee.leafRegion == region, let parent = memo.pointee.leafParent,
+            parent.pointee.load(ordering: .acquiring) == format.tableEntry(child: HostPhysicalAddress(memo.pointee.leafTable)) {
             level = 0
             entries = memory.entries(at: HostPhysicalAddress(memo.pointee.leafTable))
         } else {
@@ -296,11 +350,12 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         }
         // One level down into table page `child`; a smallest-page table is
         // remembered for the vCPU's next fault in the region.
-        func enter(_ child: HostPhysicalAddress) {
+        func enter(_ child: HostPhysicalAddress, from parent: EntryPointer) {
             entries = memory.entries(at: child)
             level -= 1
             if level == 0 {
                 memo.pointee.leafTable = child.rawValue
+                memo.pointee.leafParent = parent
                 memo.pointee.leafRegion = region
                 memo.pointee.leafUnlinks = unlinks
             }
@@ -312,7 +367,13 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 if entry == frozen { return .entryInTheWay }
                 let present = format.isPresent(entry, atLevel: level)
                 if level == target {
-                    if present { return .entryInTheWay }
+                    if present {
+                        if level > 0 && format.isTable(entry, atLevel: level) { return .entryInTheWay }
+                        guard let fixed = fixLeafInPlace(
+                            pointer, entry: &entry, at: address, level: level, output: output, attributes: attributes)
+                        else { continue descend }
+                        return fixed
+                    }
                     let leaf = format.leafEntry(output: output, attributes: attributes, atLevel: level)
                     pageTable.caches.prepare(output, size: format.entrySize(atLevel: level), attributes: attributes)
                     let (exchanged, original) = pointer.pointee.compareExchange(
@@ -327,7 +388,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 if present {
                     // A block above the leaf's level: break-before-make split.
                     guard format.isTable(entry, atLevel: level) else { return .entryInTheWay }
-                    enter(format.childTable(of: entry))
+                    enter(format.childTable(of: entry), from: pointer)
                     break descend
                 }
                 guard let page = context.pageCache.take() else { return .cacheEmpty }
@@ -335,7 +396,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                     expected: entry, desired: format.tableEntry(child: page), ordering: .acquiringAndReleasing)
                 if exchanged {
                     _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
-                    enter(page)
+                    enter(page, from: pointer)
                     break descend
                 }
                 context.pageCache.giveBack(page)
@@ -459,6 +520,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
 enum StageTwoLeafInstall {
     /// The leaf is in place.
     case installed
+    /// The leaf already mapped the page as wanted: an access-flag or
+    /// permission fault fixed in place, or a spurious one invalidated.
+    case fixedInPlace(StageTwoFaultOutcome)
     /// The page cache ran out for a missing table; nothing changed since
     /// the last table linked (an empty table is harmless).
     case cacheEmpty

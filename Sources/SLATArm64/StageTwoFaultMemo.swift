@@ -1,4 +1,5 @@
 import SLATCore
+import Synchronization
 
 /// One vCPU's memo of the memslot and host mapping run its last stage-2
 /// fault resolved through (KVM keeps the last used memslot per vCPU for the
@@ -43,9 +44,30 @@ struct StageTwoResolveMemo {
     /// unlink bumps it before its page can be retired or freed, and a
     /// shared unlink racing the fault locks every entry of the page, so the
     /// fault's exchange there fails and the general path walks from the root.
+    /// While the count has not moved the parent table is not freed either,
+    /// so its entry (`leafParent`) may be read.
     @usableFromInline var leafTable: UInt64 = 0
     @usableFromInline var leafRegion: UInt64 = 0
     @usableFromInline var leafUnlinks: UInt64 = 0
+    /// The table entry that linked it: the memo is used only while that
+    /// entry still links it (not locked by a shared unmap or merge freeing
+    /// the table), so a fault never works on a page table that is, for the
+    /// moment, out of the hardware's reach — it walks from the root and
+    /// meets the locked entry as a walk from the root would.
+    @usableFromInline var leafParent: EntryPointer?
+    /// The dirty bitmap the vCPU's last logged write marked: its memslot,
+    /// first frame, frame count and words, the tables' dirty-log
+    /// `generation` loaded before the lookup that filled it, and a strong
+    /// reference that keeps the words alive. Used while the generation has
+    /// not moved: every start and stop of a log bumps it. A memo stale
+    /// towards a stopped log marks a bitmap being dropped — a write racing
+    /// the disable, owed to no log — as the lookup it replaces could.
+    @usableFromInline var dirtyLogGeneration: UInt64 = 0
+    @usableFromInline var dirtyLogMemslot: UInt32 = 0
+    @usableFromInline var dirtyLogFirstFrame: UInt64 = 0
+    @usableFromInline var dirtyLogFrameCount: UInt64 = 0
+    @usableFromInline var dirtyLogWords: UnsafeMutablePointer<Atomic<UInt64>>?
+    @usableFromInline var dirtyLog: DirtyBitmap?
 
     @inlinable init() {}
 }
@@ -73,7 +95,10 @@ final class StageTwoFaultMemos: @unchecked Sendable {
         }
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        for slot in 0..<slotCount { _ = entry(slot: slot).deinitialize(count: 1) }
+        storage.deallocate()
+    }
 
     /// `slot`'s entry; the caller has checked `slot` against the reclaimer's
     /// slot count, which is this object's.
@@ -112,6 +137,44 @@ extension StageTwoFaultHandler {
         let page = try guestMemory.resolve(frame: frame, write: write)
         refillResolveMemo(entry, with: page, generation: generation)
         return page
+    }
+
+    /// Marks `frame` of memslot `memslot` in its dirty bitmap, through the
+    /// memo of reader slot `slot` while the tables' dirty logs have not
+    /// changed, else after a lookup that refills it. Nothing when the
+    /// memslot logs nothing (logging was switched off meanwhile). Call it
+    /// with the MMU lock held, after the change that gave write access.
+    @inlinable @inline(__always)
+    func markDirty(_ frame: GuestFrameNumber, memslot: UInt32, slot: Int) {
+        let entry = pageTable.faultMemos.entry(slot: slot)
+        let generation = pageTable.dirtyLogs.generation.load(ordering: .acquiring)
+        if entry.pointee.dirtyLogGeneration == generation && entry.pointee.dirtyLogMemslot == memslot,
+           let words = entry.pointee.dirtyLogWords {
+            let offset = frame.rawValue &- entry.pointee.dirtyLogFirstFrame
+            if offset < entry.pointee.dirtyLogFrameCount {
+                let bit: UInt64 = 1 &<< (offset & 63)
+                let word = words + Int(truncatingIfNeeded: offset >> 6)
+                if word.pointee.load(ordering: .relaxed) & bit == 0 { word.pointee.bitwiseOr(bit, ordering: .relaxed) }
+                return
+            }
+        }
+        refillDirtyLogMemo(entry, memslot: memslot, generation: generation)?.mark(frame)
+    }
+
+    /// Looks memslot `memslot`'s bitmap up and remembers it in `entry`
+    /// with `generation` (loaded before the lookup); returns it.
+    @usableFromInline
+    func refillDirtyLogMemo(
+        _ entry: UnsafeMutablePointer<StageTwoResolveMemo>, memslot: UInt32, generation: UInt64
+    ) -> DirtyBitmap? {
+        let bitmap = pageTable.dirtyLogs.bitmap(forMemslot: memslot)
+        entry.pointee.dirtyLog = bitmap
+        entry.pointee.dirtyLogWords = bitmap?.words
+        entry.pointee.dirtyLogFirstFrame = bitmap?.frames.start.rawValue ?? 0
+        entry.pointee.dirtyLogFrameCount = bitmap?.frames.count ?? 0
+        entry.pointee.dirtyLogMemslot = memslot
+        entry.pointee.dirtyLogGeneration = generation
+        return bitmap
     }
 
     /// Remembers the memslot and the host run behind `page` if the run read

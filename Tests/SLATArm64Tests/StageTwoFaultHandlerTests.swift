@@ -139,6 +139,23 @@ struct StageTwoFaultHandlerTests {
         #expect(vm.reportsAfterCoherenceCheck().isEmpty)
     }
 
+    @Test("A logged write after logging was switched off and on again marks the new bitmap, not the vCPU's memo of the old one")
+    func dirtyLogMemoFollowsRestart() throws {
+        let vm = try makeVM(host: .size4K)
+        try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock, context: vm.contexts[0])
+        let first = vm.guestRange.start
+        #expect(try vm.access(first, .write) == [.mapped(level: 0)])
+        let old = try #require(vm.mmu.dirtyLogs.bitmap(forMemslot: 1))
+        #expect(old.isMarked(first.frame))
+        try vm.mmu.disableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory)
+        try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock, context: vm.contexts[0])
+        let second = vm.guestRange.start.advanced(by: 0x1000)
+        #expect(try vm.access(second, .write) == [.mapped(level: 0)])
+        let new = try #require(vm.mmu.dirtyLogs.bitmap(forMemslot: 1))
+        #expect(new.isMarked(second.frame))
+        #expect(!old.isMarked(second.frame))
+    }
+
     @Test("With a per-slot lock on the tables' reader slot words, faults map and leave the slot idle")
     func combinedLockAndReadSection() throws {
         let vm = try makeVM(host: .size4K)
