@@ -150,17 +150,52 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: pagesWanted)
             }
             lockSharedEnteringReadSection(slot: slot)
-            let attempt: StageTwoFaultOutcome?
-            do {
-                attempt = try handleLocked(
-                    fault, resolved: resolved, generation: generation, frames: frames, level: level,
-                    output: output, attributes: attributes, context: context, pagesWanted: &pagesWanted)
-            } catch {
-                unlockSharedLeavingReadSection(slot: slot)
-                throw error
+            // The staleness checks, then the lean walk; the general path
+            // only when it meets a live or locked entry in the way.
+            var outcome: StageTwoFaultOutcome?
+            var inTheWay = false
+            var lostRace = false
+            if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+                outcome = .retry(.invalidationInProgress)
+            } else if guestMemory.memslotGeneration != generation {
+                outcome = .retry(.memslotsChanged)
+            } else {
+                switch installLeaf(at: fault.address, level: level, output: output, attributes: attributes, context: context) {
+                case .installed: outcome = .mapped(level: level)
+                case .leafPresent(let pointer, let entry):
+                    // An access-flag or permission fault; a lost race looks again.
+                    switch fixLeafInPlace(pointer, entry: entry, at: fault.address, level: level, output: output,
+                                          attributes: attributes) {
+                    case .fixedInPlace(let fixed): outcome = fixed
+                    case .entryInTheWay: inTheWay = true
+                    default: lostRace = true
+                    }
+                case .fixedInPlace(let fixed): outcome = fixed
+                case .lostRace: lostRace = true
+                case .cacheEmpty: pagesWanted = max(pagesWanted, format.rootLevel)
+                case .entryInTheWay: inTheWay = true
+                }
+            }
+            if inTheWay {
+                do {
+                    outcome = try handleEntryInTheWay(
+                        fault, level: level, output: output, attributes: attributes, context: context,
+                        pagesWanted: &pagesWanted)
+                } catch {
+                    unlockSharedLeavingReadSection(slot: slot)
+                    throw error
+                }
+            }
+            // Still under the lock, so a harvest (exclusive) sees the mark
+            // together with the write access it stands for.
+            if let outcome, write && resolved.dirtyLogging && !outcome.isRetry {
+                markDirty(resolved.frame, memslot: resolved.memslot.id, slot: slot)
             }
             unlockSharedLeavingReadSection(slot: slot)
-            if let attempt { return attempt }
+            // `nil`: the page cache ran short, or an exchange on a live leaf
+            // lost a race; top up and start again.
+            if let outcome { return outcome }
+            if lostRace { continue }
         }
     }
 
@@ -187,45 +222,6 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         }
     }
 
-    /// One attempt under the shared lock, inside the read section: the
-    /// staleness checks, then the lean walk (``installLeaf(at:level:output:attributes:context:)``),
-    /// and only when that finds a live entry in the way (an access-flag or
-    /// permission fault, a block to split, tables to merge, a locked entry)
-    /// the general path: `translate`, then relax in place or `map`. `nil`:
-    /// the page cache ran short (`pagesWanted` says how many to top up).
-    @inlinable @inline(__always)
-    func handleLocked(
-        _ fault: StageTwoFault, resolved: ResolvedGuestPage, generation: UInt64, frames: GuestFrameRange,
-        level: Int, output: HostPhysicalAddress, attributes: LeafAttributes, context: PageTableContext,
-        pagesWanted: inout Int
-    ) throws(SLATError) -> StageTwoFaultOutcome? {
-        if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
-            return .retry(.invalidationInProgress)
-        }
-        if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
-        let outcome: StageTwoFaultOutcome
-        switch installLeaf(at: fault.address, level: level, output: output, attributes: attributes, context: context) {
-        case .installed:
-            outcome = .mapped(level: level)
-        case .fixedInPlace(let fixed):
-            outcome = fixed
-        case .cacheEmpty:
-            pagesWanted = max(pagesWanted, pageTable.format.rootLevel)
-            return nil
-        case .entryInTheWay:
-            guard let general = try handleEntryInTheWay(
-                fault, level: level, output: output, attributes: attributes, context: context, pagesWanted: &pagesWanted)
-            else { return nil }
-            outcome = general
-        }
-        // Still under the lock, so a harvest (exclusive) sees the mark
-        // together with the write access it stands for.
-        if fault.access == .write && resolved.dirtyLogging && !outcome.isRetry {
-            markDirty(resolved.frame, memslot: resolved.memslot.id, slot: context.readerSlot)
-        }
-        return outcome
-    }
-
     /// An access-flag or permission fault in the lean walk, on the live leaf
     /// `entry` at `level` that `pointer` holds: when it maps `output` with
     /// the wanted memory type, one compare-and-exchange sets the access flag
@@ -236,15 +232,15 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// finds nothing to change (KVM commit be097997a273: Arm may keep the
     /// entry that faulted in its TLB, and rights added without an
     /// invalidation leave it there). An access flag set alone owes nothing:
-    /// an entry without it is never cached. Returns `nil` when the exchange
-    /// lost a race (`entry` is then the current value, to look at again),
-    /// and ``StageTwoLeafInstall/entryInTheWay`` for a leaf of another
-    /// output or memory type (the general path replaces it).
-    @inlinable @inline(__always)
+    /// an entry without it is never cached. Returns
+    /// ``StageTwoLeafInstall/lostRace`` when the exchange lost a race (the
+    /// fault starts again), and ``StageTwoLeafInstall/entryInTheWay`` for a
+    /// leaf of another output or memory type (the general path replaces it).
+    @inlinable @inline(never)
     func fixLeafInPlace(
-        _ pointer: EntryPointer, entry: inout UInt64, at address: GuestPhysicalAddress, level: Int,
+        _ pointer: EntryPointer, entry: UInt64, at address: GuestPhysicalAddress, level: Int,
         output: HostPhysicalAddress, attributes: LeafAttributes
-    ) -> StageTwoLeafInstall? {
+    ) -> StageTwoLeafInstall {
         let format = pageTable.format
         let old = entry
         // Same output and MemAttr as the leaf the fault wants: compared in
@@ -266,12 +262,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         if !missing.intersection(.execute).isEmpty && !pageTable.caches.instructionCacheIsCoherent {
             pageTable.caches.invalidateInstructionCache(output, size: format.entrySize(atLevel: level))
         }
-        let (exchanged, original) = pointer.pointee.compareExchange(
+        let (exchanged, _) = pointer.pointee.compareExchange(
             expected: old, desired: new, ordering: .acquiringAndReleasing)
-        guard exchanged else {
-            entry = original
-            return nil
-        }
+        guard exchanged else { return .lostRace }
         if missing.isEmpty { return .fixedInPlace(.madeYoung) }
         pageTable.tlb.invalidate(address: blockAddress, level: format.leafLevel(ofHeight: level))
         return .fixedInPlace((new ^ old) & ~StageTwoDescriptorBits.accessFlag != 0 ? .permissionsRelaxed : .spurious)
@@ -348,18 +341,6 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         } else {
             entries = memory.entries(at: pageTable.table.root)
         }
-        // One level down into table page `child`; a smallest-page table is
-        // remembered for the vCPU's next fault in the region.
-        func enter(_ child: HostPhysicalAddress, from parent: EntryPointer) {
-            entries = memory.entries(at: child)
-            level -= 1
-            if level == 0 {
-                memo.pointee.leafTable = child.rawValue
-                memo.pointee.leafParent = parent
-                memo.pointee.leafRegion = region
-                memo.pointee.leafUnlinks = unlinks
-            }
-        }
         while true {
             let pointer = entries + format.index(of: address, atLevel: level)
             var entry = pointer.pointee.load(ordering: .acquiring)
@@ -369,10 +350,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 if level == target {
                     if present {
                         if level > 0 && format.isTable(entry, atLevel: level) { return .entryInTheWay }
-                        guard let fixed = fixLeafInPlace(
-                            pointer, entry: &entry, at: address, level: level, output: output, attributes: attributes)
-                        else { continue descend }
-                        return fixed
+                        return .leafPresent(pointer, entry)
                     }
                     let leaf = format.leafEntry(output: output, attributes: attributes, atLevel: level)
                     pageTable.caches.prepare(output, size: format.entrySize(atLevel: level), attributes: attributes)
@@ -388,7 +366,19 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 if present {
                     // A block above the leaf's level: break-before-make split.
                     guard format.isTable(entry, atLevel: level) else { return .entryInTheWay }
-                    enter(format.childTable(of: entry), from: pointer)
+                    let child = format.childTable(of: entry)
+                    do {
+                        // One level down; a smallest-page table is remembered
+                        // for the vCPU's next fault in the region.
+                        entries = memory.entries(at: child)
+                        level -= 1
+                        if level == 0 {
+                            memo.pointee.leafTable = child.rawValue
+                            memo.pointee.leafParent = pointer
+                            memo.pointee.leafRegion = region
+                            memo.pointee.leafUnlinks = unlinks
+                        }
+                    }
                     break descend
                 }
                 guard let page = context.pageCache.take() else { return .cacheEmpty }
@@ -396,7 +386,18 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                     expected: entry, desired: format.tableEntry(child: page), ordering: .acquiringAndReleasing)
                 if exchanged {
                     _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
-                    enter(page, from: pointer)
+                    do {
+                        // One level down; a smallest-page table is remembered
+                        // for the vCPU's next fault in the region.
+                        entries = memory.entries(at: page)
+                        level -= 1
+                        if level == 0 {
+                            memo.pointee.leafTable = page.rawValue
+                            memo.pointee.leafParent = pointer
+                            memo.pointee.leafRegion = region
+                            memo.pointee.leafUnlinks = unlinks
+                        }
+                    }
                     break descend
                 }
                 context.pageCache.giveBack(page)
@@ -520,9 +521,14 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
 enum StageTwoLeafInstall {
     /// The leaf is in place.
     case installed
+    /// A live leaf at the wanted level (`pointer`, `entry`): an access-flag
+    /// or permission fault for ``StageTwoFaultHandler/fixLeafInPlace(_:entry:at:level:output:attributes:)``.
+    case leafPresent(EntryPointer, UInt64)
     /// The leaf already mapped the page as wanted: an access-flag or
     /// permission fault fixed in place, or a spurious one invalidated.
     case fixedInPlace(StageTwoFaultOutcome)
+    /// The exchange on a live leaf lost a race: the fault starts again.
+    case lostRace
     /// The page cache ran out for a missing table; nothing changed since
     /// the last table linked (an empty table is harmless).
     case cacheEmpty

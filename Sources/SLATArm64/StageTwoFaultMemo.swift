@@ -57,8 +57,10 @@ struct StageTwoResolveMemo {
     @usableFromInline var leafParent: EntryPointer?
     /// The dirty bitmap the vCPU's last logged write marked: its memslot,
     /// first frame, frame count and words, the tables' dirty-log
-    /// `generation` loaded before the lookup that filled it, and a strong
-    /// reference that keeps the words alive. Used while the generation has
+    /// `generation` loaded before the lookup that filled it (the words are
+    /// kept alive by the slot's strong reference in
+    /// ``StageTwoFaultMemos/dirtyLogOwner(slot:)``, so this struct stays
+    /// trivial). Used while the generation has
     /// not moved: every start and stop of a log bumps it. A memo stale
     /// towards a stopped log marks a bitmap being dropped — a write racing
     /// the disable, owed to no log — as the lookup it replaces could.
@@ -67,7 +69,6 @@ struct StageTwoResolveMemo {
     @usableFromInline var dirtyLogFirstFrame: UInt64 = 0
     @usableFromInline var dirtyLogFrameCount: UInt64 = 0
     @usableFromInline var dirtyLogWords: UnsafeMutablePointer<Atomic<UInt64>>?
-    @usableFromInline var dirtyLog: DirtyBitmap?
 
     @inlinable init() {}
 }
@@ -83,6 +84,8 @@ struct StageTwoResolveMemo {
 final class StageTwoFaultMemos: @unchecked Sendable {
     @usableFromInline let storage: UnsafeMutableRawPointer
     @usableFromInline let slotCount: Int
+    /// Per slot, the bitmap whose words the slot's memo points to.
+    @usableFromInline let dirtyLogOwners: UnsafeMutablePointer<DirtyBitmap?>
 
     /// Bytes between two slots' entries.
     @inlinable static var stride: Int { max(128, (MemoryLayout<StageTwoResolveMemo>.stride + 127) & ~127) }
@@ -93,12 +96,19 @@ final class StageTwoFaultMemos: @unchecked Sendable {
         for slot in 0..<slotCount {
             (storage + slot * Self.stride).initializeMemory(as: StageTwoResolveMemo.self, repeating: StageTwoResolveMemo(), count: 1)
         }
+        dirtyLogOwners = UnsafeMutablePointer<DirtyBitmap?>.allocate(capacity: max(1, slotCount))
+        dirtyLogOwners.initialize(repeating: nil, count: max(1, slotCount))
     }
 
     deinit {
-        for slot in 0..<slotCount { _ = entry(slot: slot).deinitialize(count: 1) }
+        dirtyLogOwners.deinitialize(count: max(1, slotCount))
+        dirtyLogOwners.deallocate()
         storage.deallocate()
     }
+
+    /// `slot`'s strong reference to the bitmap its memo marks.
+    @inlinable
+    func dirtyLogOwner(slot: Int) -> UnsafeMutablePointer<DirtyBitmap?> { dirtyLogOwners + slot }
 
     /// `slot`'s entry; the caller has checked `slot` against the reclaimer's
     /// slot count, which is this object's.
@@ -144,7 +154,7 @@ extension StageTwoFaultHandler {
     /// changed, else after a lookup that refills it. Nothing when the
     /// memslot logs nothing (logging was switched off meanwhile). Call it
     /// with the MMU lock held, after the change that gave write access.
-    @inlinable @inline(__always)
+    @inlinable @inline(never)
     func markDirty(_ frame: GuestFrameNumber, memslot: UInt32, slot: Int) {
         let entry = pageTable.faultMemos.entry(slot: slot)
         let generation = pageTable.dirtyLogs.generation.load(ordering: .acquiring)
@@ -158,17 +168,17 @@ extension StageTwoFaultHandler {
                 return
             }
         }
-        refillDirtyLogMemo(entry, memslot: memslot, generation: generation)?.mark(frame)
+        refillDirtyLogMemo(entry, slot: slot, memslot: memslot, generation: generation)?.mark(frame)
     }
 
     /// Looks memslot `memslot`'s bitmap up and remembers it in `entry`
     /// with `generation` (loaded before the lookup); returns it.
     @usableFromInline
     func refillDirtyLogMemo(
-        _ entry: UnsafeMutablePointer<StageTwoResolveMemo>, memslot: UInt32, generation: UInt64
+        _ entry: UnsafeMutablePointer<StageTwoResolveMemo>, slot: Int, memslot: UInt32, generation: UInt64
     ) -> DirtyBitmap? {
         let bitmap = pageTable.dirtyLogs.bitmap(forMemslot: memslot)
-        entry.pointee.dirtyLog = bitmap
+        pageTable.faultMemos.dirtyLogOwner(slot: slot).pointee = bitmap
         entry.pointee.dirtyLogWords = bitmap?.words
         entry.pointee.dirtyLogFirstFrame = bitmap?.frames.start.rawValue ?? 0
         entry.pointee.dirtyLogFrameCount = bitmap?.frames.count ?? 0
