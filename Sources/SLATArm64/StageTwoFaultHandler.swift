@@ -318,7 +318,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// the root; the reclaimer read section keeps such a page from being
     /// reused under the walk. Only invalid entries are replaced, so nothing
     /// is owed to the TLB (Arm caches no invalid entry).
-    @inlinable @inline(__always)
+    @usableFromInline @_transparent
     func installLeaf(
         at address: GuestPhysicalAddress, level target: Int, output: HostPhysicalAddress,
         attributes: LeafAttributes, context: PageTableContext

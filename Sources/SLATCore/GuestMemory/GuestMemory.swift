@@ -33,7 +33,7 @@ public final class GuestMemory: Sendable {
     public let hostPages: HostPageMap
     /// The invalidation state faults check under the MMU lock.
     public let invalidations: InvalidationTracker
-    private let memslots: MemslotTable
+    @usableFromInline let memslots: MemslotTable
     private let listeners: ListenerList<GuestInvalidation>
     private let translator: HostEventTranslator
     private let hostListener: ListenerToken
@@ -171,7 +171,7 @@ public final class GuestMemory: Sendable {
     public var allMemslots: [Memslot] { memslots.memslots }
 
     /// Bumped by every memslot change; pfn caches compare it.
-    public var memslotGeneration: UInt64 { memslots.generation }
+    @inlinable public var memslotGeneration: UInt64 { memslots.generation }
 
     /// The memslots backed by any byte of the host range, sorted by base frame.
     public func memslots(overlapping range: HostVirtualRange) -> [Memslot] {

@@ -24,7 +24,7 @@ public final class MemslotTable: Sendable {
     /// inside every change, after the slots changed, while the write lock
     /// is held, so a reader that loads a generation (acquire) and then looks
     /// up under the shared lock sees slots at least as new as it.
-    private let publishedGeneration = Atomic<UInt64>(0)
+    @usableFromInline let publishedGeneration = Atomic<UInt64>(0)
 
     /// An empty table at generation zero.
     public init() {}
@@ -102,7 +102,7 @@ public final class MemslotTable: Sendable {
     /// Bumped (wrapping) by every insert, remove and flag update. One
     /// acquiring load, no lock (the page fault reads it twice per fault): a
     /// lookup made after reading it sees that generation's slots or newer.
-    public var generation: UInt64 { publishedGeneration.load(ordering: .acquiring) }
+    @inlinable public var generation: UInt64 { publishedGeneration.load(ordering: .acquiring) }
 
     /// Every slot, sorted by base frame.
     public var memslots: [Memslot] { state.read { $0.slots } }
