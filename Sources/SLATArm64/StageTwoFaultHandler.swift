@@ -318,6 +318,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// the root; the reclaimer read section keeps such a page from being
     /// reused under the walk. Only invalid entries are replaced, so nothing
     /// is owed to the TLB (Arm caches no invalid entry).
+    // Transparent, not `@inline(__always)`: once the permission path joined
+    // the fault the optimiser kept this walk out of line with the latter,
+    // which cost about 70 instructions per fault in argument passing.
     @usableFromInline @_transparent
     func installLeaf(
         at address: GuestPhysicalAddress, level target: Int, output: HostPhysicalAddress,
