@@ -171,8 +171,10 @@ final class StageTwoBenchVM {
     typealias Table = StageTwoPageTable<TableArena, CountingTLB, CountingCacheMaintenance>
     let guestMemory = GuestMemory()
     let table: Table
-    let lock = SpinningReaderWriterLock()
-    let handler: StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, SpinningReaderWriterLock>
+    /// The MMU lock, on the tables' reclaimer slot words (as the EPT MMU's):
+    /// a fault takes it shared and enters the read section in one store.
+    let lock: PerSlotReaderWriterLock
+    let handler: StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PerSlotReaderWriterLock>
     let vcpu = PageTableContext(readerSlot: 0)
     let splitContext = PageTableContext(readerSlot: 1)
     let base = GuestPhysicalAddress(1 << 30)
@@ -187,6 +189,7 @@ final class StageTwoBenchVM {
         let hva = HostVirtualAddress(0x7F00_0000_0000)
         try guestMemory.hostPages.map(hva, to: HostPhysicalAddress(1 << 34).frame, size: hostSize, count: size >> hostSize.shift)
         try guestMemory.addMemslot(Memslot(id: 1, baseFrame: base.frame, pageCount: size >> 12, hostAddress: hva))
+        lock = PerSlotReaderWriterLock(readerSlotWords: table.table.reclaimer.readerSlotWords)
         handler = StageTwoFaultHandler(pageTable: table, guestMemory: guestMemory, lock: lock)
     }
 

@@ -27,6 +27,10 @@ enum ListReport {
                 lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) stage 2 ratio reported, \(note)")
             }
         }
+        for target in StageTwoRatioTarget.all {
+            let threads = target.threads == 1 ? "" : " (\(target.threads) threads)"
+            lines.append("  \(DecimalText.padRight(target.metric.rawValue, 17)) \(DecimalText.padRight(target.format.rawValue, 7)) \(target.limitText)\(threads) (\(target.derivation))")
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -17,8 +17,11 @@ final class StageTwoBenchFixture {
     let mmu: MMU
     let contexts: [PageTableContext]
     let guestMemory = GuestMemory()
-    let lock = PThreadReaderWriterLock()
-    let handler: StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PThreadReaderWriterLock>
+    /// The MMU lock, on the tables' reclaimer slot words as the EPT MMU's
+    /// is: a fault takes it shared and enters the read section in one store.
+    let lock: PerSlotReaderWriterLock
+    typealias Handler = StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PerSlotReaderWriterLock>
+    let handler: Handler
     let name: String
     static var hostVirtualBase: UInt64 { 0x7F00_0000_0000 }
 
@@ -50,6 +53,7 @@ final class StageTwoBenchFixture {
             throw .library("\(name): creating the stage-2 MMU (\(pages) table pages)", error)
         }
         contexts = (0...threads).map { PageTableContext(readerSlot: $0) }
+        lock = PerSlotReaderWriterLock(readerSlotWords: mmu.table.reclaimer.readerSlotWords)
         handler = StageTwoFaultHandler(pageTable: mmu, guestMemory: guestMemory, lock: lock)
     }
 

@@ -18,6 +18,8 @@ enum StageTwoWorkloads {
             case .fault: results.append(try FaultWorkload.run(format, plan: plan, threads: 1))
             case .faultThreads where plan.threads > 1:
                 results.append(try FaultWorkload.run(format, plan: plan, threads: plan.threads))
+            case .faultThreadsSeparateVMs where plan.threads > 1:
+                results.append(try FaultWorkload.run(format, plan: plan, threads: plan.threads, separateVMs: true))
             case .merge: results.append(try MergeWorkload.run(format, plan: plan, mode: .exclusive))
             case .mergeShared: results.append(try MergeWorkload.run(format, plan: plan, mode: .shared))
             case .mergeRange:

@@ -37,6 +37,7 @@ enum TableReport {
             if index == 0 { lines.append(String(repeating: "-", count: lines[0].count)) }
         }
         let verdicts = results.compactMap(verdictLine) + RelativeTarget.verdictLines(results)
+            + StageTwoRatioTarget.verdictLines(results)
         if !verdicts.isEmpty {
             lines.append("")
             lines.append("targets:")

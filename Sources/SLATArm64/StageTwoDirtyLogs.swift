@@ -1,4 +1,5 @@
 import SLATCore
+import Synchronization
 
 /// The dirty bitmaps of the memslots whose writes a stage-2 page table logs
 /// (KVM/arm64 keeps one per memslot). Few entries; the fault handler looks
@@ -16,6 +17,11 @@ public final class StageTwoDirtyLogs: Sendable {
     }
 
     @usableFromInline let bitmaps = ReaderWriterLocked<[Entry]>([])
+    /// Bumped (release, with the list's write lock held, after the change)
+    /// by every start and stop: a vCPU's memo of the bitmap its last
+    /// logged write went to (the fault handler's) is valid while it has not
+    /// moved since the load made before the lookup that filled it.
+    @usableFromInline let generation = Atomic<UInt64>(0)
 
     /// No memslot logs.
     public init() {}
@@ -46,6 +52,7 @@ public final class StageTwoDirtyLogs: Sendable {
             if list.contains(where: { $0.memslot == memslot.id }) { return nil }
             let bitmap = DirtyBitmap(frames: memslot.frames, allSet: protection.isInitiallySet)
             list.append(Entry(memslot: memslot.id, bitmap: bitmap, protection: protection))
+            generation.wrappingAdd(1, ordering: .releasing)
             return bitmap
         }
     }
@@ -55,7 +62,9 @@ public final class StageTwoDirtyLogs: Sendable {
     func stop(memslot: UInt32) -> DirtyBitmap? {
         bitmaps.write { list in
             guard let index = list.firstIndex(where: { $0.memslot == memslot }) else { return nil }
-            return list.remove(at: index).bitmap
+            let removed = list.remove(at: index).bitmap
+            generation.wrappingAdd(1, ordering: .releasing)
+            return removed
         }
     }
 }

@@ -1,4 +1,5 @@
 import SLATCore
+import Synchronization
 
 /// The stage-2 page-fault handler of one VM: KVM/arm64's `user_mem_abort`
 /// and `handle_access_fault` over SLAT's guest memory model.
@@ -50,13 +51,28 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     public let guestMemory: GuestMemory
     /// The VM's MMU lock.
     public let lock: Lock
+    /// Whether `lock` is a `SLATCore/PerSlotReaderWriterLock` built on the
+    /// tables' reclaimer slot words, so that one store takes it shared and
+    /// enters the read section (`SLATCore/PerSlotReaderWriterLock/lockSharedEnteringReadSection(slot:)`).
+    @usableFromInline let combinesLockAndReadSection: Bool
 
     /// A handler for the VM whose tables, guest memory and MMU lock these are.
+    ///
+    /// With a `SLATCore/PerSlotReaderWriterLock` made on the tables'
+    /// reclaimer words (`PerSlotReaderWriterLock(readerSlotWords:
+    /// pageTable.table.reclaimer.readerSlotWords)`) a fault announces its
+    /// shared hold and its read section with one store; any other lock is
+    /// taken shared and the read section entered after it.
     @inlinable
     public init(pageTable: StageTwoPageTable<Memory, T, Caches>, guestMemory: GuestMemory, lock: Lock) {
         self.pageTable = pageTable
         self.guestMemory = guestMemory
         self.lock = lock
+        if let perSlot = lock as? PerSlotReaderWriterLock {
+            combinesLockAndReadSection = perSlot.readerSlotWords === pageTable.table.reclaimer.readerSlotWords
+        } else {
+            combinesLockAndReadSection = false
+        }
     }
 
     /// Handles one stage-2 fault of the vCPU owning `context`.
@@ -69,14 +85,17 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   `SLATError/invalidHostMapping(_:)` when a granule page larger
     ///   than 4 KiB is not backed by one contiguous, aligned host run,
     ///   `SLATError/guestRangeOutOfBounds(_:limit:)` for an IPA past the
-    ///   configured size, `SLATError/executeFromDeviceMemory(_:)` for
+    ///   configured size, `SLATError/outputAddressTooWide(_:outputBits:)`
+    ///   for a host frame beyond the configured PA size,
+    ///   `SLATError/executeFromDeviceMemory(_:)` for
     ///   an instruction fetch from a device or non-cacheable memslot,
     ///   table-memory and reader-slot errors, `SLATError/tornDown` after
     ///   the tables' ``StageTwoPageTable/destroy()``. Nothing changes when
     ///   it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
-        // First: a bad slot must throw, not trap inside a read section.
+        // Validation, once: a bad slot must throw, not trap inside a read
+        // section; everything the walk below relies on is checked here.
         try pageTable.validateReaderSlot(of: context)
         if pageTable.isDestroyed { throw .tornDown }
         let format = pageTable.format
@@ -85,60 +104,308 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             throw .guestRangeOutOfBounds(GuestPhysicalRange(start: fault.address, size: 1), limit: limit)
         }
         let write = fault.access == .write
+        let slot = context.readerSlot
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
-        let resolved = try guestMemory.resolve(frame: fault.address.frame, write: write)
+        let resolved = try resolve(frame: fault.address.frame, write: write, slot: slot, generation: generation)
         let memoryType = Self.memoryType(of: resolved.memslot.flags)
         if fault.access == .execute && memoryType != .writeBack {
             throw .executeFromDeviceMemory(resolved.frame)
         }
-        let level = memoryType == .writeBack ? mappingLevel(for: resolved) : 0
+        // A host mapping smaller than the smallest block (4 KiB host pages)
+        // or dirty logging: the smallest page, without the search.
+        let level = memoryType != .writeBack || resolved.dirtyLogging
+            || resolved.maximumMappingSize.bytes < format.entrySize(atLevel: 1) ? 0 : mappingLevel(for: resolved)
         let size = format.entrySize(atLevel: level)
         let guestStart = fault.address.alignedDown(to: size)
-        let (output, hostWritable) = try backing(
-            of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+        let output: HostPhysicalAddress
+        let hostWritable: Bool
+        if size <= resolved.maximumMappingSize.bytes {
+            // Inside the host mapping: the output follows from the frame.
+            output = HostPhysicalAddress(
+                resolved.hostFrame.address.rawValue &- (resolved.frame.address.rawValue &- guestStart.rawValue))
+            hostWritable = resolved.writable
+        } else {
+            (output, hostWritable) = try backing(
+                of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+        }
+        let outputLimit = format.outputAddressLimit
+        guard output.rawValue < outputLimit, size <= outputLimit &- output.rawValue else {
+            throw .outputAddressTooWide(output, outputBits: format.outputAddressBits)
+        }
         var permissions: Permissions = .read
         if hostWritable && (write || !resolved.dirtyLogging) { permissions.insert(.write) }
         if fault.access == .execute { permissions.formUnion(.execute) }
+        var attributes = LeafAttributes(permissions: permissions, memoryType: memoryType)
+        attributes.accessed = true
+        try format.validate(attributes)
         let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
         // The most tables one leaf can need.
         var pagesWanted = format.rootLevel
         while true {
             // Outside the lock, always: a cache that runs short under it
             // stops the walk, and the lock is dropped to come back here.
-            try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: pagesWanted)
-            let attempt = try lock.withShared { () throws(SLATError) -> StageTwoFaultOutcome? in
-                if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
-                    return .retry(.invalidationInProgress)
-                }
-                if guestMemory.memslotGeneration != generation { return .retry(.memslotsChanged) }
-                let outcome: StageTwoFaultOutcome
-                if let current = pageTable.table.translate(fault.address, context: context).translation,
-                   current.size == size, current.leafOutput == output, current.attributes.memoryType == memoryType {
-                    outcome = try fixInPlace(fault, current: current, permissions: permissions, context: context)
-                } else {
-                    let result = try pageTable.map(
-                        GuestPhysicalRange(start: guestStart, size: size), to: output,
-                        attributes: LeafAttributes(permissions: permissions, memoryType: memoryType),
-                        maximumLevel: level, mode: .shared,
-                        context: context, refusingPermissionOnlyChanges: true, refill: .never)
-                    switch result.outcome {
-                    case .mapped: outcome = .mapped(level: level)
-                    case .refusedPermissionOnlyChange: outcome = .retry(.permissionOnlyChangeRefused)
-                    case .stopped(let shortfall):
-                        pagesWanted = max(shortfall.pagesWanted, 1)
-                        return nil
-                    }
-                }
-                // Still under the lock, so a harvest (exclusive) sees the mark
-                // together with the write access it stands for.
-                if write && resolved.dirtyLogging && !outcome.isRetry {
-                    pageTable.dirtyLogs.bitmap(forMemslot: resolved.memslot.id)?.mark(resolved.frame)
-                }
-                return outcome
+            if context.cachedPageCount < pagesWanted {
+                try context.pageCache.topUp(from: pageTable.table.memory, toAtLeast: pagesWanted)
             }
-            if let attempt { return attempt }
+            lockSharedEnteringReadSection(slot: slot)
+            // The staleness checks, then the lean walk; the general path
+            // only when it meets a live or locked entry in the way.
+            var outcome: StageTwoFaultOutcome?
+            var inTheWay = false
+            var lostRace = false
+            if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+                outcome = .retry(.invalidationInProgress)
+            } else if guestMemory.memslotGeneration != generation {
+                outcome = .retry(.memslotsChanged)
+            } else {
+                switch installLeaf(at: fault.address, level: level, output: output, attributes: attributes, context: context) {
+                case .installed: outcome = .mapped(level: level)
+                case .leafPresent(let pointer, let entry):
+                    // An access-flag or permission fault; a lost race looks again.
+                    switch fixLeafInPlace(pointer, entry: entry, at: fault.address, level: level, output: output,
+                                          attributes: attributes) {
+                    case .fixedInPlace(let fixed): outcome = fixed
+                    case .entryInTheWay: inTheWay = true
+                    default: lostRace = true
+                    }
+                case .fixedInPlace(let fixed): outcome = fixed
+                case .lostRace: lostRace = true
+                case .cacheEmpty: pagesWanted = max(pagesWanted, format.rootLevel)
+                case .entryInTheWay: inTheWay = true
+                }
+            }
+            if inTheWay {
+                do {
+                    outcome = try handleEntryInTheWay(
+                        fault, level: level, output: output, attributes: attributes, context: context,
+                        pagesWanted: &pagesWanted)
+                } catch {
+                    unlockSharedLeavingReadSection(slot: slot)
+                    throw error
+                }
+            }
+            // Still under the lock, so a harvest (exclusive) sees the mark
+            // together with the write access it stands for.
+            if let outcome, write && resolved.dirtyLogging && !outcome.isRetry {
+                markDirty(resolved.frame, memslot: resolved.memslot.id, slot: slot)
+            }
+            unlockSharedLeavingReadSection(slot: slot)
+            // `nil`: the page cache ran short, or an exchange on a live leaf
+            // lost a race; top up and start again.
+            if let outcome { return outcome }
+            if lostRace { continue }
+        }
+    }
+
+    /// Takes the MMU lock shared and enters the tables' read section: one
+    /// store with a lock built on the reclaimer's slot words.
+    @inlinable @inline(__always)
+    func lockSharedEnteringReadSection(slot: Int) {
+        if combinesLockAndReadSection {
+            unsafeDowncast(lock, to: PerSlotReaderWriterLock.self).lockSharedEnteringReadSection(slot: slot)
+        } else {
+            lock.lockShared()
+            pageTable.table.reclaimer.enterReadSection(slot: slot)
+        }
+    }
+
+    /// Leaves the read section and releases the shared hold.
+    @inlinable @inline(__always)
+    func unlockSharedLeavingReadSection(slot: Int) {
+        if combinesLockAndReadSection {
+            unsafeDowncast(lock, to: PerSlotReaderWriterLock.self).unlockSharedLeavingReadSection(slot: slot)
+        } else {
+            pageTable.table.reclaimer.leaveReadSection(slot: slot)
+            lock.unlockShared()
+        }
+    }
+
+    /// An access-flag or permission fault in the lean walk, on the live leaf
+    /// `entry` at `level` that `pointer` holds: when it maps `output` with
+    /// the wanted memory type, one compare-and-exchange sets the access flag
+    /// and adds the missing permissions (only adds: a racing vCPU's rights
+    /// are never reduced). A grant of execute invalidates the instruction
+    /// cache for the output first (unless it is coherent); added permissions
+    /// invalidate the faulting IPA at the leaf's level, as does a fault that
+    /// finds nothing to change (KVM commit be097997a273: Arm may keep the
+    /// entry that faulted in its TLB, and rights added without an
+    /// invalidation leave it there). An access flag set alone owes nothing:
+    /// an entry without it is never cached. Returns
+    /// ``StageTwoLeafInstall/lostRace`` when the exchange lost a race (the
+    /// fault starts again), and ``StageTwoLeafInstall/entryInTheWay`` for a
+    /// leaf of another output or memory type (the general path replaces it).
+    @inlinable @inline(never)
+    func fixLeafInPlace(
+        _ pointer: EntryPointer, entry: UInt64, at address: GuestPhysicalAddress, level: Int,
+        output: HostPhysicalAddress, attributes: LeafAttributes
+    ) -> StageTwoLeafInstall {
+        let format = pageTable.format
+        let old = entry
+        // Same output and MemAttr as the leaf the fault wants: compared in
+        // the descriptors, without decoding them.
+        let wanted = format.leafEntry(output: output, attributes: attributes, atLevel: level)
+        let identity = format.tableAddressMask | format.highAddressMask | StageTwoDescriptorBits.memoryAttributes
+        guard (old ^ wanted) & identity == 0 else { return .entryInTheWay }
+        let missing = attributes.permissions.subtracting(format.permissions(ofLeaf: old))
+        var new = old | StageTwoDescriptorBits.accessFlag
+        if !missing.isEmpty { new = format.changingPermissions(ofLeaf: new, grant: missing, revoke: []) }
+        let blockAddress = address.alignedDown(to: format.entrySize(atLevel: level))
+        if new == old {
+            // Nothing to change: raised by a translation this CPU caches.
+            if !Self.skipsSpuriousFaultInvalidation {
+                pageTable.tlb.invalidate(address: blockAddress, level: format.leafLevel(ofHeight: level))
+            }
+            return .fixedInPlace(.spurious)
+        }
+        if !missing.intersection(.execute).isEmpty && !pageTable.caches.instructionCacheIsCoherent {
+            pageTable.caches.invalidateInstructionCache(output, size: format.entrySize(atLevel: level))
+        }
+        let (exchanged, _) = pointer.pointee.compareExchange(
+            expected: old, desired: new, ordering: .acquiringAndReleasing)
+        guard exchanged else { return .lostRace }
+        if missing.isEmpty { return .fixedInPlace(.madeYoung) }
+        pageTable.tlb.invalidate(address: blockAddress, level: format.leafLevel(ofHeight: level))
+        return .fixedInPlace((new ^ old) & ~StageTwoDescriptorBits.accessFlag != 0 ? .permissionsRelaxed : .spurious)
+    }
+
+    /// The general path, when the lean walk met a live or locked entry:
+    /// `translate`, then set the access flag or relax permissions in place
+    /// (``fixInPlace(_:current:permissions:context:)``) when the leaf maps
+    /// the page as wanted, else `map` (split, merge, replacement, or a
+    /// refused permission-only change). `nil`: the page cache ran short.
+    /// Out of line: the common fault never comes here.
+    @inlinable @inline(never)
+    func handleEntryInTheWay(
+        _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, attributes: LeafAttributes,
+        context: PageTableContext, pagesWanted: inout Int
+    ) throws(SLATError) -> StageTwoFaultOutcome? {
+        let format = pageTable.format
+        let size = format.entrySize(atLevel: level)
+        let guestStart = fault.address.alignedDown(to: size)
+        if let current = pageTable.table.translate(fault.address, context: context).translation,
+           current.size == size, current.leafOutput == output, current.attributes.memoryType == attributes.memoryType {
+            return try fixInPlace(fault, current: current, permissions: attributes.permissions, context: context)
+        }
+        let result = try pageTable.map(
+            GuestPhysicalRange(start: guestStart, size: size), to: output,
+            attributes: attributes, maximumLevel: level, mode: .shared,
+            context: context, refusingPermissionOnlyChanges: true, refill: .never)
+        switch result.outcome {
+        case .mapped: return .mapped(level: level)
+        case .refusedPermissionOnlyChange: return .retry(.permissionOnlyChangeRefused)
+        case .stopped(let shortfall):
+            pagesWanted = max(shortfall.pagesWanted, 1)
+            return nil
+        }
+    }
+
+    /// The common fault in one purpose-built walk: from the root, link a
+    /// missing table from `context`'s page cache by compare-and-exchange,
+    /// descend through tables, and install the leaf into an invalid entry
+    /// at `level` by compare-and-exchange (the leaf's data-cache clean is
+    /// done just before, once, only when it is installed). Anything else in
+    /// the way — a live leaf or block, a table where the leaf goes, a locked
+    /// entry — is left as it is for the general path. Lock held shared,
+    /// inside the read section.
+    ///
+    /// Soundness is that of the shared map (Docs/concurrency.md rules 1–2):
+    /// every change is one exchange from the value read; a table linked here
+    /// is empty until the leaf lands in it, and a shared unmap that frees
+    /// it as empty first locks each of its entries, so the leaf's exchange
+    /// then fails on the locked entry and the general path restarts from
+    /// the root; the reclaimer read section keeps such a page from being
+    /// reused under the walk. Only invalid entries are replaced, so nothing
+    /// is owed to the TLB (Arm caches no invalid entry).
+    // Transparent, not `@inline(__always)`: once the permission path joined
+    // the fault the optimiser kept this walk out of line with the latter,
+    // which cost about 70 instructions per fault in argument passing.
+    @usableFromInline @_transparent
+    func installLeaf(
+        at address: GuestPhysicalAddress, level target: Int, output: HostPhysicalAddress,
+        attributes: LeafAttributes, context: PageTableContext
+    ) -> StageTwoLeafInstall {
+        let format = pageTable.format
+        let memory = pageTable.table.memory
+        let frozen = format.frozenEntry
+        var level = format.rootLevel
+        var entries: EntryPointer
+        // The vCPU's remembered smallest-page table (StageTwoResolveMemo):
+        // read inside the read section, as its soundness needs.
+        let memo = pageTable.faultMemos.entry(slot: context.readerSlot)
+        let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
+        let region = address.rawValue &>> UInt64(truncatingIfNeeded: format.shift(atLevel: 1))
+        if target == 0 && memo.pointee.leafTable != 0 && memo.pointee.leafUnlinks == unlinks
+            && memo.pointee.leafRegion == region, let parent = memo.pointee.leafParent,
+            parent.pointee.load(ordering: .acquiring) == format.tableEntry(child: HostPhysicalAddress(memo.pointee.leafTable)) {
+            level = 0
+            entries = memory.entries(at: HostPhysicalAddress(memo.pointee.leafTable))
+        } else {
+            entries = memory.entries(at: pageTable.table.root)
+        }
+        while true {
+            let pointer = entries + format.index(of: address, atLevel: level)
+            var entry = pointer.pointee.load(ordering: .acquiring)
+            descend: while true {
+                if entry == frozen { return .entryInTheWay }
+                let present = format.isPresent(entry, atLevel: level)
+                if level == target {
+                    if present {
+                        if level > 0 && format.isTable(entry, atLevel: level) { return .entryInTheWay }
+                        return .leafPresent(pointer, entry)
+                    }
+                    let leaf = format.leafEntry(output: output, attributes: attributes, atLevel: level)
+                    pageTable.caches.prepare(output, size: format.entrySize(atLevel: level), attributes: attributes)
+                    let (exchanged, original) = pointer.pointee.compareExchange(
+                        expected: entry, desired: leaf, ordering: .acquiringAndReleasing)
+                    if exchanged {
+                        _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
+                        return .installed
+                    }
+                    entry = original
+                    continue descend
+                }
+                if present {
+                    // A block above the leaf's level: break-before-make split.
+                    guard format.isTable(entry, atLevel: level) else { return .entryInTheWay }
+                    let child = format.childTable(of: entry)
+                    do {
+                        // One level down; a smallest-page table is remembered
+                        // for the vCPU's next fault in the region.
+                        entries = memory.entries(at: child)
+                        level -= 1
+                        if level == 0 {
+                            memo.pointee.leafTable = child.rawValue
+                            memo.pointee.leafParent = pointer
+                            memo.pointee.leafRegion = region
+                            memo.pointee.leafUnlinks = unlinks
+                        }
+                    }
+                    break descend
+                }
+                guard let page = context.pageCache.take() else { return .cacheEmpty }
+                let (exchanged, original) = pointer.pointee.compareExchange(
+                    expected: entry, desired: format.tableEntry(child: page), ordering: .acquiringAndReleasing)
+                if exchanged {
+                    _ = memory.adjustLiveEntryCount(containing: pointer, by: 1)
+                    do {
+                        // One level down; a smallest-page table is remembered
+                        // for the vCPU's next fault in the region.
+                        entries = memory.entries(at: page)
+                        level -= 1
+                        if level == 0 {
+                            memo.pointee.leafTable = page.rawValue
+                            memo.pointee.leafParent = pointer
+                            memo.pointee.leafRegion = region
+                            memo.pointee.leafUnlinks = unlinks
+                        }
+                    }
+                    break descend
+                }
+                context.pageCache.giveBack(page)
+                entry = original
+            }
         }
     }
 
@@ -250,4 +517,24 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         false
         #endif
     }
+}
+
+/// What the lean walk of ``StageTwoFaultHandler/installLeaf(at:level:output:attributes:context:)`` did.
+@frozen @usableFromInline
+enum StageTwoLeafInstall {
+    /// The leaf is in place.
+    case installed
+    /// A live leaf at the wanted level (`pointer`, `entry`): an access-flag
+    /// or permission fault for ``StageTwoFaultHandler/fixLeafInPlace(_:entry:at:level:output:attributes:)``.
+    case leafPresent(EntryPointer, UInt64)
+    /// The leaf already mapped the page as wanted: an access-flag or
+    /// permission fault fixed in place, or a spurious one invalidated.
+    case fixedInPlace(StageTwoFaultOutcome)
+    /// The exchange on a live leaf lost a race: the fault starts again.
+    case lostRace
+    /// The page cache ran out for a missing table; nothing changed since
+    /// the last table linked (an empty table is harmless).
+    case cacheEmpty
+    /// A live or locked entry is in the way: the general path decides.
+    case entryInTheWay
 }

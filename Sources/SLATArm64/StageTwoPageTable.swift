@@ -61,6 +61,9 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     public let dirtyLogs = StageTwoDirtyLogs()
     /// Set once by ``destroy()``; every operation then throws ``SLATError/tornDown``.
     @usableFromInline let destroyed = Atomic<Bool>(false)
+    /// Each reader slot's fault memo of its last memslot and host run
+    /// (``StageTwoResolveMemo``), used by ``StageTwoFaultHandler``.
+    @usableFromInline let faultMemos: StageTwoFaultMemos
 
     /// Empty tables in `memory` for the VM `vmid`.
     ///
@@ -100,6 +103,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
             throw error
         }
         self.table = table
+        self.faultMemos = StageTwoFaultMemos(slotCount: table.reclaimer.slotCount)
         self.tlb = tlb
         self.caches = caches
         self.vmid = vmid

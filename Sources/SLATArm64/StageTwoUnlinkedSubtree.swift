@@ -68,6 +68,7 @@ extension StageTwoPageTable {
     public func freeUnlinkedSubtree(_ top: HostPhysicalAddress, level: Int, mode: WalkMode) -> Int {
         var pages: [HostPhysicalAddress] = []
         collectSubtree(top, level: level, into: &pages)
+        table.reclaimer.noteTableUnlinked()
         switch mode {
         case .exclusive: for page in pages { table.memory.freePage(page) }
         case .shared: table.reclaimer.retire(pages)

@@ -112,6 +112,68 @@ struct StageTwoFaultHandlerTests {
                 == .mapped(level: 0))
     }
 
+    @Test("A fault after a memslot flag change that moves no invalidation uses the new flags, not the vCPU's memo")
+    func memoFollowsMemslotGeneration() throws {
+        let vm = try makeVM()
+        // The first fault fills vCPU 0's memo of the memslot and host run.
+        #expect(try vm.access(vm.guestRange.start, .read) == [.mapped(level: 1)])
+        // Dirty logging switched on in the memslot alone: the generation
+        // moves, the invalidation sequence does not.
+        try vm.guestMemory.updateMemslotFlags(id: 1, inserting: .dirtyLogging)
+        let second = vm.guestRange.start.advanced(by: 2 << 20)
+        #expect(try vm.access(second, .read) == [.mapped(level: 0)])
+    }
+
+    @Test("A fault after the vCPU's remembered page table was unlinked walks from the root and maps in one fault")
+    func leafTableMemoDroppedAfterUnlink() throws {
+        let vm = try makeVM(host: .size4K)
+        // The first fault links the tables and remembers the page table.
+        #expect(try vm.access(vm.guestRange.start, .write) == [.mapped(level: 0)])
+        // The unmap empties the page table and frees it (and the table above).
+        try vm.lock.withExclusive { () throws(SLATError) in
+            try vm.mmu.unmap(GuestPhysicalRange(start: vm.guestRange.start, size: 0x1000), context: vm.contexts[0])
+        }
+        let next = vm.guestRange.start.advanced(by: 0x1000)
+        #expect(try vm.access(next, .write) == [.mapped(level: 0)])
+        #expect(vm.leaves.map(\.guestAddress) == [next])
+        #expect(vm.reportsAfterCoherenceCheck().isEmpty)
+    }
+
+    @Test("A logged write after logging was switched off and on again marks the new bitmap, not the vCPU's memo of the old one")
+    func dirtyLogMemoFollowsRestart() throws {
+        let vm = try makeVM(host: .size4K)
+        try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock, context: vm.contexts[0])
+        let first = vm.guestRange.start
+        #expect(try vm.access(first, .write) == [.mapped(level: 0)])
+        let old = try #require(vm.mmu.dirtyLogs.bitmap(forMemslot: 1))
+        #expect(old.isMarked(first.frame))
+        try vm.mmu.disableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory)
+        try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock, context: vm.contexts[0])
+        let second = vm.guestRange.start.advanced(by: 0x1000)
+        #expect(try vm.access(second, .write) == [.mapped(level: 0)])
+        let new = try #require(vm.mmu.dirtyLogs.bitmap(forMemslot: 1))
+        #expect(new.isMarked(second.frame))
+        #expect(!old.isMarked(second.frame))
+    }
+
+    @Test("With a per-slot lock on the tables' reader slot words, faults map and leave the slot idle")
+    func combinedLockAndReadSection() throws {
+        let vm = try makeVM(host: .size4K)
+        let lock = PerSlotReaderWriterLock(readerSlotWords: vm.mmu.table.reclaimer.readerSlotWords)
+        let handler = StageTwoFaultHandler(pageTable: vm.mmu, guestMemory: vm.guestMemory, lock: lock)
+        for page in 0..<4 as Range<UInt64> {
+            let address = vm.guestRange.start.advanced(by: page << 12)
+            #expect(try handler.handle(StageTwoFault(address: address, access: .write), context: vm.contexts[0])
+                    == .mapped(level: 0))
+        }
+        // The slot word is clear again: an exclusive holder does not wait,
+        // and the reclaimer's grace period completes.
+        #expect(lock.tryLockExclusive())
+        lock.unlockExclusive()
+        vm.mmu.table.reclaimer.synchronize()
+        #expect(vm.leaves.count == 4)
+    }
+
     @Test("A fault outside every memslot is MMIO: an error, nothing mapped")
     func faultOutsideMemslotsIsMMIO() throws {
         let vm = try makeVM()

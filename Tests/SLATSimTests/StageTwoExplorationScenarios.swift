@@ -37,6 +37,39 @@ enum StageTwoExplorationScenarios {
             check: { $0.check() })
     }
 
+    /// A shared unmap that empties and frees the tables of page 0 beside a
+    /// vCPU whose page fault (4 KiB host pages: one page, by the fault
+    /// handler's lean walk) goes through those tables or links new ones. The
+    /// unmap locks every entry of a table it frees, so the fault either
+    /// lands its leaf before (and the table stays) or meets a locked entry
+    /// and starts again from the root; a leaf must never land in a table
+    /// already unlinked, and no table page may be read after it was freed.
+    static func sharedUnmapBesidePageFault() -> ExplorationScenario<VM> {
+        ExplorationScenario(
+            name: "stage 2: shared unmap beside a page fault",
+            threads: [
+                [Step("shared unmap of page 0") { vm in
+                    try vm.lock.withShared { () throws(SLATError) in
+                        try vm.mmu.unmap(GuestPhysicalRange(start: vm.address(page: 0), size: VM.page),
+                                         mode: .shared, context: vm.contexts[2])
+                    }
+                    return nil
+                }],
+                [access(3, .write, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
+                try vm.mapPages(0..<1, context: 2)
+                return vm
+            },
+            check: { vm in
+                if let failure = vm.check() { return failure }
+                // The fault's page stays mapped: the unmap covered page 0 only.
+                let leaf = vm.mmu.table.translate(vm.address(page: 3)).translation
+                return leaf?.output == vm.output(page: 3) ? nil : "page 3 not mapped after its fault: \(String(describing: leaf))"
+            })
+    }
+
     /// A fault that maps a 2 MiB block over a table of 4 KiB pages (the
     /// anchored merge, Docs/stage2-mmu.md) beside a vCPU that cached one of
     /// the pages and goes on reading.

@@ -21,6 +21,17 @@ struct StageTwoExplorationTests {
         #expect(outcome.executions > 10)
     }
 
+    @Test("Shared unmap beside a page fault that links tables", arguments: [
+        ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 4), .random(seed: 4),
+    ])
+    func sharedUnmapBesidePageFault(strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(StageTwoExplorationScenarios.sharedUnmapBesidePageFault(), strategy: strategy,
+                                       budget: Self.budget)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
+
     @Test("Merge beside cached pages", arguments: [
         ExplorationStrategy.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 2),
     ])

@@ -33,7 +33,7 @@ public final class GuestMemory: Sendable {
     public let hostPages: HostPageMap
     /// The invalidation state faults check under the MMU lock.
     public let invalidations: InvalidationTracker
-    private let memslots: MemslotTable
+    @usableFromInline let memslots: MemslotTable
     private let listeners: ListenerList<GuestInvalidation>
     private let translator: HostEventTranslator
     private let hostListener: ListenerToken
@@ -171,7 +171,7 @@ public final class GuestMemory: Sendable {
     public var allMemslots: [Memslot] { memslots.memslots }
 
     /// Bumped by every memslot change; pfn caches compare it.
-    public var memslotGeneration: UInt64 { memslots.generation }
+    @inlinable public var memslotGeneration: UInt64 { memslots.generation }
 
     /// The memslots backed by any byte of the host range, sorted by base frame.
     public func memslots(overlapping range: HostVirtualRange) -> [Memslot] {
@@ -213,8 +213,12 @@ public final class GuestMemory: Sendable {
 
     /// The largest size not above `hostSize` whose aligned block around
     /// `frame` lies inside `slot` with guest and host addresses congruent
-    /// modulo the size (so the block maps one aligned host block).
-    static func maximumMappingSize(
+    /// modulo the size (so the block maps one aligned host block). What
+    /// ``resolve(frame:write:)`` reports as
+    /// ``ResolvedGuestPage/maximumMappingSize``, for a fault path that
+    /// resolves from a memo of its last memslot and host run.
+    @inlinable
+    public static func maximumMappingSize(
         frame: GuestFrameNumber, slot: Memslot, hostSize: HostMappingSize
     ) -> HostMappingSize {
         var size = hostSize

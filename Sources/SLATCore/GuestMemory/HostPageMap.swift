@@ -72,6 +72,17 @@ public final class HostPageMap: Sendable {
         }
     }
 
+    /// The run of mappings holding `address`, or `nil` when nothing is
+    /// mapped there. Binary search under the shared lock: a fault's memo of
+    /// its last host run (see the stage-2 fault handler) refills from it.
+    public func run(containing address: HostVirtualAddress) -> HostMapping? {
+        mappingsState.read { mappings in
+            let index = Self.firstIndex(in: mappings, endingAfter: address)
+            guard index < mappings.count, mappings[index].range.contains(address) else { return nil }
+            return mappings[index]
+        }
+    }
+
     /// Every run of mappings, sorted by address.
     public var mappings: [HostMapping] { mappingsState.read { $0 } }
 

@@ -56,9 +56,9 @@ public final class InvalidationTracker: Sendable {
     /// Serialises begin/end.
     private let writer = SpinLock()
     /// Sequence-lock version: odd while a writer updates the words below.
-    private let version = Atomic<UInt64>(0)
-    private let sequenceWord = Atomic<UInt64>(0)
-    private let countWord = Atomic<UInt64>(0)
+    @usableFromInline let version = Atomic<UInt64>(0)
+    @usableFromInline let sequenceWord = Atomic<UInt64>(0)
+    @usableFromInline let countWord = Atomic<UInt64>(0)
     private let rangeStartWord = Atomic<UInt64>(0)
     private let rangeEndWord = Atomic<UInt64>(0)
 
@@ -167,8 +167,9 @@ public final class InvalidationTracker: Sendable {
     /// took `snapshot` before its host lookup must start again: an
     /// invalidation in progress overlaps the range, or one ended since the
     /// snapshot. Call it with the MMU lock held. Lock-free.
+    @inlinable
     public func needsRetry(range: GuestFrameRange, since snapshot: InvalidationSequence) -> Bool {
-        // Common case first, without building the range: a consistent
+        // Common case first, inline in the fault path: a consistent
         // reading of the sequence and count with nothing in flight.
         let before = version.load(ordering: .acquiring)
         if before & 1 == 0 {
@@ -177,6 +178,12 @@ public final class InvalidationTracker: Sendable {
             atomicMemoryFence(ordering: .acquiring)
             if count == 0 && version.load(ordering: .relaxed) == before { return sequence != snapshot.value }
         }
+        return needsRetryReadingRange(range, since: snapshot)
+    }
+
+    /// ``needsRetry(range:since:)`` with the in-flight range read too.
+    @usableFromInline
+    func needsRetryReadingRange(_ range: GuestFrameRange, since snapshot: InvalidationSequence) -> Bool {
         let state = read()
         if state.count != 0 && state.range.overlaps(range) { return true }
         return state.sequence != snapshot.value

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The live set of memslots of one guest, sorted by guest frame so that a
 /// fault finds its slot by binary search (KVM's `kvm_memslots`).
 ///
@@ -18,6 +20,11 @@ public final class MemslotTable: Sendable {
     }
 
     private let state = ReaderWriterLocked(State())
+    /// ``State/generation``, mirrored for lock-free reads: stored (release)
+    /// inside every change, after the slots changed, while the write lock
+    /// is held, so a reader that loads a generation (acquire) and then looks
+    /// up under the shared lock sees slots at least as new as it.
+    @usableFromInline let publishedGeneration = Atomic<UInt64>(0)
 
     /// An empty table at generation zero.
     public init() {}
@@ -41,6 +48,7 @@ public final class MemslotTable: Sendable {
             }
             state.slots.insert(slot, at: index)
             state.generation &+= 1
+            publishedGeneration.store(state.generation, ordering: .releasing)
         }
     }
 
@@ -52,8 +60,10 @@ public final class MemslotTable: Sendable {
             guard let index = state.slots.firstIndex(where: { $0.id == id }) else {
                 throw .unknownMemslot(slot: id)
             }
+            let removed = state.slots.remove(at: index)
             state.generation &+= 1
-            return state.slots.remove(at: index)
+            publishedGeneration.store(state.generation, ordering: .releasing)
+            return removed
         }
     }
 
@@ -68,6 +78,7 @@ public final class MemslotTable: Sendable {
             let old = state.slots[index]
             state.slots[index].flags = flags
             state.generation &+= 1
+            publishedGeneration.store(state.generation, ordering: .releasing)
             return old
         }
     }
@@ -88,8 +99,10 @@ public final class MemslotTable: Sendable {
         state.read { state in state.slots.first(where: { $0.id == id }) }
     }
 
-    /// Bumped (wrapping) by every insert, remove and flag update.
-    public var generation: UInt64 { state.read { $0.generation } }
+    /// Bumped (wrapping) by every insert, remove and flag update. One
+    /// acquiring load, no lock (the page fault reads it twice per fault): a
+    /// lookup made after reading it sees that generation's slots or newer.
+    @inlinable public var generation: UInt64 { publishedGeneration.load(ordering: .acquiring) }
 
     /// Every slot, sorted by base frame.
     public var memslots: [Memslot] { state.read { $0.slots } }

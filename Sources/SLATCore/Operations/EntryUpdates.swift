@@ -67,6 +67,7 @@ extension PageTable {
     /// table such a writer linked at the last moment is collected too.
     @inlinable
     func detachSubtree(of entry: UInt64, level: Int, shared: Bool, into requests: inout FlushRequests) {
+        reclaimer.noteTableUnlinked()
         let childPage = format.childTable(of: entry)
         let childLevel = level - 1
         if shared || childLevel > 0 {

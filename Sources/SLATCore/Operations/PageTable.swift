@@ -119,6 +119,9 @@ public struct PageTable<Format: PageTableFormat, Memory: TableMemory>: Sendable 
     /// ``WalkMode/exclusive`` mode, after a grace period in shared mode.
     public func settle<T: TLB>(_ batch: consuming TLBFlushBatch, tlb: T, mode: WalkMode) {
         let pages = batch.flush(to: tlb)
+        // Every unlink path bumps the count already; a batch filled by
+        // other code still moves it before its pages go.
+        if !pages.isEmpty { reclaimer.noteTableUnlinked() }
         switch mode {
         case .exclusive:
             for page in pages { memory.freePage(page) }

@@ -140,6 +140,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
                 entry.pointer.pointee.store(0, ordering: .releasing)
                 table.memory.adjustLiveEntryCount(containing: entry.pointer, by: -1)
                 requests.invalidate(range: GuestPhysicalRange(start: entry.address, size: size))
+                table.reclaimer.noteTableUnlinked()
                 requests.freeAfterFlush(child)
             }
             return .proceed
@@ -175,6 +176,7 @@ struct UnmapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Resta
         // The parent entry is still frozen: invalidate, then empty it.
         table.memory.adjustLiveEntryCount(containing: pointer, by: -1)
         emptied(pointer, range: GuestPhysicalRange(start: address, size: format.entrySize(atLevel: level)))
+        table.reclaimer.noteTableUnlinked()
         requests.freeAfterFlush(format.childTable(of: tableEntry))
     }
 

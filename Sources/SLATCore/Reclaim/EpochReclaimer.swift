@@ -27,6 +27,15 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
     /// ``PerSlotReaderWriterLock`` built on the same words lets a reader
     /// take the lock and enter a read section with one store.
     public let readerSlotWords: ReaderSlotWords
+    /// Bumped (sequentially consistent) each time a table page of the
+    /// tables this reclaimer serves is unlinked, before the page can be
+    /// retired or freed (``noteTableUnlinked()``). A walker that remembers a
+    /// table page between walks (the stage-2 fault's per-vCPU leaf-table
+    /// memo) reads it inside its read section and trusts the memo only while
+    /// it has not moved: an unlink finished under the exclusive lock, or
+    /// retired before the read section began, is seen; one racing the read
+    /// section cannot free the page under it (Docs/concurrency.md).
+    public let tableUnlinks = Atomic<UInt64>(0)
     private let listLock = Atomic<Bool>(false)
     private var retired: [(page: HostPhysicalAddress, epoch: UInt64)] = []
     private let retiredTotal = Atomic<Int>(0)
@@ -108,6 +117,13 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         }
         retiredTotal.wrappingAdd(pages.count, ordering: .relaxed)
         reclaim()
+    }
+
+    /// Records that a table page is being unlinked; call it before the page
+    /// is handed to ``retire(_:)`` or freed.
+    @inlinable
+    public func noteTableUnlinked() {
+        tableUnlinks.wrappingAdd(1, ordering: .sequentiallyConsistent)
     }
 
     /// Advances the epoch if every active reader has caught up, then frees
