@@ -48,6 +48,10 @@ struct ExplorationMutationTests {
         .init(mutation: .pfnCacheLegacyRetry, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .nxRecoveryDropsDirtyBits, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .nxRecoveryDropsDirtyBits, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .teardownFreesRootsUnderNotifier, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .teardownFreesRootsUnderNotifier, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .removedMemslotKeepsDirtyLog, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .removedMemslotKeepsDirtyLog, strategy: .pct(depth: 3, seed: 21)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -82,6 +86,10 @@ struct ExplorationMutationTests {
             try check(PfnCacheExplorationScenarios.refreshBesideNotifierStorm(), testCase)
         case .nxRecoveryDropsDirtyBits:
             try check(TDPExplorationScenarios.nxRecoveryBesideLoggedWrites(), testCase)
+        case .teardownFreesRootsUnderNotifier:
+            try check(TDPExplorationScenarios.teardownBesideNotifierAndFaults(), testCase)
+        case .removedMemslotKeepsDirtyLog:
+            try check(TDPExplorationScenarios.readdedMemslotBesideWrites(), testCase)
         }
     }
 

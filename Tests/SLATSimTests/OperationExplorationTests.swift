@@ -53,6 +53,11 @@ struct OperationExplorationTests {
         expectPasses(TDPExplorationScenarios.memslotAddBesideAccesses(), strategy)
     }
 
+    @Test("x86: memslot added again elsewhere beside writes, its dirty log enabled", arguments: strategies)
+    func memslotReadded(strategy: ExplorationStrategy) {
+        expectPasses(TDPExplorationScenarios.readdedMemslotBesideWrites(), strategy)
+    }
+
     @Test("x86: memslot made read-only beside writes", arguments: strategies)
     func memslotReadOnly(strategy: ExplorationStrategy) {
         expectPasses(TDPExplorationScenarios.memslotReadOnlyBesideWrites(), strategy)

@@ -115,6 +115,66 @@ extension TDPExplorationScenarios {
 }
 
 extension TDPExplorationScenarios {
+    /// Memslot 1, logging dirty pages, is removed and added again under the
+    /// same id at other guest frames (the VM's frames 16..<32, backed by the
+    /// host pages after its own), then its dirty-bit log is enabled, while
+    /// a vCPU writes two of the new frames: every write made after the
+    /// enable returned is in a harvest of memslot 1 (dirty-log
+    /// completeness), so the removed memslot's log must not survive it.
+    static func readdedMemslotBesideWrites() -> ExplorationScenario<TDPDirtyLogWorld> {
+        typealias Step = ExplorationScenario<TDPDirtyLogWorld>.Step
+        let write = { (frame: UInt64) in
+            Step("vCPU 0 write frame \(frame)") { world in
+                let logging = world.loggingEnabled
+                let failure = world.vm.access(frame, .write, vcpu: 0)
+                if failure == nil && logging { world.written.insert(frame) }
+                return failure
+            }
+        }
+        return ExplorationScenario(
+            name: "x86: memslot added again elsewhere beside writes, its dirty log enabled",
+            threads: [
+                [Step("remove memslot 1") { world in
+                    world.vm.scheduler.yield(at: .memslot)
+                    _ = try world.vm.guestMemory.removeMemslot(id: 1)
+                    return nil
+                }, Step("add memslot 1 at frames 16..<32") { world in
+                    world.vm.scheduler.yield(at: .memslot)
+                    // Shrinking may have removed the removal: nothing to add then.
+                    guard world.vm.guestMemory.memslot(id: 1) == nil else { return nil }
+                    let base = TDPExplorationVM.baseFrame + 16
+                    try world.vm.guestMemory.addMemslot(Memslot(
+                        id: 1, baseFrame: GuestFrameNumber(base), pageCount: 16,
+                        hostAddress: TDPExplorationVM.hostBase.advanced(by: 16 << 12)))
+                    world.logFirstFrame = 16
+                    world.vm.secondMemslotAdded = true
+                    return nil
+                }, Step("enable dirty logging (dirty bit)") { world in
+                    guard world.logFirstFrame == 16 else { return nil }
+                    try world.vm.mmu.enableDirtyLogging(memslot: 1, mode: .dirtyBit)
+                    world.loggingEnabled = true
+                    return nil
+                }],
+                [write(16), write(17)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler)
+                try vm.mapSecondMemslotHostPages(count: 16)
+                try vm.mmu.enableDirtyLogging(memslot: 1, mode: .dirtyBit)
+                let world = TDPDirtyLogWorld(vm)
+                world.loggingEnabled = false
+                return world
+            },
+            check: { world in
+                // Without the enable (shrinking removes it) nothing is owed to a log.
+                guard world.loggingEnabled else { return world.vm.check() }
+                do { try world.harvest() } catch { return "final harvest threw \(error)" }
+                let missing = world.written.subtracting(world.harvested)
+                if !missing.isEmpty { return "dirty log lost frames \(missing.sorted())" }
+                return world.vm.check()
+            })
+    }
+
     /// A zap that yields the lock every two leaves, beside a dirty-bit log
     /// being enabled and a vCPU writing once it is: every write made after
     /// the enable returned must be harvested, also from leaves the zap
@@ -262,6 +322,8 @@ final class TDPDirtyLogWorld: @unchecked Sendable {
     var harvested: Set<UInt64> = []
     /// Whether enabling the log returned (writes count only after it).
     var loggingEnabled = true
+    /// The VM frame index of memslot 1's first frame (bit 0 of its log).
+    var logFirstFrame: UInt64 = 0
     init(_ vm: TDPExplorationVM) { self.vm = vm }
 
     /// The sequential-order oracle over the VM's table summary.
@@ -272,7 +334,7 @@ final class TDPDirtyLogWorld: @unchecked Sendable {
     func harvest() throws {
         let words = try vm.mmu.getAndClearDirtyLog(memslot: 1)
         for (index, word) in words.enumerated() {
-            for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 { harvested.insert(UInt64(index * 64 + bit)) }
+            for bit in 0..<64 where word & (1 << UInt64(bit)) != 0 { harvested.insert(logFirstFrame + UInt64(index * 64 + bit)) }
         }
     }
 }

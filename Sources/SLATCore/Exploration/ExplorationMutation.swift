@@ -69,5 +69,18 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// scenario's threads retire), so writes made since the last harvest
     /// are lost to the dirty-bit log.
     case nxRecoveryDropsDirtyBits
+    /// x86 teardown as it was before its fix, both guards gone: teardown
+    /// frees the emptied root pages itself after the grace period (the
+    /// MMU's deinit then does not free them again), and the
+    /// mmu-notifier's zap does not check whether the MMU was torn down, so
+    /// an event already being delivered when teardown unregistered the
+    /// listener zaps through a freed root.
+    case teardownFreesRootsUnderNotifier
+    /// x86 dirty logging as it was before both of its fixes for a removed
+    /// memslot: the removal's notifier `end` does not drop the memslot's
+    /// log, and ``enableDirtyLogging`` keeps any log it finds for the id,
+    /// so a memslot added again elsewhere under the same id keeps logging
+    /// (and harvesting) the old memslot's frames: its writes are lost.
+    case removedMemslotKeepsDirtyLog
 }
 #endif

@@ -40,6 +40,7 @@ extension ExtendedPageTableMMU {
             // Logging already; unless the log outlived its memslot (removed
             // and added again with the same id while the MMU was not told).
             if existing.bitmap.frames == slot.frames && slot.flags.contains(.dirtyLogging) { return }
+            if Self.removedMemslotKeepsDirtyLog { return }
             dropDirtyLog(memslot: id)
         }
         let bitmap = DirtyBitmap(frames: slot.frames, allSet: protection.isInitiallySet)

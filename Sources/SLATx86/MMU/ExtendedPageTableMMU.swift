@@ -86,6 +86,12 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     @usableFromInline let loadedGenerations: UnsafeMutablePointer<Atomic<UInt64>>
     /// The notifier registration (protected by `listLock`).
     var notifierToken: ListenerToken?
+    #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+    /// Set by a ``teardown()`` under the explorer's
+    /// ``ExplorationMutation/teardownFreesRootsUnderNotifier``, which freed
+    /// the root pages itself (deinit then leaves them alone).
+    let rootsFreedByTeardown = Atomic<Bool>(false)
+    #endif
 
     /// An MMU with an empty root per address space, registered on
     /// `guestMemory`'s notifier (until ``teardown()``).
@@ -140,7 +146,7 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     deinit {
         // Torn down (the listener held this object until then): the emptied
         // root pages go now, when nothing can walk them any more.
-        if isTornDown {
+        if isTornDown && !rootsFreedByTeardownMutation {
             for space in 0..<configuration.addressSpaceCount { memory.freePage(rootAddress(space)) }
         }
         loadedGenerations.deinitialize(count: configuration.readerSlots)
@@ -275,6 +281,40 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     static var nxRecoveryDropsDirtyBits: Bool {
         #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
         ExplorationHooks.isActive(.nxRecoveryDropsDirtyBits)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/removedMemslotKeepsDirtyLog`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var removedMemslotKeepsDirtyLog: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.removedMemslotKeepsDirtyLog)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/teardownFreesRootsUnderNotifier`` (hosted
+    /// debug builds only): the notifier's zap then skips its torn-down check.
+    static var notifierSkipsTornDownCheck: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.teardownFreesRootsUnderNotifier)
+        #else
+        false
+        #endif
+    }
+
+    /// Whether a ``teardown()`` under the explorer's
+    /// ``ExplorationMutation/teardownFreesRootsUnderNotifier`` freed the
+    /// root pages already (always false outside hosted debug builds).
+    var rootsFreedByTeardownMutation: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        rootsFreedByTeardown.load(ordering: .acquiring)
         #else
         false
         #endif

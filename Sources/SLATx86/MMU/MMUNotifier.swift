@@ -22,10 +22,12 @@ extension ExtendedPageTableMMU {
         case .start:
             lock.lockExclusive()
             defer { lock.unlockExclusive() }
-            guard !isTornDown else { return }
+            guard !isTornDown || Self.notifierSkipsTornDownCheck else { return }
             _ = zapLocked(event.range, addressSpace: nil)
         case .end:
-            if event.cause == .memslotRemoved { dropDirtyLog(memslot: event.memslot) }
+            if event.cause == .memslotRemoved && !Self.removedMemslotKeepsDirtyLog {
+                dropDirtyLog(memslot: event.memslot)
+            }
         }
     }
 }

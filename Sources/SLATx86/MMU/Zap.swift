@@ -209,5 +209,13 @@ extension ExtendedPageTableMMU {
         }
         if let token { _ = guestMemory.removeListener(token) }
         reclaimer.synchronize()
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        // The defect before the fix: the root pages freed here, while a
+        // notifier event already being delivered may still walk them.
+        if ExplorationHooks.isActive(.teardownFreesRootsUnderNotifier) {
+            for space in 0..<configuration.addressSpaceCount { memory.freePage(rootAddress(space)) }
+            rootsFreedByTeardown.store(true, ordering: .releasing)
+        }
+        #endif
     }
 }
