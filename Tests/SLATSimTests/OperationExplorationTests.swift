@@ -78,6 +78,16 @@ struct OperationExplorationTests {
         expectPasses(StageTwoExplorationScenarios.memslotRemovalBesideFaults(), strategy)
     }
 
+    @Test("stage 2: memslot added beside accesses", arguments: strategies)
+    func stageTwoMemslotAdd(strategy: ExplorationStrategy) {
+        expectPasses(StageTwoExplorationScenarios.memslotAddBesideAccesses(), strategy)
+    }
+
+    @Test("stage 2: memslot made read-only beside writes", arguments: strategies)
+    func stageTwoMemslotReadOnly(strategy: ExplorationStrategy) {
+        expectPasses(StageTwoExplorationScenarios.memslotReadOnlyBesideWrites(), strategy)
+    }
+
     @Test("stage 2: aging beside accesses", arguments: strategies)
     func stageTwoAging(strategy: ExplorationStrategy) {
         expectPasses(StageTwoExplorationScenarios.agingBesideAccesses(), strategy)

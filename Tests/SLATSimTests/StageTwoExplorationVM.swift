@@ -41,8 +41,16 @@ final class StageTwoExplorationVM: @unchecked Sendable {
     var binding: StageTwoNotifierBinding<Memory, ScheduledContextTLB, CountingCacheMaintenance, Lock>?
     /// Set once the memslot's removal returned.
     var memslotRemoved = false
-    /// Pages whose access ended as an MMIO exit (no memslot).
+    /// Pages whose access ended as an MMIO exit (no memslot, or a write to
+    /// a read-only memslot).
     var mmioExits: Set<UInt64> = []
+    /// Set once the memslot was made read-only.
+    var memslotReadOnly = false
+    /// Set once ``addSecondMemslot(pages:)`` returned.
+    var secondMemslotAdded = false
+    /// Called with the page and vCPU right before each hardware attempt of an
+    /// access (the attempt that translates is the access itself).
+    var beforeHardwareAccess: ((_ page: UInt64, _ vcpu: Int) -> Void)?
 
     /// A VM with `vcpus` vCPUs (and `hostThreads` more contexts) and one
     /// 2 MiB memslot backed by host memory mapped with `hostMappingSize`.
@@ -85,6 +93,31 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         memslotRemoved = true
     }
 
+    /// Makes memslot 1 read-only (the bound notifier zaps its range).
+    func makeMemslotReadOnly() throws {
+        scheduler.yield(at: .memslot)
+        try guestMemory.updateMemslotFlags(id: 1, inserting: .readOnly)
+        memslotReadOnly = true
+    }
+
+    /// Maps the host pages memslot 2 will use, 4 KiB each, right after
+    /// memslot 1's (before the scenario's threads).
+    func mapSecondMemslotHostPages(pages: UInt64) throws {
+        try guestMemory.hostPages.map(HostVirtualAddress(Self.hostVirtualBase + guestRange.size),
+                                      to: HostPhysicalAddress(Self.hostBase + guestRange.size).frame,
+                                      size: .size4K, count: pages)
+    }
+
+    /// Adds memslot 2: `pages` pages right after memslot 1 (page 512 on),
+    /// backed by the host pages ``mapSecondMemslotHostPages(pages:)`` mapped.
+    func addSecondMemslot(pages: UInt64) throws {
+        scheduler.yield(at: .memslot)
+        try guestMemory.addMemslot(Memslot(id: 2, baseFrame: GuestPhysicalAddress(Self.guestBase + guestRange.size).frame,
+                                           pageCount: pages,
+                                           hostAddress: HostVirtualAddress(Self.hostVirtualBase + guestRange.size)))
+        secondMemslotAdded = true
+    }
+
     func address(page index: UInt64) -> GuestPhysicalAddress {
         GuestPhysicalAddress(Self.guestBase + index * Self.page)
     }
@@ -111,10 +144,16 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         let address = address(page: index)
         for _ in 0..<attempts {
             scheduler.yield(at: .hardwareAccess)
+            beforeHardwareAccess?(index, vcpu)
             let removedBeforeAccess = memslotRemoved
+            let readOnlyBeforeAccess = memslotReadOnly
+            let addedBeforeAccess = secondMemslotAdded
             switch walker.access(address, kind, through: simulatedTLB.vcpu(vcpu)) {
             case .translated(let output, _):
                 if removedBeforeAccess { return "vCPU \(vcpu) reached \(output) for \(address) after its memslot's removal returned" }
+                if readOnlyBeforeAccess && kind == .write {
+                    return "vCPU \(vcpu) wrote \(address) after its memslot was made read-only"
+                }
                 return output == self.output(page: index)
                     ? nil : "vCPU \(vcpu) reached \(output) for \(address), expected \(self.output(page: index))"
             case .violation(let violation):
@@ -130,7 +169,15 @@ final class StageTwoExplorationVM: @unchecked Sendable {
                     // racing fault): let it run before the next attempt.
                     if outcome.isRetry { scheduler.yield(at: .spin) }
                 } catch SLATError.noMemslot {
-                    // No memslot (removed): an MMIO exit the VMM emulates.
+                    // No memslot (removed, or not added yet): an MMIO exit
+                    // the VMM emulates, unless the memslot was there before.
+                    if addedBeforeAccess && index >= 512 {
+                        return "vCPU \(vcpu)'s access to \(address) found no memslot after it was added"
+                    }
+                    mmioExits.insert(index)
+                    return nil
+                } catch SLATError.readOnlyMemslot {
+                    // A write to a read-only memslot: an exit the VMM emulates.
                     mmioExits.insert(index)
                     return nil
                 } catch {
@@ -160,6 +207,9 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         }
         for leaf in mmu.table.leaves(in: guestRange) {
             if memslotRemoved { return "leaf at \(leaf.guestAddress) left after the memslot was removed" }
+            if memslotReadOnly && leaf.attributes.permissions.contains(.write) {
+                return "leaf at \(leaf.guestAddress) still writable after the memslot was made read-only"
+            }
             let expected = Self.hostBase + (leaf.guestAddress.rawValue - Self.guestBase)
             if leaf.output.rawValue != expected { return "leaf at \(leaf.guestAddress) maps \(leaf.output), expected \(expected)" }
         }

@@ -2,8 +2,8 @@ import SLATArm64
 import SLATCore
 import SLATSim
 
-/// More stage-2 scenarios: eager splitting and aging beside vCPU accesses
-/// (Docs/stage2-mmu.md).
+/// More stage-2 scenarios: eager splitting, aging and memslot changes
+/// beside vCPU accesses (Docs/stage2-mmu.md).
 extension StageTwoExplorationScenarios {
     /// Eager splitting (a shared-mode walk that replaces each 2 MiB block
     /// by a table of pages, break-before-make) of a block two vCPUs use:
@@ -91,6 +91,61 @@ extension StageTwoExplorationScenarios {
                 vm.bindNotifier()
                 for page: UInt64 in [1, 3] {
                     if let failure = vm.access(page: page, .read, vcpu: 1) { throw SetupFailure(failure) }
+                }
+                return vm
+            },
+            check: { $0.check() }))
+    }
+
+    /// A second memslot is added while two vCPUs access its pages: before
+    /// the add returns an access may end as an MMIO exit; once it returned
+    /// every access finds the memslot and completes on its host page.
+    static func memslotAddBesideAccesses() -> ExplorationScenario<VM> {
+        perEntry(ExplorationScenario(
+            name: "stage 2: memslot added beside accesses",
+            threads: [
+                [Step("add memslot 2") { vm in
+                    try vm.addSecondMemslot(pages: 8)
+                    return nil
+                }],
+                [access(513, .read, vcpu: 0), access(514, .write, vcpu: 0)],
+                [access(513, .write, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
+                try vm.mapSecondMemslotHostPages(pages: 8)
+                if let failure = vm.access(page: 1, .read, vcpu: 0) { throw SetupFailure(failure) }
+                return vm
+            },
+            check: { vm in
+                // Once added, every page of the memslot is reachable.
+                for page: UInt64 in [513, 514] {
+                    if let failure = vm.access(page: page, .write, vcpu: 0) { return "after the add: \(failure)" }
+                }
+                return vm.check()
+            }))
+    }
+
+    /// The memslot is made read-only (the notifier binding zaps its range)
+    /// while two vCPUs write and read it: once the change returned no write
+    /// completes through the tables (each ends as an exit the VMM
+    /// emulates), reads still do, and no writable leaf is left.
+    static func memslotReadOnlyBesideWrites() -> ExplorationScenario<VM> {
+        perEntry(ExplorationScenario(
+            name: "stage 2: memslot made read-only beside writes",
+            threads: [
+                [Step("make the memslot read-only") { vm in
+                    try vm.makeMemslotReadOnly()
+                    return nil
+                }],
+                [access(3, .write, vcpu: 0), access(5, .read, vcpu: 0)],
+                [access(1, .write, vcpu: 1), access(3, .write, vcpu: 1)],
+            ],
+            makeWorld: { scheduler in
+                let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
+                vm.bindNotifier()
+                for page: UInt64 in [1, 3] {
+                    if let failure = vm.access(page: page, .write, vcpu: 0) { throw SetupFailure(failure) }
                 }
                 return vm
             },

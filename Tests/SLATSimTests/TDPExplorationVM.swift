@@ -47,6 +47,9 @@ final class TDPExplorationVM: @unchecked Sendable {
     var memslotReadOnly = false
     /// Set once ``addSecondMemslot()`` returned.
     var secondMemslotAdded = false
+    /// Called with the frame and vCPU right before each hardware attempt of an
+    /// access (the attempt that translates is the access itself).
+    var beforeHardwareAccess: ((_ page: UInt64, _ vcpu: Int) -> Void)?
 
     /// A VM of `frames` guest frames; with `hugeBacking` the host maps
     /// them with 2 MiB pages (`frames` a multiple of 512), so faults may
@@ -112,6 +115,7 @@ final class TDPExplorationVM: @unchecked Sendable {
                 return "vCPU \(vcpu)'s root reload threw \(error)"
             }
             scheduler.yield(at: .hardwareAccess)
+            beforeHardwareAccess?(index, vcpu)
             let remapReturned = remapped[index] == true
             let removedBeforeAccess = memslotRemoved
             let readOnlyBeforeAccess = memslotReadOnly
