@@ -245,7 +245,7 @@ struct ManualDirtyLogInteractionTests {
             do {
                 if thread < 2 {
                     let vcpu = PageTableContext(readerSlot: thread)
-                    var random = SimulationRandomLite(seed: UInt64(thread) &+ 7)
+                    var random = SplitMix64(seed: UInt64(thread) &+ 7)
                     var mine: [(page: Int, start: UInt64)] = []
                     // Write until both the quota is met and the VMM has
                     // cleared 20 rounds meanwhile, so the two interleave.
@@ -303,18 +303,5 @@ struct ManualDirtyLogInteractionTests {
     @Test("Stage 2: no write is lost while the VMM reads and clears beside two writing vCPUs")
     func stageTwo() throws {
         try Self.run(try ManualDirtyLogProtectionTests().stageTwoVM())
-    }
-}
-
-/// SplitMix64, enough for picking pages.
-struct SimulationRandomLite {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
