@@ -78,7 +78,7 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     case teardownFreesRootsUnderNotifier
     /// x86 dirty logging as it was before both of its fixes for a removed
     /// memslot: the removal's notifier `end` does not drop the memslot's
-    /// log, and ``enableDirtyLogging`` keeps any log it finds for the id,
+    /// log, and `enableDirtyLogging` keeps any log it finds for the id,
     /// so a memslot added again elsewhere under the same id keeps logging
     /// (and harvesting) the old memslot's frames: its writes are lost.
     case removedMemslotKeepsDirtyLog
