@@ -1,3 +1,5 @@
+import SLATCore
+
 /// The sequential-order oracle of an ``ExplorationScenario``: the final
 /// state of a concurrent execution must equal the final state of *some*
 /// sequential execution of the same steps, one step at a time, in an order
@@ -112,4 +114,41 @@ extension ExplorationScenario {
         if summaries.contains(summary) { return nil }
         return "the final state matches no sequential order of the steps (\(summaries.count) distinct sequential results): \(summary)"
     }
+}
+
+/// What a sequential order of operations decides about `table` over
+/// `range`: each page's output and permissions, as maximal runs of pages
+/// with consecutive outputs and equal permissions — not the accessed and
+/// dirty flags, not the leaf sizes or the table pages, so a 2 MiB leaf and
+/// the 512 pages it was split into read the same.
+///
+/// Reads the tables without a lock: call it with no writer running.
+public func translationSummary<Format: PageTableFormat, Memory: TableMemory>(
+    of table: PageTable<Format, Memory>, in range: GuestPhysicalRange
+) -> String {
+    var runs: [String] = []
+    // The run being extended: first page, end, output of its first page, permissions.
+    var current: (start: UInt64, end: UInt64, output: UInt64, permissions: Permissions)?
+    func close() {
+        guard let run = current else { return }
+        let output = HostPhysicalAddress(run.output)
+        runs.append("\(GuestPhysicalAddress(run.start))+\(formatSize(run.end - run.start)) → \(output) \(run.permissions)")
+        current = nil
+    }
+    for leaf in table.leaves(in: range) {
+        let start = max(leaf.guestAddress.rawValue, range.start.rawValue)
+        let end = min(leaf.guestAddress.rawValue &+ leaf.size, range.end.rawValue)
+        guard start < end else { continue }
+        let output = leaf.output.rawValue &+ (start - leaf.guestAddress.rawValue)
+        let permissions = leaf.attributes.permissions
+        if let run = current, run.end == start, run.permissions == permissions,
+           run.output &+ (run.end - run.start) == output {
+            current?.end = end
+        } else {
+            close()
+            current = (start, end, output, permissions)
+        }
+    }
+    close()
+    return runs.joined(separator: ", ")
 }

@@ -66,7 +66,7 @@ enum ManualDirtyLogScenarios {
     /// enable write-protects the slot), the fault handler marking a page
     /// when it grants write access.
     static func stageTwoBesideWrites() -> ExplorationScenario<StageTwoWorld> {
-        perEntry(ExplorationScenario(
+        withSequentialOracle(perEntry(ExplorationScenario(
             name: "stage 2: manual dirty-log protection beside writes",
             threads: threads { world, page, vcpu in
                 world.write(page, vcpu: vcpu) { $0.access(page: page, .write, vcpu: vcpu) }
@@ -84,7 +84,7 @@ enum ManualDirtyLogScenarios {
                                            },
                                            check: { $0.check() })
             },
-            check: { $0.check() }))
+            check: { $0.check() })))
     }
 }
 

@@ -101,3 +101,32 @@ func perEntry<World>(_ scenario: ExplorationScenario<World>) -> ExplorationScena
     scenario.perEntrySteps = true
     return scenario
 }
+
+/// A world the sequential-order oracle can judge: `tableSummary()` is what
+/// a sequential order of the operations decides about its tables (SLATSim's
+/// `translationSummary(of:in:)`), whichever the backend.
+protocol SequentiallyJudged: AnyObject {
+    func tableSummary() -> String
+}
+
+/// The sequential-order oracle over `World`'s table summary.
+func sequentialOracle<World: SequentiallyJudged>() -> SequentialOracle<World> {
+    SequentialOracle { $0.tableSummary() }
+}
+
+/// `scenario` with the sequential-order oracle over its world's tables.
+func withSequentialOracle<World: SequentiallyJudged>(_ scenario: ExplorationScenario<World>) -> ExplorationScenario<World> {
+    var scenario = scenario
+    scenario.sequentialOracle = sequentialOracle()
+    return scenario
+}
+
+extension TDPExplorationVM: SequentiallyJudged {}
+extension TDPDirtyLogWorld: SequentiallyJudged {}
+extension StageTwoExplorationVM: SequentiallyJudged {}
+extension DirtyLogWorld: SequentiallyJudged {
+    func tableSummary() -> String { vm.tableSummary() }
+}
+extension ManualDirtyLogWorld: SequentiallyJudged where VM: SequentiallyJudged {
+    func tableSummary() -> String { vm.tableSummary() }
+}

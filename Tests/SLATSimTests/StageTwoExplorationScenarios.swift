@@ -45,7 +45,7 @@ enum StageTwoExplorationScenarios {
     /// and starts again from the root; a leaf must never land in a table
     /// already unlinked, and no table page may be read after it was freed.
     static func sharedUnmapBesidePageFault() -> ExplorationScenario<VM> {
-        ExplorationScenario(
+        withSequentialOracle(ExplorationScenario(
             name: "stage 2: shared unmap beside a page fault",
             threads: [
                 [Step("shared unmap of page 0") { vm in
@@ -67,7 +67,7 @@ enum StageTwoExplorationScenarios {
                 // The fault's page stays mapped: the unmap covered page 0 only.
                 let leaf = vm.mmu.table.translate(vm.address(page: 3)).translation
                 return leaf?.output == vm.output(page: 3) ? nil : "page 3 not mapped after its fault: \(String(describing: leaf))"
-            })
+            }))
     }
 
     /// A fault that maps a 2 MiB block over a table of 4 KiB pages (the
@@ -96,7 +96,7 @@ enum StageTwoExplorationScenarios {
     /// invalidation); the Arm CPU keeps an entry that fails a permission
     /// check, so the write's fault finds nothing to change.
     static func writeBesidePermissionGain() -> ExplorationScenario<VM> {
-        ExplorationScenario(
+        withSequentialOracle(ExplorationScenario(
             name: "stage 2: write beside a permission gain",
             threads: [
                 [access(7, .read, vcpu: 0), access(7, .write, vcpu: 0)],
@@ -110,7 +110,7 @@ enum StageTwoExplorationScenarios {
                 try vm.mapPages(7..<8, permissions: .read, context: 1)
                 return vm
             },
-            check: { $0.check() })
+            check: { $0.check() }))
     }
 
     /// Dirty logging on: two vCPUs write pages (faults split nothing: pages
@@ -129,7 +129,7 @@ enum StageTwoExplorationScenarios {
             try world.harvest()
             return nil
         }
-        return ExplorationScenario(
+        return withSequentialOracle(ExplorationScenario(
             name: "stage 2: dirty-log harvest beside writes",
             threads: [[write(1, 0), write(2, 0)], [write(2, 1), write(3, 1)], [harvest]],
             makeWorld: { scheduler in
@@ -143,7 +143,7 @@ enum StageTwoExplorationScenarios {
                 let missing = world.written.subtracting(world.harvested)
                 if !missing.isEmpty { return "dirty log lost pages \(missing.sorted())" }
                 return world.vm.check()
-            })
+            }))
     }
 }
 

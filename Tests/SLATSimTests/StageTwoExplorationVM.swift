@@ -188,6 +188,13 @@ final class StageTwoExplorationVM: @unchecked Sendable {
         return "vCPU \(vcpu)'s \(kind) of \(address) never completed (\(attempts) attempts)"
     }
 
+    /// What a sequential order of the operations decides about the tables
+    /// (SLATSim's `translationSummary(of:in:)`): each page's output and
+    /// permissions over memslot 1 and the memslot 2 added after it.
+    func tableSummary() -> String {
+        translationSummary(of: mmu.table, in: GuestPhysicalRange(start: guestRange.start, size: 2 * guestRange.size))
+    }
+
     /// The oracles at the end of an execution, the scenario's threads all
     /// done: the TLB detectors at a quiescent point, the scheduled memory's
     /// accounting (no double free, no read of a freed page), every table

@@ -11,7 +11,7 @@ extension StageTwoExplorationScenarios {
     /// Every access completes on its own page; no TLB conflict, no stale
     /// entry; the pages stay accounted.
     static func eagerSplitBesideAccesses() -> ExplorationScenario<VM> {
-        perEntry(ExplorationScenario(
+        withSequentialOracle(perEntry(ExplorationScenario(
             name: "stage 2: eager split beside accesses",
             threads: [
                 [Step("split the 2 MiB block") { vm in
@@ -39,7 +39,7 @@ extension StageTwoExplorationScenarios {
                 if let failure = vm.access(page: 1, .read, vcpu: 1) { throw SetupFailure(failure) }
                 return vm
             },
-            check: { $0.check() }))
+            check: { $0.check() })))
     }
 
     /// Aging: the host clears the access flags of a paged range (under the
@@ -47,7 +47,7 @@ extension StageTwoExplorationScenarios {
     /// completes on its own page (an access-flag fault is fixed by the
     /// fault handler), nothing stale is left cached.
     static func agingBesideAccesses() -> ExplorationScenario<VM> {
-        perEntry(ExplorationScenario(
+        withSequentialOracle(perEntry(ExplorationScenario(
             name: "stage 2: aging beside accesses",
             threads: [
                 [Step("test and clear young") { vm in
@@ -68,7 +68,7 @@ extension StageTwoExplorationScenarios {
                 }
                 return vm
             },
-            check: { $0.check() }))
+            check: { $0.check() })))
     }
 
     /// The memslot is removed (the notifier binding zaps its range under
@@ -76,7 +76,7 @@ extension StageTwoExplorationScenarios {
     /// a page: once the removal returned no access translates (each ends as
     /// an MMIO exit), and no leaf is left.
     static func memslotRemovalBesideFaults() -> ExplorationScenario<VM> {
-        perEntry(ExplorationScenario(
+        withSequentialOracle(perEntry(ExplorationScenario(
             name: "stage 2: memslot removal beside faults",
             threads: [
                 [Step("remove the memslot") { vm in
@@ -94,14 +94,14 @@ extension StageTwoExplorationScenarios {
                 }
                 return vm
             },
-            check: { $0.check() }))
+            check: { $0.check() })))
     }
 
     /// A second memslot is added while two vCPUs access its pages: before
     /// the add returns an access may end as an MMIO exit; once it returned
     /// every access finds the memslot and completes on its host page.
     static func memslotAddBesideAccesses() -> ExplorationScenario<VM> {
-        perEntry(ExplorationScenario(
+        withSequentialOracle(perEntry(ExplorationScenario(
             name: "stage 2: memslot added beside accesses",
             threads: [
                 [Step("add memslot 2") { vm in
@@ -123,7 +123,7 @@ extension StageTwoExplorationScenarios {
                     if let failure = vm.access(page: page, .write, vcpu: 0) { return "after the add: \(failure)" }
                 }
                 return vm.check()
-            }))
+            })))
     }
 
     /// The memslot is made read-only (the notifier binding zaps its range)
@@ -131,7 +131,7 @@ extension StageTwoExplorationScenarios {
     /// completes through the tables (each ends as an exit the VMM
     /// emulates), reads still do, and no writable leaf is left.
     static func memslotReadOnlyBesideWrites() -> ExplorationScenario<VM> {
-        perEntry(ExplorationScenario(
+        withSequentialOracle(perEntry(ExplorationScenario(
             name: "stage 2: memslot made read-only beside writes",
             threads: [
                 [Step("make the memslot read-only") { vm in
@@ -149,6 +149,6 @@ extension StageTwoExplorationScenarios {
                 }
                 return vm
             },
-            check: { $0.check() }))
+            check: { $0.check() })))
     }
 }

@@ -77,7 +77,7 @@ enum TDPExplorationScenarios {
                 return vm
             },
             check: { $0.check() })
-        scenario.sequentialOracle = VM.sequentialOracle
+        scenario.sequentialOracle = sequentialOracle()
         return scenario
     }
 }
@@ -326,10 +326,8 @@ final class TDPDirtyLogWorld: @unchecked Sendable {
     var logFirstFrame: UInt64 = 0
     init(_ vm: TDPExplorationVM) { self.vm = vm }
 
-    /// The sequential-order oracle over the VM's table summary.
-    static var sequentialOracle: SequentialOracle<TDPDirtyLogWorld> {
-        SequentialOracle { $0.vm.tableSummary() }
-    }
+    /// The VM's table summary.
+    func tableSummary() -> String { vm.tableSummary() }
 
     func harvest() throws {
         let words = try vm.mmu.getAndClearDirtyLog(memslot: 1)

@@ -225,23 +225,11 @@ final class TDPExplorationVM: @unchecked Sendable {
         return nil
     }
 
-    /// What a sequential order of the operations decides about the tables:
-    /// each frame's host page and permissions, or nothing (not the
-    /// accessed and dirty bits, not the leaf sizes or table pages).
+    /// What a sequential order of the operations decides about the tables
+    /// (SLATSim's `translationSummary(of:in:)` over the memslot's frames).
     func tableSummary() -> String {
         guard let table = try? mmu.table() else { return "torn down" }
-        var lines: [String] = []
-        for index in 0..<frames {
-            if case .mapped(let translation) = table.translate(address(index)) {
-                lines.append("\(index)→\(translation.output) \(translation.attributes.permissions)")
-            }
-        }
-        return lines.joined(separator: ", ")
-    }
-
-    /// The sequential-order oracle over ``tableSummary()``.
-    static var sequentialOracle: SequentialOracle<TDPExplorationVM> {
-        SequentialOracle { $0.tableSummary() }
+        return translationSummary(of: table, in: slotFrames.physicalRange)
     }
 
     static func guestAccess(_ kind: AccessKind) -> GuestAccess {

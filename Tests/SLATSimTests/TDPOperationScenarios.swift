@@ -19,18 +19,6 @@ extension TDPExplorationScenarios {
         .init("vCPU \(vcpu) \(kind) frame \(frame)") { vm in vm.access(frame, kind, vcpu: vcpu) }
     }
 
-    static func withSequentialOracle(_ scenario: ExplorationScenario<VM>) -> ExplorationScenario<VM> {
-        var scenario = scenario
-        scenario.sequentialOracle = VM.sequentialOracle
-        return scenario
-    }
-
-    static func withSequentialOracle(_ scenario: ExplorationScenario<TDPDirtyLogWorld>) -> ExplorationScenario<TDPDirtyLogWorld> {
-        var scenario = scenario
-        scenario.sequentialOracle = TDPDirtyLogWorld.sequentialOracle
-        return scenario
-    }
-
     /// The oracle of the dirty-log scenarios: a final harvest, every write
     /// harvested, then the VM's own checks.
     static func completeness(_ world: TDPDirtyLogWorld) -> String? {
