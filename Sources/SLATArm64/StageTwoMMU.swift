@@ -223,11 +223,14 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
     /// `VTCR_EL2.HA`) and says whether any was set. Takes the MMU lock
     /// shared; owes no flush.
     ///
-    /// - Throws: `SLATError.readerSlotOutOfRange(_:slots:)`, `SLATError.tornDown`.
+    /// - Throws: `SLATError.readerSlotOutOfRange(_:slots:)`, `SLATError.tornDown`
+    ///   (after ``teardown()``, like every method).
     @discardableResult
     public func clearYoung(_ range: HostVirtualRange, context: PageTableContext) throws(SLATError) -> Bool {
         try pageTable.validateReaderSlot(of: context)
         return try lock.withShared { () throws(SLATError) -> Bool in
+            // Destroyed tables must not be walked (their pages are freed).
+            if pageTable.isDestroyed { throw .tornDown }
             var young = false
             for memslot in guestMemory.memslots(overlapping: range) {
                 guard let frames = memslot.frames(backedBy: range) else { continue }

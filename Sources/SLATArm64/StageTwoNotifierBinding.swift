@@ -6,6 +6,7 @@ import SLATCore
 /// range under the MMU lock held exclusively, invalidating the TLB before
 /// the listener returns (rule 6: after `start` no translation of the range
 /// is used). Faults meanwhile see the tracker's in-flight range and retry.
+/// At the `end` of a memslot's removal its dirty log (if any) is dropped.
 ///
 /// Keep the binding alive as long as the VM runs; ``cancel()`` (or dropping
 /// it) stops listening.
@@ -25,9 +26,16 @@ public final class StageTwoNotifierBinding<Memory: TableMemory, T: TLB, Caches: 
         let box = ZapContext(PageTableContext(readerSlot: readerSlot))
         self.guestMemory = guestMemory
         self.token = guestMemory.addListener { event in
-            guard event.phase == .start else { return }
-            lock.withExclusive {
-                pageTable.zap(event.range, context: box.context)
+            switch event.phase {
+            case .start:
+                lock.withExclusive {
+                    pageTable.zap(event.range, context: box.context)
+                }
+            case .end:
+                // A removed memslot takes its dirty log with it (KVM frees
+                // the dirty bitmap with the memslot): a memslot added again
+                // under the same id starts without a log.
+                if event.cause == .memslotRemoved { pageTable.dirtyLogs.stop(memslot: event.memslot) }
             }
         }
     }

@@ -17,7 +17,9 @@ extension StageTwoPageTable {
     /// (KVM/arm64 with `KVM_DIRTY_LOG_INITIALLY_SET`): the VMM's clears
     /// (``clearDirtyLog(memslot:firstPage:bitmap:lock:context:)``) protect
     /// the slot range by range. A memslot that already logs is left as it
-    /// is.
+    /// is, unless its log outlived it: a log over other frames, or of a
+    /// memslot without `SLATCore/MemslotFlags/dirtyLogging` (removed and
+    /// added again under the same id), is replaced.
     ///
     /// Locking contract: takes `lock` (the VM's MMU lock) exclusively; the
     /// caller holds no MMU lock. TLB contract: every page that lost write
@@ -30,7 +32,13 @@ extension StageTwoPageTable {
     ) throws(SLATError) {
         try checkLive()
         guard let slot = guestMemory.memslot(id: id) else { throw .unknownMemslot(slot: id) }
-        if dirtyLogs.bitmap(forMemslot: id) != nil { return }
+        if let existing = dirtyLogs.bitmap(forMemslot: id) {
+            // Logging already; unless the log outlived its memslot (removed
+            // and added again under the same id while no notifier binding
+            // dropped the log): then it is replaced.
+            if existing.frames == slot.frames && slot.flags.contains(.dirtyLogging) { return }
+            dirtyLogs.stop(memslot: id)
+        }
         do {
             if protection.isInitiallySet {
                 // Every page reports dirty until cleared, so nothing needs

@@ -51,6 +51,33 @@ struct StageTwoDirtyLogTests {
         #expect(vm.reportsAfterCoherenceCheck() == [])
     }
 
+    @Test("A removed memslot takes its dirty log with it")
+    func removedMemslotDropsItsLog() throws {
+        let vm = try makeVM()
+        try enable(vm)
+        _ = try vm.guestMemory.removeMemslot(id: 1)
+        #expect(vm.mmu.dirtyLogs.bitmap(forMemslot: 1) == nil)
+        #expect(throws: SLATError.dirtyLoggingNotEnabled(slot: 1)) {
+            try vm.mmu.getAndClearDirtyLog(memslot: 1, lock: vm.lock, context: vm.contexts[0])
+        }
+    }
+
+    @Test("Enabling replaces a log that outlived its memslot, so writes to the memslot added again are logged")
+    func enableReplacesStaleLog() throws {
+        let vm = try makeVM()
+        try enable(vm)
+        // The notifier binding would drop the log; without it the log outlives the memslot.
+        vm.binding.cancel()
+        var slot = try vm.guestMemory.removeMemslot(id: 1)
+        slot.flags = []
+        try vm.guestMemory.addMemslot(slot)
+        try vm.access(page(vm, 7), .write)
+        try enable(vm)
+        #expect(vm.guestMemory.memslot(id: 1)?.flags.contains(.dirtyLogging) == true)
+        try vm.access(page(vm, 7), .write)
+        #expect(try harvest(vm) == [frame(vm, 7)])
+    }
+
     @Test("A write fault in a logged memslot makes the page writable and marks its frame")
     func writeFaultMarks() throws {
         let vm = try makeVM()

@@ -119,6 +119,32 @@ struct SecondStageMMUTests {
         try Self.runVM(mmu)
     }
 
+    /// After teardown the aging calls throw, also for a host range that no
+    /// memslot backs (nothing to walk).
+    static func agingAfterTeardown<MMU: SecondStageMMU>(_ mmu: MMU) {
+        let vcpu = PageTableContext(readerSlot: 0)
+        mmu.teardown()
+        let unbacked = HostVirtualRange(start: HostVirtualAddress(0x7E00_0000_0000), size: 0x1000)
+        #expect(throws: SLATError.tornDown) { try mmu.clearYoung(unbacked, context: vcpu) }
+        #expect(throws: SLATError.tornDown) { try mmu.testYoung(unbacked, context: vcpu) }
+    }
+
+    @Test("After teardown, clear young and test young throw tornDown on an EPT VM, even over unbacked host memory")
+    func eptAgingAfterTeardown() throws {
+        Self.agingAfterTeardown(try ExtendedPageTableMMU(
+            format: try ExtendedPageTableFormat(levelCount: 4, accessedDirtyEnabled: true),
+            memory: try TableArena(pageCount: 64), tlb: CountingTLB(), guestMemory: try Self.guestMemory(),
+            configuration: MMUConfiguration(readerSlots: 4)))
+    }
+
+    @Test("After teardown, clear young and test young throw tornDown on a stage-2 VM, even over unbacked host memory")
+    func stageTwoAgingAfterTeardown() throws {
+        Self.agingAfterTeardown(try StageTwoMMU(
+            format: try StageTwoFormat(inputAddressBits: 40), memory: try TableArena(pageCount: 64), tlb: CountingTLB(),
+            caches: CountingCacheMaintenance(), vmid: 1, guestMemory: try Self.guestMemory(),
+            lock: PThreadReaderWriterLock(), readerSlots: 4))
+    }
+
     /// The VMM's own zap: what it removes is gone, counted; bad ranges and
     /// address spaces are refused; after teardown it throws.
     static func zapRound<MMU: SecondStageMMU>(_ mmu: MMU, inputLimit: UInt64) throws {
