@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "SLATImageTests", dependencies: ["SLATCore", "SLATImage", "SLATx86", "SLATArm64"]),
         // The libFuzzer targets' bodies (Tests/Fuzz/run links them with their
         // -sanitize=fuzzer entries); the tests replay every committed corpus input.
-        .target(name: "SLATFuzzTargets", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATImage"],
+        .target(name: "SLATFuzzTargets", dependencies: ["SLATCore", "SLATSim", "SLATx86", "SLATArm64", "SLATImage"],
                 path: "Tests/Fuzz/Targets"),
         .testTarget(name: "FuzzCorpusTests", dependencies: ["SLATFuzzTargets"], path: "Tests/FuzzCorpusTests"),
     ],

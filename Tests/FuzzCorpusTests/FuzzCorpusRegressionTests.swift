@@ -30,6 +30,16 @@ struct FuzzCorpusRegressionTests {
         }
     }
 
+    @Test("mmu-operations: each input's calls on an EPT or stage-2 MMU match the reference model")
+    func mmuOperations() throws {
+        let inputs = try Self.inputs("mmu-operations")
+        #expect(!inputs.isEmpty)
+        for input in inputs {
+            let problem = input.bytes.withUnsafeBytes { MMUOperationTarget.run($0) }
+            #expect(problem == nil, "corpus input \(input.name): \(problem ?? "")")
+        }
+    }
+
     @Test("script-parser: each input parses or is refused with a typed error")
     func scriptParser() throws {
         let inputs = try Self.inputs("script-parser")
