@@ -173,6 +173,7 @@ extension StageTwoPageTable {
         let cleared = try lock.withExclusive { () throws(SLATError) -> [UInt64] in
             try bitmap.clear(mask, firstPage: firstPage, slot: id)
         }
+        if Self.manualClearSkipsReprotection { return }
         do {
             try writeProtect(reported: cleared, firstFrame: bitmap.frames.start.rawValue &+ firstPage,
                              within: bitmap.frames, lock: lock, context: context)
@@ -273,5 +274,19 @@ extension StageTwoPageTable {
         guard dirtyLogs.bitmap(forMemslot: id) != nil else { throw .dirtyLoggingNotEnabled(slot: id) }
         try guestMemory.updateMemslotFlags(id: id, to: slot.flags.subtracting(.dirtyLogging))
         dirtyLogs.stop(memslot: id)
+    }
+}
+
+extension StageTwoPageTable {
+    /// False except under the explorer's
+    /// ``ExplorationMutation/manualClearSkipsReprotection`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var manualClearSkipsReprotection: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.manualClearSkipsReprotection)
+        #else
+        false
+        #endif
     }
 }

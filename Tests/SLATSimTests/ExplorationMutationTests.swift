@@ -52,6 +52,8 @@ struct ExplorationMutationTests {
         .init(mutation: .teardownFreesRootsUnderNotifier, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .removedMemslotKeepsDirtyLog, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .removedMemslotKeepsDirtyLog, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .manualClearSkipsReprotection, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .manualClearSkipsReprotection, strategy: .pct(depth: 3, seed: 21)),
     ]
 
     @Test("A reintroduced defect is caught and its shrunk schedule replays it", arguments: cases)
@@ -90,6 +92,10 @@ struct ExplorationMutationTests {
             try check(TDPExplorationScenarios.teardownBesideNotifierAndFaults(), testCase)
         case .removedMemslotKeepsDirtyLog:
             try check(TDPExplorationScenarios.readdedMemslotBesideWrites(), testCase)
+        case .manualClearSkipsReprotection:
+            // One switch, both backends: each must catch it.
+            try check(ManualDirtyLogScenarios.x86BesideWrites(mode: .writeProtect), testCase)
+            try check(ManualDirtyLogScenarios.stageTwoBesideWrites(), testCase)
         }
     }
 

@@ -82,5 +82,11 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// so a memslot added again elsewhere under the same id keeps logging
     /// (and harvesting) the old memslot's frames: its writes are lost.
     case removedMemslotKeepsDirtyLog
+    /// `clearDirtyLog` of a log with manual protection clears the marks but
+    /// does not write-protect the pages again (both backends; x86 in
+    /// write-protect mode): a page written, reported and cleared stays
+    /// writable, so its next write is never logged (`KVM_CLEAR_DIRTY_LOG`
+    /// re-protects what it clears).
+    case manualClearSkipsReprotection
 }
 #endif

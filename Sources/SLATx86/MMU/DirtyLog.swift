@@ -179,7 +179,7 @@ extension ExtendedPageTableMMU {
         // Under the lock, as the harvest takes its words: a mark made with
         // the write access it stands for is cleared together with it.
         let cleared = try log.bitmap.clear(mask, firstPage: firstPage, slot: id)
-        guard log.mode == .writeProtect else { return }
+        guard log.mode == .writeProtect, !Self.manualClearSkipsReprotection else { return }
         var batch = TLBFlushBatch()
         let frames = log.bitmap.frames
         writeProtectReported(cleared, firstFrame: frames.start.rawValue &+ firstPage, within: frames,

@@ -299,6 +299,18 @@ public final class ExtendedPageTableMMU<Memory: TableMemory, T: TLB>: @unchecked
     }
 
     /// False except under the explorer's
+    /// ``ExplorationMutation/manualClearSkipsReprotection`` (hosted debug
+    /// builds only).
+    @inlinable
+    static var manualClearSkipsReprotection: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.manualClearSkipsReprotection)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
     /// ``ExplorationMutation/teardownFreesRootsUnderNotifier`` (hosted
     /// debug builds only): the notifier's zap then skips its torn-down check.
     static var notifierSkipsTornDownCheck: Bool {
