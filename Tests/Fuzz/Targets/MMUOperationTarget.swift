@@ -140,8 +140,8 @@ struct LogModel {
     var owed: Set<UInt64> = []
 }
 
-/// One run of an input on one MMU, with the model beside it.
-// @unchecked Sendable is not claimed: a run lives on the fuzzing thread only.
+/// One run of an input on one MMU, with the model beside it. Not
+/// `Sendable`: a run lives on the fuzzing thread only.
 final class MMUFuzzRun<MMU: SecondStageMMU> {
     typealias Format = MMU.Format
     typealias Table = PageTable<Format, SimulatedTableMemory<TableArena>>
@@ -154,8 +154,8 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
     let guestMemory: GuestMemory
     /// The tables the vCPU walks (`nil` once torn down).
     let currentTable: () -> Table?
-    /// Enables the log of a memslot with the backend's own choices
-    /// (`variant` picks x86's mode).
+    /// Enables the log of a memslot with the backend's own choices (the
+    /// last argument picks x86's mode: default, write-protect, dirty bit).
     let enableLog: (UInt32, DirtyLogProtection, Int) throws(SLATError) -> Void
     /// The vCPU's context and the host's (aging).
     let vcpu = PageTableContext(readerSlot: 0)
