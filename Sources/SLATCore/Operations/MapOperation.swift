@@ -268,7 +268,15 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 continue
             }
             if isTable { return .proceed }
-            guard let page = present
+            // A leaf split for smaller leaves of this mapping gets them in
+            // its new table before the table is linked, so one
+            // break-before-make (one invalidation of the leaf) is the whole
+            // change: no walk over copies of the leaf, no replacement of
+            // each copy. Copies are made only where the mapping leaves part
+            // of the leaf as it was.
+            let fillsSplit = present && !refusesPermissionOnlyChanges && level - 1 <= largestLeafLevel
+            let copiesLeaf = present && !(fillsSplit && coversWholeEntry(level: level, address: address))
+            guard let page = copiesLeaf
                 ? table.makeSplitTable(of: old, level: level, context: context)
                 : context.pageCache.take()
             else {
@@ -279,12 +287,14 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 return .stop
             }
             var complete = false
-            if !present && level - 1 <= largestLeafLevel {
+            if !copiesLeaf && level - 1 <= largestLeafLevel {
                 complete = prefill(page, level: level, address: address)
+            } else if fillsSplit {
+                complete = overwriteSplit(page, level: level, address: address)
             } else if present && refusesPermissionOnlyChanges && level - 1 <= largestLeafLevel {
                 // The fault path: the wanted leaf (more rights than the
                 // protected block) goes into the split itself, not into a
-                // second fault. Other maps replace the copies as they walk.
+                // second fault; copies it would only take rights from stay.
                 overlaySplit(page, level: level, address: address)
             }
             if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
@@ -329,6 +339,33 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             leaf = format.leafEntry(leaf, advancedBy: childSize)
         }
         table.memory.setLiveEntryCount(of: page, to: count)
+        return span.coversRange
+    }
+
+    /// Whether the range covers all of the entry at `level` that starts at
+    /// `address`.
+    @inlinable @inline(__always)
+    func coversWholeEntry(level: Int, address: UInt64) -> Bool {
+        address >= start && address &+ format.entrySize(atLevel: level) <= end
+    }
+
+    /// Writes the wanted leaves over the copies of a split leaf, in its new,
+    /// unlinked table, where they lie wholly inside the range (a map that
+    /// replaces permission-only changes too). Nothing could cache the copies
+    /// it replaces: the break-before-make that links the table invalidates
+    /// the split leaf. Returns whether that is all of the table's part of
+    /// the range.
+    @inlinable
+    func overwriteSplit(_ page: HostPhysicalAddress, level: Int, address: UInt64) -> Bool {
+        guard let span = wholeChildren(level: level, address: address) else { return false }
+        // Not linked yet: nobody else can see the page, so plain stores.
+        let entries = plainEntries(table.memory.entries(at: page))
+        var leaf = desiredLeaf(level: level - 1, address: span.first)
+        let format = self.format  // a local, so the loop does not reload it
+        for index in span.firstIndex..<(span.firstIndex + span.count) {
+            entries[index] = leaf
+            leaf = format.leafEntry(leaf, advancedBy: span.childSize)
+        }
         return span.coversRange
     }
 
