@@ -130,7 +130,10 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     ///
     /// Cache maintenance for the new translation (data-cache clean of a
     /// cacheable mapping, instruction-cache invalidation of an executable
-    /// one) is done before the walk, so before any vCPU can use it.
+    /// one) is done for each leaf the walk writes, before it writes it, so
+    /// before any vCPU can use it; leaves already as wanted and the copies
+    /// of a split block (same output and attributes) need none, as KVM
+    /// cleans only the leaves it installs.
     ///
     /// - Parameters:
     ///   - range: the guest range, granule-aligned and inside the IPA size.
@@ -174,14 +177,14 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
             throw .unsupportedLevel(maximumLevel)
         }
         try validateReaderSlot(of: context)
-        caches.prepare(output, size: range.size, attributes: attributes)
         var batch = TLBFlushBatch()
         let outcome: MapOutcome
         do {
             outcome = try table.map(
                 range, to: output, attributes: attributes, maximumLevel: maximumLevel, mode: mode,
                 context: context, batch: &batch, tlb: tlb,
-                refusingPermissionOnlyChanges: refusingPermissionOnlyChanges, refill: refill)
+                refusingPermissionOnlyChanges: refusingPermissionOnlyChanges, refill: refill,
+                preparingLeaves: StageTwoLeafPreparation(caches: caches, attributes: attributes))
         } catch {
             table.settle(batch, tlb: tlb, mode: mode)
             throw error

@@ -15,6 +15,49 @@ struct StageTwoCacheMaintenanceTests {
         #expect(fixture.caches.instructionCacheInvalidationCount == 0)
     }
 
+    @Test("Mapping over the same mapping writes no leaf and asks for no cache maintenance")
+    func identicalMapAsksForNoMaintenance() throws {
+        let fixture = try Fixture()
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: LeafAttributes(permissions: .all), context: fixture.context)
+        let (cleans, invalidations) = (fixture.caches.dataCacheCleanCount, fixture.caches.instructionCacheInvalidationCount)
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: LeafAttributes(permissions: .all), context: fixture.context)
+        #expect(fixture.caches.dataCacheCleanCount == cleans)
+        #expect(fixture.caches.instructionCacheInvalidationCount == invalidations)
+    }
+
+    @Test("Splitting a block into pages of its own output and attributes asks for no cache maintenance")
+    func splitIntoOwnPagesAsksForNoMaintenance() throws {
+        let fixture = try Fixture()
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: LeafAttributes(permissions: .all), context: fixture.context)
+        let (cleans, invalidations) = (fixture.caches.dataCacheCleanCount, fixture.caches.instructionCacheInvalidationCount)
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: LeafAttributes(permissions: .all),
+                            maximumLevel: 0, context: fixture.context)
+        #expect(fixture.leaves.count == 512)
+        #expect(fixture.caches.dataCacheCleanCount == cleans)
+        #expect(fixture.caches.instructionCacheInvalidationCount == invalidations)
+    }
+
+    @Test("Filling a table that holds some of the pages cleans the new pages only, as one run")
+    func fillCleansOnlyTheNewPages() throws {
+        let fixture = try Fixture()
+        let firstPages = GuestPhysicalRange(start: Fixture.block.start, size: 0x4000)
+        try fixture.mmu.map(firstPages, to: Fixture.blockOutput, attributes: Fixture.readWrite, maximumLevel: 0, context: fixture.context)
+        let (cleans, bytes) = (fixture.caches.dataCacheCleanCount, fixture.caches.dataCacheCleanBytes)
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: Fixture.readWrite, maximumLevel: 0, context: fixture.context)
+        #expect(fixture.caches.dataCacheCleanCount - cleans == 1)
+        #expect(fixture.caches.dataCacheCleanBytes - bytes == Fixture.block.size - 0x4000)
+    }
+
+    @Test("A page of a new output inside a block cleans that page only")
+    func newPageInsideBlockCleansThatPage() throws {
+        let fixture = try Fixture()
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: Fixture.readWrite, context: fixture.context)
+        let bytes = fixture.caches.dataCacheCleanBytes
+        let page = GuestPhysicalRange(start: Fixture.block.start.advanced(by: 0x5000), size: 0x1000)
+        try fixture.mmu.map(page, to: HostPhysicalAddress(8 << 30), attributes: Fixture.readWrite, maximumLevel: 0, context: fixture.context)
+        #expect(fixture.caches.dataCacheCleanBytes - bytes == 0x1000)
+    }
+
     @Test("Mapping executable memory invalidates the instruction cache")
     func executableMapInvalidatesInstructionCache() throws {
         let fixture = try Fixture()

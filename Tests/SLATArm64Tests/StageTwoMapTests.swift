@@ -1,5 +1,6 @@
 import SLATArm64
 import SLATCore
+import Synchronization
 import Testing
 
 @Suite("Stage-2 map: leaf sizes, block split, anchored merge, refused permission-only changes")
@@ -37,6 +38,44 @@ struct StageTwoMapTests {
         #expect(fixture.leaves.count == 512)
         #expect(fixture.mmu.table.translate(page.start).translation?.output == HostPhysicalAddress(8 << 30))
         #expect(fixture.mmu.table.translate(Fixture.block.start).translation?.output == Fixture.blockOutput)
+    }
+
+    @Test("Pages of a new output over a whole block replace it with one break-before-make invalidation, the block's")
+    func pagesOfNewOutputOverBlockCostOneInvalidation() throws {
+        let fixture = try Fixture()
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: Fixture.readWrite, context: fixture.context)
+        let before = fixture.tlb.counts
+        let newOutput = HostPhysicalAddress(8 << 30)
+        try fixture.mmu.map(Fixture.block, to: newOutput, attributes: Fixture.readWrite, maximumLevel: 0, context: fixture.context)
+        #expect(fixture.tlb.counts.addresses - before.addresses == 1)
+        #expect(fixture.tlb.counts.contexts == before.contexts)
+        let leaves = fixture.leaves
+        #expect(leaves.count == 512)
+        #expect(leaves.allSatisfy { $0.level == 0 && $0.output.rawValue == newOutput.rawValue + ($0.guestAddress.rawValue - Fixture.block.start.rawValue) })
+    }
+
+    @Test("A page of a new output inside a block goes into the split's table: one invalidation, the block's")
+    func pageOfNewOutputInsideBlockGoesIntoTheSplit() throws {
+        let fixture = try Fixture()
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: Fixture.readWrite, context: fixture.context)
+        let before = fixture.tlb.counts
+        let page = GuestPhysicalRange(start: Fixture.block.start.advanced(by: 0x5000), size: 0x1000)
+        try fixture.mmu.map(page, to: HostPhysicalAddress(8 << 30), attributes: Fixture.readWrite, maximumLevel: 0, context: fixture.context)
+        #expect(fixture.tlb.counts.addresses - before.addresses == 1)
+        #expect(fixture.mmu.table.translate(page.start).translation?.output == HostPhysicalAddress(8 << 30))
+        #expect(fixture.mmu.table.translate(page.start.advanced(by: 0x1000)).translation?.output == Fixture.blockOutput.advanced(by: 0x6000))
+    }
+
+    @Test("A shared merge leaves every entry of the detached table of pages frozen until the table is freed")
+    func sharedMergeFreezesTheDetachedTable() throws {
+        let fixture = try Fixture()
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: Fixture.readWrite, maximumLevel: 0, context: fixture.context)
+        let pages = fixture.tablePages
+        try fixture.mmu.map(Fixture.block, to: Fixture.blockOutput, attributes: Fixture.readWrite, mode: .shared, context: fixture.context)
+        let detached = try #require(Set(pages).subtracting(fixture.tablePages).first)
+        let entries = fixture.arena.entries(at: detached)
+        let frozen = fixture.format.frozenEntry
+        #expect((0..<fixture.format.entriesPerTable).allSatisfy { entries[$0].load(ordering: .relaxed) == frozen })
     }
 
     @Test("A block over a table of pages merges: one VMID-wide invalidation, the table freed")

@@ -65,12 +65,30 @@ extension PageTable {
     /// walk every child entry is frozen first so that a writer still inside
     /// the subtree fails its exchange and restarts from the root, and a
     /// table such a writer linked at the last moment is collected too.
+    ///
+    /// A table of smallest pages holds no table to collect and nothing of
+    /// its leaves is kept, so its entries are frozen by single-copy-atomic
+    /// stores, not exchanges: an exchange made before the store is
+    /// discarded with the page (as one before a frozen exchange is), one
+    /// after it fails. A thread that had frozen a leaf itself (a
+    /// break-before-make, a shared unmap) may store its value over the
+    /// frozen one: later writes there succeed in a table no walk reaches
+    /// any more and are discarded, each overlapping this operation. The
+    /// page is freed only after the grace period, so none of them touches
+    /// a freed page.
     @inlinable
     func detachSubtree(of entry: UInt64, level: Int, shared: Bool, into requests: inout FlushRequests) {
         reclaimer.noteTableUnlinked()
         let childPage = format.childTable(of: entry)
         let childLevel = level - 1
-        if shared || childLevel > 0 {
+        if shared && childLevel == 0 {
+            let child = memory.entries(at: childPage)
+            let frozen = format.frozenEntry
+            for index in 0..<format.entriesPerTable {
+                _explorationTableEntry()
+                child[index].store(frozen, ordering: .relaxed)
+            }
+        } else if shared || childLevel > 0 {
             let child = memory.entries(at: childPage)
             for index in 0..<format.entriesPerTable {
                 let value = shared ? freeze(child + index) : child[index].load(ordering: .relaxed)

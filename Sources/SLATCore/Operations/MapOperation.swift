@@ -43,6 +43,22 @@ extension PageTable {
         batch: inout TLBFlushBatch, tlb: T, refusingPermissionOnlyChanges: Bool = false,
         refill: PageCacheRefill = .fromMemory
     ) throws(SLATError) -> MapOutcome {
+        try map(range, to: output, attributes: attributes, maximumLevel: maximumLevel, mode: mode, context: context,
+                batch: &batch, tlb: tlb, refusingPermissionOnlyChanges: refusingPermissionOnlyChanges, refill: refill,
+                preparingLeaves: NoLeafPreparation())
+    }
+
+    /// ``map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:refill:)``
+    /// with `preparation` called before each leaf (or run of consecutive
+    /// leaves) the walk writes, for the output it maps (``LeafPreparation``):
+    /// leaves already as wanted and the copies of a split block cost none.
+    @inlinable @discardableResult
+    public func map<T: TLB, Preparation: LeafPreparation>(
+        _ range: GuestPhysicalRange, to output: HostPhysicalAddress, attributes: LeafAttributes,
+        maximumLevel: Int? = nil, mode: WalkMode = .exclusive, context: PageTableContext,
+        batch: inout TLBFlushBatch, tlb: T, refusingPermissionOnlyChanges: Bool = false,
+        refill: PageCacheRefill = .fromMemory, preparingLeaves preparation: Preparation
+    ) throws(SLATError) -> MapOutcome {
         try validate(range)
         try validateOutput(output, size: range.size)
         try format.validate(attributes)
@@ -58,7 +74,8 @@ extension PageTable {
         var visitor = MapVisitor(
             table: self, context: context, tlb: tlb, range: range, output: output,
             attributes: attributes, largestLeafLevel: best,
-            shared: mode == .shared, refusesPermissionOnlyChanges: refusingPermissionOnlyChanges)
+            shared: mode == .shared, refusesPermissionOnlyChanges: refusingPermissionOnlyChanges,
+            preparation: preparation)
         let shortfall = try run(&visitor, over: range, mode: mode, context: context, refill: refill)
         batch.requests.merge(visitor.requests)
         if let shortfall { return .stopped(shortfall) }
@@ -163,7 +180,7 @@ extension PageTable {
 
 /// The walk visitor of ``PageTable/map(_:to:attributes:maximumLevel:mode:context:batch:tlb:refusingPermissionOnlyChanges:refill:)``.
 @usableFromInline
-struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: RestartableVisitor {
+struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB, Preparation: LeafPreparation>: RestartableVisitor {
     @usableFromInline let table: PageTable<Format, Memory>
     @usableFromInline let context: PageTableContext
     @usableFromInline let tlb: T
@@ -174,6 +191,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @usableFromInline let largestLeafLevel: Int
     @usableFromInline let shared: Bool
     @usableFromInline let refusesPermissionOnlyChanges: Bool
+    @usableFromInline let preparation: Preparation
     @usableFromInline var refusedPermissionOnlyChange = false
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
@@ -182,7 +200,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     @inlinable
     init(table: PageTable<Format, Memory>, context: PageTableContext, tlb: T, range: GuestPhysicalRange,
          output: HostPhysicalAddress, attributes: LeafAttributes, largestLeafLevel: Int, shared: Bool,
-         refusesPermissionOnlyChanges: Bool = false) {
+         refusesPermissionOnlyChanges: Bool = false, preparation: Preparation) {
         self.table = table
         self.context = context
         self.tlb = tlb
@@ -193,6 +211,14 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         self.largestLeafLevel = largestLeafLevel
         self.shared = shared
         self.refusesPermissionOnlyChanges = refusesPermissionOnlyChanges
+        self.preparation = preparation
+    }
+
+    /// Calls the preparation for `count` leaves at `level` from `address`.
+    @inlinable @inline(__always)
+    func prepare(level: Int, address: UInt64, count: Int = 1) {
+        preparation.prepare(output: HostPhysicalAddress(output &+ (address &- start)),
+                            size: format.entrySize(atLevel: level) &* UInt64(count))
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
@@ -243,11 +269,13 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 let new = desiredLeaf(level: level, address: address)
                 if old == new { return .skipChildren }
                 if !present {
+                    prepare(level: level, address: address)
                     if table.write(pointer, expected: &old, new, level: level, shared: shared) {
                         table.memory.adjustLiveEntryCount(containing: pointer, by: 1)
                         return .skipChildren
                     }
                 } else if isTable {
+                    prepare(level: level, address: address)
                     if merge(pointer, expected: &old, with: new, level: level, address: address) { return .skipChildren }
                 } else {
                     if refusesPermissionOnlyChanges && table.differsOnlyInPermissions(old, new, level: level) {
@@ -256,6 +284,7 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                     }
                     let onlyGains = format.changingPermissions(
                         ofLeaf: old, grant: format.permissions(ofLeaf: new), revoke: []) == new
+                    prepare(level: level, address: address)
                     if table.replace(pointer, expected: &old, with: new, breakingAt: GuestPhysicalAddress(address),
                                      level: level, shared: shared, tlb: tlb) {
                         if !onlyGains {
@@ -268,7 +297,15 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 continue
             }
             if isTable { return .proceed }
-            guard let page = present
+            // A leaf split for smaller leaves of this mapping gets them in
+            // its new table before the table is linked, so one
+            // break-before-make (one invalidation of the leaf) is the whole
+            // change: no walk over copies of the leaf, no replacement of
+            // each copy. Copies are made only where the mapping leaves part
+            // of the leaf as it was.
+            let fillsSplit = present && !refusesPermissionOnlyChanges && level - 1 <= largestLeafLevel
+            let copiesLeaf = present && !(fillsSplit && coversWholeEntry(level: level, address: address))
+            guard let page = copiesLeaf
                 ? table.makeSplitTable(of: old, level: level, context: context)
                 : context.pageCache.take()
             else {
@@ -279,12 +316,18 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
                 return .stop
             }
             var complete = false
-            if !present && level - 1 <= largestLeafLevel {
-                complete = prefill(page, level: level, address: address)
+            if !copiesLeaf && level - 1 <= largestLeafLevel {
+                // A whole split leaf whose pages are its copies (same
+                // output and attributes) maps nothing new: no preparation.
+                let newMemory = !present
+                    || desiredLeaf(level: level - 1, address: address) != format.splitLeaf(old, fromLevel: level)
+                complete = prefill(page, level: level, address: address, preparing: newMemory)
+            } else if fillsSplit {
+                complete = overwriteSplit(page, level: level, address: address)
             } else if present && refusesPermissionOnlyChanges && level - 1 <= largestLeafLevel {
                 // The fault path: the wanted leaf (more rights than the
                 // protected block) goes into the split itself, not into a
-                // second fault. Other maps replace the copies as they walk.
+                // second fault; copies it would only take rights from stay.
                 overlaySplit(page, level: level, address: address)
             }
             if table.replace(pointer, expected: &old, with: format.tableEntry(child: page),
@@ -316,10 +359,11 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
     /// the range with their leaves. Returns whether that is all of the
     /// table's part of the range (nothing left to descend for).
     @inlinable
-    func prefill(_ page: HostPhysicalAddress, level: Int, address: UInt64) -> Bool {
+    func prefill(_ page: HostPhysicalAddress, level: Int, address: UInt64, preparing: Bool = true) -> Bool {
         let childLevel = level - 1
         guard let span = wholeChildren(level: level, address: address) else { return false }
         let (childSize, first, firstIndex, count) = (span.childSize, span.first, span.firstIndex, span.count)
+        if preparing { prepare(level: childLevel, address: first, count: count) }
         // Not linked yet: nobody else can see the page, so plain stores.
         let entries = plainEntries(table.memory.entries(at: page))
         var leaf = desiredLeaf(level: childLevel, address: first)
@@ -329,6 +373,34 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             leaf = format.leafEntry(leaf, advancedBy: childSize)
         }
         table.memory.setLiveEntryCount(of: page, to: count)
+        return span.coversRange
+    }
+
+    /// Whether the range covers all of the entry at `level` that starts at
+    /// `address`.
+    @inlinable @inline(__always)
+    func coversWholeEntry(level: Int, address: UInt64) -> Bool {
+        address >= start && address &+ format.entrySize(atLevel: level) <= end
+    }
+
+    /// Writes the wanted leaves over the copies of a split leaf, in its new,
+    /// unlinked table, where they lie wholly inside the range (a map that
+    /// replaces permission-only changes too). Nothing could cache the copies
+    /// it replaces: the break-before-make that links the table invalidates
+    /// the split leaf. Returns whether that is all of the table's part of
+    /// the range.
+    @inlinable
+    func overwriteSplit(_ page: HostPhysicalAddress, level: Int, address: UInt64) -> Bool {
+        guard let span = wholeChildren(level: level, address: address) else { return false }
+        prepare(level: level - 1, address: span.first, count: span.count)
+        // Not linked yet: nobody else can see the page, so plain stores.
+        let entries = plainEntries(table.memory.entries(at: page))
+        var leaf = desiredLeaf(level: level - 1, address: span.first)
+        let format = self.format  // a local, so the loop does not reload it
+        for index in span.firstIndex..<(span.firstIndex + span.count) {
+            entries[index] = leaf
+            leaf = format.leafEntry(leaf, advancedBy: span.childSize)
+        }
         return span.coversRange
     }
 
@@ -376,7 +448,10 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
             let copy = entries[index]
             let keep = table.differsOnlyInPermissions(copy, leaf, level: childLevel)
                 && format.changingPermissions(ofLeaf: copy, grant: format.permissions(ofLeaf: leaf), revoke: []) != leaf
-            if !keep { entries[index] = leaf }
+            if !keep {
+                prepare(level: childLevel, address: first &+ UInt64(index &- span.firstIndex) &* childSize)
+                entries[index] = leaf
+            }
             leaf = format.leafEntry(leaf, advancedBy: childSize)
             index += 1
         }
@@ -397,10 +472,25 @@ struct MapVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: Restart
         var added = 0
         let format = self.format  // locals, so the loop does not reload them
         let shared = self.shared
+        // The empty entries the loop will fill, prepared as one run first; an
+        // entry emptied meanwhile by a concurrent unmap is prepared alone.
+        var prepared = index..<index
+        if !Preparation.preparesNothing {
+            var low = stop, high = index
+            for scan in index..<stop where entries[scan].load(ordering: .relaxed) == 0 {
+                low = min(low, scan)
+                high = scan + 1
+            }
+            if low < high {
+                prepare(level: childLevel, address: first &+ UInt64(low &- index) &* childSize, count: high - low)
+                prepared = low..<high
+            }
+        }
         while index < stop {
             let pointer = entries + index
             var old = pointer.pointee.load(ordering: .relaxed)
             if old == 0 {
+                if !prepared.contains(index) { prepare(level: childLevel, address: childAddress) }
                 // Not present, so never volatile: only a shared walk exchanges.
                 if !shared {
                     pointer.pointee.store(leaf, ordering: .releasing)
