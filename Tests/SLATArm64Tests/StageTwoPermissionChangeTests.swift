@@ -64,7 +64,9 @@ struct StageTwoPermissionChangeTests {
         // all bits but S2AP (7:6) and XN (54:53)
         let others: UInt64 = 0xFF9F_FFFF_FFFF_FF3F
         #expect(format.changingPermissions(ofLeaf: others, grant: .all, revoke: []) == 0xFF9F_FFFF_FFFF_FFFF)
-        #expect(format.changingPermissions(ofLeaf: UInt64.max, grant: [], revoke: .all) == 0xFFDF_FFFF_FFFF_FF3F)
+        // Revoking write also clears the MMU-writable bit (58).
+        #expect(format.changingPermissions(ofLeaf: UInt64.max, grant: [], revoke: .all) == 0xFBDF_FFFF_FFFF_FF3F)
+        #expect(format.changingPermissions(ofLeaf: UInt64.max, grant: [], revoke: .read) == 0xFFFF_FFFF_FFFF_FFBF)
     }
 
     @Test(arguments: [false, true])

@@ -23,6 +23,11 @@ extension PageTable {
     ///   - context: the calling thread's page cache and reader slot.
     ///   - batch: receives the invalidations owed and the pages to free after them.
     ///   - tlb: invalidated immediately where a split needs break-before-make.
+    ///   - forDirtyLogging: a write protection for dirty logging (`grant`
+    ///     empty, `revoke` `.write`): each leaf becomes
+    ///     ``PageTableFormat/writeProtectedForDirtyLogging(_:atLevel:)``
+    ///     instead, so that a backend's lockless fault path may give the
+    ///     write back (and log it).
     /// - Returns: `nil` when the whole range is done, else where it stopped
     ///   for pages (only with ``PageCacheRefill/never``); the invalidations
     ///   owed by what was done are in `batch` either way.
@@ -30,7 +35,7 @@ extension PageTable {
     public func changePermissions<T: TLB>(
         _ range: GuestPhysicalRange, grant: Permissions = [], revoke: Permissions = [],
         mode: WalkMode = .exclusive, context: PageTableContext,
-        batch: inout TLBFlushBatch, tlb: T, refill: PageCacheRefill = .fromMemory
+        batch: inout TLBFlushBatch, tlb: T, refill: PageCacheRefill = .fromMemory, forDirtyLogging: Bool = false
     ) throws(SLATError) -> PageCacheShortfall? {
         try validate(range)
         try validateReaderSlot(of: context, mode: mode)
@@ -54,7 +59,7 @@ extension PageTable {
         }
         var visitor = PermissionVisitor(
             table: self, context: context, tlb: tlb, range: range, grant: grant, revoke: revoke,
-            shared: mode == .shared)
+            shared: mode == .shared, dirtyLogging: forDirtyLogging)
         let shortfall = try run(&visitor, over: range, mode: mode, context: context, refill: refill)
         batch.requests.merge(visitor.requests)
         return shortfall
@@ -118,13 +123,15 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
     @usableFromInline let grant: Permissions
     @usableFromInline let revoke: Permissions
     @usableFromInline let shared: Bool
+    /// Write protection for dirty logging (``PageTableFormat/writeProtectedForDirtyLogging(_:atLevel:)``).
+    @usableFromInline let dirtyLogging: Bool
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
     @usableFromInline var pagesWanted = 0
 
     @inlinable
     init(table: PageTable<Format, Memory>, context: PageTableContext, tlb: T, range: GuestPhysicalRange,
-         grant: Permissions, revoke: Permissions, shared: Bool) {
+         grant: Permissions, revoke: Permissions, shared: Bool, dirtyLogging: Bool = false) {
         self.table = table
         self.context = context
         self.tlb = tlb
@@ -133,6 +140,14 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         self.grant = grant
         self.revoke = revoke
         self.shared = shared
+        self.dirtyLogging = dirtyLogging
+    }
+
+    /// `old` after the change.
+    @inlinable @inline(__always)
+    func changed(_ old: UInt64, level: Int) -> UInt64 {
+        dirtyLogging ? format.writeProtectedForDirtyLogging(old, atLevel: level)
+            : format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
@@ -165,7 +180,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             if !format.isPresent(old, atLevel: level) { return .skipChildren }
             if level > 0 && format.isTable(old, atLevel: level) { return .proceed }
             if address >= start && address &+ size <= end {
-                let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
+                let new = changed(old, level: level)
                 if new == old { return .skipChildren }
                 if table.write(entry.pointer, expected: &old, new, level: level, shared: shared) {
                     if reduces(old, new) { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
@@ -196,6 +211,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         // (and the format's masks rebuilt) on every entry.
         let format = self.format
         let grant = self.grant
+        let dirtyLogging = self.dirtyLogging
         let revoke = self.revoke
         let shared = self.shared
         let frozen = format.frozenEntry
@@ -205,7 +221,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         let entries = table.memory.entries(at: format.childTable(of: tableEntry))
         var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
         let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
-        if !shared && !format.hardwareUpdatesAccessFlags {
+        if !shared && !format.leavesChangeOutsideTheLock && !dirtyLogging {
             // Exclusive and nothing volatile: no other thread writes these
             // entries, so no exchange is needed. Hardware walkers still read
             // them at any time, so each store is one single-copy-atomic
@@ -255,7 +271,8 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             let pointer = entries + index
             var old = pointer.pointee.load(ordering: .relaxed)
             while format.isPresent(old, atLevel: 0) {
-                let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
+                let new = dirtyLogging ? format.writeProtectedForDirtyLogging(old, atLevel: 0)
+                    : format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { break }
                 if !table.needsExchange(old, level: 0, shared: shared) {
                     pointer.pointee.store(new, ordering: .releasing)
