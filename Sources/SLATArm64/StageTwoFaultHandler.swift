@@ -107,7 +107,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         let slot = context.readerSlot
         // A write to a page write-protected only for dirty logging: fixed
         // without the MMU lock and without resolving the host page.
-        if write, let outcome = fastPermissionFault(at: fault.address, slot: slot) { return outcome }
+        if write && fault.kind == .permission, let outcome = fastPermissionFault(at: fault.address, slot: slot) {
+            return outcome
+        }
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration

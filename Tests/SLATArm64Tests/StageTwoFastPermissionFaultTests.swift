@@ -39,7 +39,8 @@ struct StageTwoFastPermissionFaultTests {
             tookLock.value.store(false, ordering: .relaxed)
             let flag = tookLock
             lock.runBeforeNextSharedHold { flag.value.store(true, ordering: .relaxed) }
-            let outcome = try handler.handle(StageTwoFault(address: address(page), access: .write), context: vm.contexts[0])
+            let outcome = try handler.handle(StageTwoFault(address: address(page), access: .write, kind: .permission),
+                                             context: vm.contexts[0])
             lock.runBeforeNextSharedHold {}
             return (outcome, tookLock.value.load(ordering: .relaxed))
         }
