@@ -59,6 +59,13 @@ struct StageTwoPermissionChangeTests {
             == 0x0020_0000_0000_07FF)
     }
 
+    @Test("Revoking write has a mask form, which also clears the MMU-writable bit")
+    func revokingWriteMaskClearsMMUWritable() throws {
+        let format = try StageTwoFormat()
+        let masks = try #require(format.permissionMasks(grant: [], revoke: .write))
+        #expect(masks.set == 0 && masks.clear == StageTwoDescriptorBits.write | StageTwoDescriptorBits.mmuWritable)
+    }
+
     @Test func everyOtherBitIsLeftUnchanged() throws {
         let format = try StageTwoFormat(executeNeverSplit: true)
         // all bits but S2AP (7:6) and XN (54:53)

@@ -103,7 +103,11 @@ public protocol PageTableFormat: Sendable {
     /// (the stage-2 fast permission fault restoring write access). When
     /// `true`, exclusive writers consult ``isVolatile(_:atLevel:)`` for
     /// every present entry and exchange the volatile ones (rule 5 of
-    /// Docs/concurrency.md). Default: ``hardwareUpdatesAccessFlags``.
+    /// Docs/concurrency.md). A format whose lockless path only restores
+    /// write access must drop, when write is revoked
+    /// (``changingPermissions(ofLeaf:grant:revoke:)``), the state that
+    /// makes a leaf volatile: exclusive revokes of write then store every
+    /// entry without exchanges. Default: ``hardwareUpdatesAccessFlags``.
     var leavesChangeOutsideTheLock: Bool { get }
     /// The leaf `entry` write-protected for dirty logging: write access
     /// removed, and whatever the format records so that a lockless fault

@@ -221,50 +221,95 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         let entries = table.memory.entries(at: format.childTable(of: tableEntry))
         var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
         let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
-        if !shared && !format.leavesChangeOutsideTheLock && !dirtyLogging {
-            // Exclusive and nothing volatile: no other thread writes these
-            // entries, so no exchange is needed. Hardware walkers still read
-            // them at any time, so each store is one single-copy-atomic
-            // (relaxed) store, never a torn or vector store; unchanged
-            // entries are rewritten with their own value.
+        if !shared && !format.hardwareUpdatesAccessFlags && dirtyLogging {
+            // Exclusive write protection for dirty logging: only leaves with
+            // write access change, and no lockless path changes those (a fast
+            // fault only restores write access), so each is one release store
+            // (the fast fault's acquiring load of the leaf pairs with it). An
+            // unchanged leaf is not written: it may be volatile, and a store
+            // of its old value would take back a write access a fast fault
+            // granted meanwhile without the flush it needs (rule 5).
+            var reduced = false
+            for slot in index..<stop {
+                let pointer = entries + slot
+                let old = pointer.pointee.load(ordering: .relaxed)
+                let new = format.writeProtectedForDirtyLogging(old, atLevel: 0)
+                if new != old {
+                    pointer.pointee.store(new, ordering: .releasing)
+                    reduced = true
+                }
+            }
+            if reduced { owe(low, high) }
+            return .skipChildren
+        }
+        if !shared && !format.hardwareUpdatesAccessFlags {
+            // Exclusive and no hardware flags: no other thread writes these
+            // entries, so no exchange is needed — except through a backend's
+            // lockless fault path (`leavesChangeOutsideTheLock`: stage 2's
+            // fast permission fault), which only restores write access to a
+            // volatile leaf. A revoke then stores only the entries it
+            // changes, and owes the flush of every one of them, so a write
+            // access granted between its load and its store is taken away
+            // and invalidated with it; an unchanged volatile entry is not
+            // written. Grants on such formats take the exchanging loop
+            // below. Hardware walkers still read the entries at any time,
+            // so each store is one single-copy-atomic (relaxed) store, never
+            // a torn or vector store.
+            let lockless = format.leavesChangeOutsideTheLock
             var changed: UInt64 = 0
-            if let masks = format.permissionMasks(grant: grant, revoke: revoke) {
-                let set = masks.set
+            let masks = format.permissionMasks(grant: grant, revoke: revoke)
+            if let masks, masks.set == 0 {
+                // Revoke only (write protection): an entry changes iff it
+                // had a cleared bit, so OR-ing the old values decides the
+                // flush with one instruction per entry.
                 let keep = ~masks.clear
-                if set == 0 {
-                    // Revoke only (write protection): an entry changes iff it
-                    // had a cleared bit, so OR-ing the old values decides the
-                    // flush with one instruction per entry.
-                    var seen: UInt64 = 0
+                var seen: UInt64 = 0
+                if !lockless || revoke.contains(.write) {
+                    // Revoking write changes every volatile leaf (the state
+                    // that lets a lockless path give write back goes with
+                    // it, `changingPermissions`), so every entry is stored.
                     for slot in index..<stop {
                         let pointer = entries + slot
                         let old = pointer.pointee.load(ordering: .relaxed)
                         seen |= old
                         pointer.pointee.store(old & keep, ordering: .relaxed)
                     }
-                    if seen & masks.clear != 0 { owe(low, high) }
+                } else {
+                    for slot in index..<stop {
+                        let pointer = entries + slot
+                        let old = pointer.pointee.load(ordering: .relaxed)
+                        seen |= old
+                        if old & keep != old { pointer.pointee.store(old & keep, ordering: .relaxed) }
+                    }
+                }
+                if seen & masks.clear != 0 { owe(low, high) }
+                return .skipChildren
+            }
+            if !lockless {
+                if let masks {
+                    let set = masks.set
+                    let keep = ~masks.clear
+                    for slot in index..<stop {
+                        let pointer = entries + slot
+                        let old = pointer.pointee.load(ordering: .relaxed)
+                        let new = (old | set) & keep
+                        changed |= old ^ new
+                        pointer.pointee.store(new, ordering: .relaxed)
+                    }
+                    if changed != 0 && !revoke.isEmpty { owe(low, high) }
                     return .skipChildren
                 }
                 for slot in index..<stop {
                     let pointer = entries + slot
                     let old = pointer.pointee.load(ordering: .relaxed)
-                    let new = (old | set) & keep
+                    let new = format.isPresent(old, atLevel: 0)
+                        ? format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke) : old
                     changed |= old ^ new
                     pointer.pointee.store(new, ordering: .relaxed)
                 }
                 if changed != 0 && !revoke.isEmpty { owe(low, high) }
                 return .skipChildren
             }
-            for slot in index..<stop {
-                let pointer = entries + slot
-                let old = pointer.pointee.load(ordering: .relaxed)
-                let new = format.isPresent(old, atLevel: 0)
-                    ? format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke) : old
-                changed |= old ^ new
-                pointer.pointee.store(new, ordering: .relaxed)
-            }
-            if changed != 0 && !revoke.isEmpty { owe(low, high) }
-            return .skipChildren
         }
         var reduced = false
         while index < stop {
