@@ -19,11 +19,18 @@ import Synchronization
 /// - if the page is already mapped by a leaf of that size to that output,
 ///   the fault was an access-flag or permission fault: it sets the access
 ///   flag and relaxes (only adds) permissions in place;
-/// - else it maps the page or block in one shared walk, which splits a
-///   block (break-before-make) or merges tables into the block (the
-///   anchored merge with one VMID-wide invalidation); a live leaf that only
-///   differs in permissions is refused and the fault retried, so racing
-///   vCPUs never downgrade each other.
+/// - a smallest-page fault inside a block breaks the block into an empty
+///   table (break-before-make) and installs only its page;
+/// - else it maps the page or block in one shared walk, which merges
+///   tables into the block (the anchored merge with one VMID-wide
+///   invalidation) or replaces a leaf; a live leaf that only differs in
+///   permissions is refused and the fault retried, so racing vCPUs never
+///   downgrade each other.
+///
+/// Before all this, a write reported as a permission fault
+/// (``StageTwoFault/kind``) on a page write-protected only for dirty
+/// logging is fixed without the MMU lock and without the resolve (the fast
+/// permission fault, ``StageTwoDescriptorBits/mmuWritable``).
 ///
 /// Device and non-cacheable memslots (`SLATCore/MemslotFlags/device`,
 /// `SLATCore/MemslotFlags/nonCacheable`) are mapped as KVM maps
