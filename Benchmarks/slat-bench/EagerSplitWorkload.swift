@@ -201,12 +201,31 @@ final class StageTwoBenchVM {
         }
     }
 
-    /// One write fault per 4 KiB page (each page is write-protected).
+    /// One write per 4 KiB page: the hardware's walk (as the EPT fixture
+    /// does it) decides whether it faults and how — a permission fault on a
+    /// present leaf (write-protected page or block), a translation fault on
+    /// a page a broken block left unmapped — as `ESR_EL2` would report it.
     func writeEveryPage() throws(SLATError) {
+        let format = table.format
+        let memory = table.table.memory
         var offset: UInt64 = 0
         while offset < size {
             let address = base.advanced(by: offset)
-            while case .retry = try handler.handle(StageTwoFault(address: address, access: .write), context: vcpu) {
+            var level = format.rootLevel
+            var entry = memory.entries(at: table.table.root)[format.index(of: address, atLevel: level)]
+                .load(ordering: .acquiring)
+            while level > 0 && format.isPresent(entry, atLevel: level) && format.isTable(entry, atLevel: level) {
+                level -= 1
+                entry = memory.entries(at: format.childTable(of: entry))[format.index(of: address, atLevel: level)]
+                    .load(ordering: .acquiring)
+            }
+            let present = format.isPresent(entry, atLevel: level)
+            if present && entry & StageTwoDescriptorBits.write != 0 {
+                offset &+= 4096
+                continue
+            }
+            let fault = StageTwoFault(address: address, access: .write, kind: present ? .permission : .translation)
+            while case .retry = try handler.handle(fault, context: vcpu) {
                 if table.table.translate(address).translation?.attributes.permissions.contains(.write) == true { break }
             }
             offset &+= 4096

@@ -235,7 +235,7 @@ public struct StageTwoAbortSyndrome: Hashable, Sendable {
                 acquiresOrReleases: esr >> 14 & 1 != 0, isWrite: wnr)
         }
         return StageTwoAbort(
-            fault: StageTwoFault(address: GuestPhysicalAddress(address), access: access),
+            fault: StageTwoFault(address: GuestPhysicalAddress(address), access: access, kind: kind),
             kind: kind, level: level, isInstructionAbort: instruction, isStageOneWalk: stageOneWalk,
             isCacheMaintenance: cacheMaintenance, farIsValid: farValid, dataAccess: dataAccess,
             instructionLength: esr >> 25 & 1 != 0 ? 4 : 2)

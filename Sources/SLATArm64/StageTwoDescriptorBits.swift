@@ -53,4 +53,18 @@ public enum StageTwoDescriptorBits {
     @inlinable public static var softwareWidth: Int { 4 }
     /// Bits 58:55: reserved for software use, `LeafAttributes/softwareBits` 0 to 3.
     @inlinable public static var software: UInt64 { 0b1111 << 55 }
+    /// Bit 58 (software bit 3) in a leaf of tables a ``StageTwoPageTable``
+    /// manages: **MMU-writable** (KVM x86's name for the same idea) — write
+    /// access was removed only for dirty logging, and the fault handler may
+    /// give it back without the MMU lock (its fast permission fault). Set
+    /// only by the dirty-log write protection (and by a fault that maps a
+    /// page read-only for a read while its slot logs); every other removal
+    /// of write access clears it (``StageTwoFormat/changingPermissions(ofLeaf:grant:revoke:)``
+    /// with write revoked, a new leaf from `map`, an unmap or zap).
+    /// `StageTwoPageTable` refuses attributes with software bit 3
+    /// (`SLATError.softwareBitReservedByMMU`); a raw `PageTable` over a
+    /// ``StageTwoFormat`` with no MMU may use all four bits.
+    @inlinable public static var mmuWritable: UInt64 { 1 << 58 }
+    /// `LeafAttributes/softwareBits` value of ``mmuWritable``.
+    @inlinable public static var mmuWritableSoftwareBit: UInt16 { 1 << 3 }
 }

@@ -17,7 +17,7 @@ public final class StageTwoDirtyLogs: Sendable {
     }
 
     @usableFromInline let bitmaps = ReaderWriterLocked<[Entry]>([])
-    /// Bumped (release, with the list's write lock held, after the change)
+    /// Bumped (sequentially consistent, with the list's write lock held, after the change)
     /// by every start and stop: a vCPU's memo of the bitmap its last
     /// logged write went to (the fault handler's) is valid while it has not
     /// moved since the load made before the lookup that filled it.
@@ -31,6 +31,16 @@ public final class StageTwoDirtyLogs: Sendable {
     public func bitmap(forMemslot memslot: UInt32) -> DirtyBitmap? {
         bitmaps.read { list in
             for entry in list where entry.memslot == memslot { return entry.bitmap }
+            return nil
+        }
+    }
+
+    /// The memslot and bitmap of the log covering `frame`, or `nil` when
+    /// no logging memslot holds it.
+    @inlinable
+    public func log(containing frame: GuestFrameNumber) -> (memslot: UInt32, bitmap: DirtyBitmap)? {
+        bitmaps.read { list in
+            for entry in list where entry.bitmap.frames.contains(frame) { return (entry.memslot, entry.bitmap) }
             return nil
         }
     }
@@ -52,7 +62,7 @@ public final class StageTwoDirtyLogs: Sendable {
             if list.contains(where: { $0.memslot == memslot.id }) { return nil }
             let bitmap = DirtyBitmap(frames: memslot.frames, allSet: protection.isInitiallySet)
             list.append(Entry(memslot: memslot.id, bitmap: bitmap, protection: protection))
-            generation.wrappingAdd(1, ordering: .releasing)
+            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
             return bitmap
         }
     }
@@ -63,7 +73,7 @@ public final class StageTwoDirtyLogs: Sendable {
         bitmaps.write { list in
             guard let index = list.firstIndex(where: { $0.memslot == memslot }) else { return nil }
             let removed = list.remove(at: index).bitmap
-            generation.wrappingAdd(1, ordering: .releasing)
+            generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
             return removed
         }
     }

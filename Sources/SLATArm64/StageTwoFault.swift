@@ -13,7 +13,8 @@ public enum StageTwoAccess: Hashable, Sendable {
 }
 
 /// A stage-2 fault as the exception handler reports it: the faulting IPA
-/// (`HPFAR_EL2` with the page offset) and the access.
+/// (`HPFAR_EL2` with the page offset), the access and, when known, the
+/// kind of fault (the fault status code).
 ///
 /// A value type; it takes no lock.
 @frozen
@@ -22,12 +23,19 @@ public struct StageTwoFault: Hashable, Sendable {
     public var address: GuestPhysicalAddress
     /// What the vCPU was doing.
     public var access: StageTwoAccess
+    /// The kind of fault `ESR_EL2`'s fault status code reports, or `nil`
+    /// when the caller does not know it. Only a write reported as a
+    /// ``StageTwoAbortKind/permission`` fault tries the handler's lockless
+    /// fast permission fault first (a translation fault would only pay for
+    /// its failed walk); every kind is handled correctly either way.
+    public var kind: StageTwoAbortKind?
 
-    /// A fault at `address` on `access`.
+    /// A fault at `address` on `access`, of `kind` when known.
     @inlinable
-    public init(address: GuestPhysicalAddress, access: StageTwoAccess) {
+    public init(address: GuestPhysicalAddress, access: StageTwoAccess, kind: StageTwoAbortKind? = nil) {
         self.address = address
         self.access = access
+        self.kind = kind
     }
 }
 

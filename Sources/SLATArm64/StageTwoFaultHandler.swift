@@ -19,11 +19,18 @@ import Synchronization
 /// - if the page is already mapped by a leaf of that size to that output,
 ///   the fault was an access-flag or permission fault: it sets the access
 ///   flag and relaxes (only adds) permissions in place;
-/// - else it maps the page or block in one shared walk, which splits a
-///   block (break-before-make) or merges tables into the block (the
-///   anchored merge with one VMID-wide invalidation); a live leaf that only
-///   differs in permissions is refused and the fault retried, so racing
-///   vCPUs never downgrade each other.
+/// - a smallest-page fault inside a block breaks the block into an empty
+///   table (break-before-make) and installs only its page;
+/// - else it maps the page or block in one shared walk, which merges
+///   tables into the block (the anchored merge with one VMID-wide
+///   invalidation) or replaces a leaf; a live leaf that only differs in
+///   permissions is refused and the fault retried, so racing vCPUs never
+///   downgrade each other.
+///
+/// Before all this, a write reported as a permission fault
+/// (``StageTwoFault/kind``) on a page write-protected only for dirty
+/// logging is fixed without the MMU lock and without the resolve (the fast
+/// permission fault, ``StageTwoDescriptorBits/mmuWritable``).
 ///
 /// Device and non-cacheable memslots (`SLATCore/MemslotFlags/device`,
 /// `SLATCore/MemslotFlags/nonCacheable`) are mapped as KVM maps
@@ -105,6 +112,11 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         }
         let write = fault.access == .write
         let slot = context.readerSlot
+        // A write to a page write-protected only for dirty logging: fixed
+        // without the MMU lock and without resolving the host page.
+        if write && fault.kind == .permission, let outcome = fastPermissionFault(at: fault.address, slot: slot) {
+            return outcome
+        }
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
@@ -140,6 +152,11 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         var attributes = LeafAttributes(permissions: permissions, memoryType: memoryType)
         attributes.accessed = true
         try format.validate(attributes)
+        // A read while the memslot logs maps a writable host page read-only
+        // only for dirty logging: the first write may take the fast path.
+        if hostWritable && !permissions.contains(.write) && resolved.dirtyLogging && memoryType == .writeBack {
+            attributes.softwareBits = StageTwoDescriptorBits.mmuWritableSoftwareBit
+        }
         let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
         // The most tables one leaf can need.
         var pagesWanted = format.rootLevel
@@ -174,6 +191,18 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                 case .lostRace: lostRace = true
                 case .cacheEmpty: pagesWanted = max(pagesWanted, format.rootLevel)
                 case .entryInTheWay: inTheWay = true
+                }
+            }
+            if inTheWay && level > 0 {
+                // Not a smallest-page fault: nothing below to break into.
+            } else if inTheWay {
+                // A block above the page (dirty logging protected it, or the
+                // host mapping shrank): broken into a fresh, empty table and
+                // the walk taken again, which installs only this page.
+                switch breakBlockAbove(fault.address, context: context) {
+                case .replaced, .lostRace: inTheWay = false; lostRace = true
+                case .cacheEmpty: inTheWay = false; pagesWanted = max(pagesWanted, format.rootLevel)
+                case .noBlock: break
                 }
             }
             if inTheWay {
@@ -270,6 +299,237 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         return .fixedInPlace((new ^ old) & ~StageTwoDescriptorBits.accessFlag != 0 ? .permissionsRelaxed : .spurious)
     }
 
+    /// The fast permission fault (KVM x86's `fast_page_fault` for stage 2):
+    /// a write to a smallest page whose write access was removed only for
+    /// dirty logging (``StageTwoDescriptorBits/mmuWritable`` set, write
+    /// clear) is made writable **without the MMU lock** and without
+    /// resolving the host page: inside the reclaimer's read section, a walk
+    /// from the vCPU's leaf-table memo (or the root), one
+    /// compare-and-exchange that adds write access and the access flag,
+    /// then the page marked in its memslot's dirty bitmap through the
+    /// vCPU's dirty-log memo, and the faulting IPA invalidated by address
+    /// at the page's level, as for every permission fault. A leaf that
+    /// already allows the write is a spurious fault: the same invalidation,
+    /// `.spurious`. Anything else — no leaf, a block, a table, a locked
+    /// entry, a leaf without the bit, a memslot that no longer logs, an
+    /// exchange lost more than a few times — returns `nil` for the locked
+    /// path.
+    ///
+    /// Why it is sound on Arm (Docs/stage2-mmu.md, "The fast permission
+    /// fault"): descriptor loads and exchanges are single-copy atomic
+    /// 64-bit accesses (Arm ARM B2.2.1), so the exchange succeeds only
+    /// against the very value read, and fails against any change a lock
+    /// holder made meanwhile (every exclusive writer exchanges these
+    /// volatile leaves, rule 5 of Docs/concurrency.md); the bit is set only
+    /// by the dirty-log protection and cleared by every other removal of
+    /// write access, so the host page behind the leaf is still the one
+    /// resolved, writable, when it was installed (a host change zaps the
+    /// leaf); the read section keeps the table page from being freed under
+    /// the walk, and the leaf-table memo is used only while no table was
+    /// unlinked; the log is looked up after the leaf was read and looked up
+    /// again if its generation moved after the exchange, and the mark
+    /// follows the exchange, so a harvest that takes the mark also sees
+    /// the write access it must take away again.
+    @inlinable
+    func fastPermissionFault(at address: GuestPhysicalAddress, slot: Int) -> StageTwoFaultOutcome? {
+        let format = pageTable.format
+        let reclaimer = pageTable.table.reclaimer
+        reclaimer.enterReadSection(slot: slot)
+        defer { reclaimer.leaveReadSection(slot: slot) }
+        guard let pointer = fastFaultLeaf(address, slot: slot) else { return nil }
+        let write = StageTwoDescriptorBits.write
+        let mmuWritable = StageTwoDescriptorBits.mmuWritable
+        let accessFlag = StageTwoDescriptorBits.accessFlag
+        var entry = pointer.pointee.load(ordering: .acquiring)
+        var attempts = 4
+        while attempts > 0 {
+            guard format.isPresent(entry, atLevel: 0) else { return nil }
+            let pageStart = address.alignedDown(to: format.pageSize)
+            if entry & write != 0 {
+                // Another vCPU gave the write back: a translation this CPU
+                // still caches raised the fault.
+                guard entry & accessFlag != 0 else { return nil }
+                if !Self.skipsSpuriousFaultInvalidation {
+                    pageTable.tlb.invalidate(address: pageStart, level: format.leafLevel(ofHeight: 0))
+                }
+                return .spurious
+            }
+            guard entry & mmuWritable != 0 || Self.fastFaultIgnoresMMUWritable else { return nil }
+            // After the leaf was read: the log the protection that set the
+            // bit started is registered before it (its generation bump).
+            let frame = address.frame
+            guard let log = fastDirtyLog(frame, slot: slot) else { return nil }
+            let new = entry | write | accessFlag
+            _explorationTableEntry()
+            if Self.fastFaultStoresPlainly {
+                pointer.pointee.store(new, ordering: .releasing)
+            } else {
+                let (exchanged, original) = pointer.pointee.compareExchange(
+                    expected: entry, desired: new, ordering: .sequentiallyConsistent)
+                if !exchanged {
+                    entry = original
+                    attempts -= 1
+                    continue
+                }
+            }
+            // After the exchange, with release: a harvest whose take sees the
+            // mark sees the write access too.
+            let bit: UInt64 = 1 &<< (log.offset & 63)
+            (log.words + Int(truncatingIfNeeded: log.offset >> 6)).pointee.bitwiseOr(bit, ordering: .releasing)
+            // A log stopped and started again since the lookup (the leaf
+            // protected anew by the same value): mark the current one too.
+            if pageTable.dirtyLogs.generation.load(ordering: .sequentiallyConsistent) != log.generation,
+               let current = pageTable.dirtyLogs.log(containing: frame) {
+                let offset = frame.rawValue &- current.bitmap.frames.start.rawValue
+                (current.bitmap.words + Int(truncatingIfNeeded: offset >> 6)).pointee
+                    .bitwiseOr(1 &<< (offset & 63), ordering: .releasing)
+            }
+            pageTable.tlb.invalidate(address: pageStart, level: format.leafLevel(ofHeight: 0))
+            return .permissionsRelaxed
+        }
+        return nil
+    }
+
+    /// The smallest-page entry mapping `address` for the fast permission
+    /// fault, or `nil` when the walk meets anything but tables above it.
+    /// Starts at the vCPU's remembered page table while it is still valid
+    /// (as ``installLeaf(at:level:output:attributes:context:)``: the
+    /// reclaimer's `tableUnlinks` unchanged, loaded inside the read
+    /// section, and the remembered parent entry still linking it); a walk
+    /// from the root that reaches a page table remembers it.
+    @inlinable @inline(__always)
+    func fastFaultLeaf(_ address: GuestPhysicalAddress, slot: Int) -> EntryPointer? {
+        let format = pageTable.format
+        let memory = pageTable.table.memory
+        let memo = pageTable.faultMemos.entry(slot: slot)
+        let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
+        let region = address.rawValue &>> UInt64(truncatingIfNeeded: format.shift(atLevel: 1))
+        if memo.pointee.leafTable != 0 && memo.pointee.leafUnlinks == unlinks
+            && memo.pointee.leafRegion == region, let parent = memo.pointee.leafParent,
+            parent.pointee.load(ordering: .acquiring) == format.tableEntry(child: HostPhysicalAddress(memo.pointee.leafTable)) {
+            return memory.entries(at: HostPhysicalAddress(memo.pointee.leafTable)) + format.index(of: address, atLevel: 0)
+        }
+        var level = format.rootLevel
+        var pointer = memory.entries(at: pageTable.table.root) + format.index(of: address, atLevel: level)
+        while level > 0 {
+            let entry = pointer.pointee.load(ordering: .acquiring)
+            guard entry != format.frozenEntry, format.isPresent(entry, atLevel: level),
+                  format.isTable(entry, atLevel: level) else { return nil }
+            let child = format.childTable(of: entry)
+            level -= 1
+            if level == 0 {
+                memo.pointee.leafTable = child.rawValue
+                memo.pointee.leafParent = pointer
+                memo.pointee.leafRegion = region
+                memo.pointee.leafUnlinks = unlinks
+            }
+            pointer = memory.entries(at: child) + format.index(of: address, atLevel: level)
+        }
+        return pointer
+    }
+
+    /// The dirty bitmap covering `frame` for the fast permission fault:
+    /// through reader slot `slot`'s dirty-log memo while the tables'
+    /// dirty-log generation is the one it was filled under, else by a
+    /// lookup that refills it. `nil` when no memslot logs `frame`.
+    @inlinable @inline(__always)
+    func fastDirtyLog(
+        _ frame: GuestFrameNumber, slot: Int
+    ) -> (words: UnsafeMutablePointer<Atomic<UInt64>>, offset: UInt64, generation: UInt64)? {
+        let entry = pageTable.faultMemos.entry(slot: slot)
+        let generation = pageTable.dirtyLogs.generation.load(ordering: .sequentiallyConsistent)
+        if entry.pointee.dirtyLogGeneration == generation, let words = entry.pointee.dirtyLogWords {
+            let offset = frame.rawValue &- entry.pointee.dirtyLogFirstFrame
+            if offset < entry.pointee.dirtyLogFrameCount { return (words, offset, generation) }
+        }
+        guard let (memslot, bitmap) = pageTable.dirtyLogs.log(containing: frame) else { return nil }
+        _ = refillDirtyLogMemo(entry, slot: slot, memslot: memslot, generation: generation)
+        return (bitmap.words, frame.rawValue &- bitmap.frames.start.rawValue, generation)
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/fastPermissionFaultIgnoresMMUWritable``.
+    @inlinable
+    static var fastFaultIgnoresMMUWritable: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.fastPermissionFaultIgnoresMMUWritable)
+        #else
+        false
+        #endif
+    }
+
+    /// False except under the explorer's
+    /// ``ExplorationMutation/fastPermissionFaultPlainStore``.
+    @inlinable
+    static var fastFaultStoresPlainly: Bool {
+        #if SLAT_EXPLORATION_HOOKS && !hasFeature(Embedded)
+        ExplorationHooks.isActive(.fastPermissionFaultPlainStore)
+        #else
+        false
+        #endif
+    }
+
+    /// What ``breakBlockAbove(_:context:)`` did.
+    @frozen @usableFromInline
+    enum BlockBreak {
+        /// A block above the page was replaced by an empty table.
+        case replaced
+        /// No block is in the way (a table, a locked entry, a leaf at the
+        /// page's level): the general path decides.
+        case noBlock
+        /// The block changed under the exchange: the fault starts again.
+        case lostRace
+        /// No page in the cache for the table.
+        case cacheEmpty
+    }
+
+    /// A smallest-page fault inside a block (KVM/arm64's stage-2 map of a
+    /// page into a block): the block is broken — exchanged for the locked
+    /// marker, its translation invalidated by address at the block's
+    /// level, then replaced by an **empty** table from `context`'s cache
+    /// (break-before-make, rule 4 of Docs/concurrency.md) — and the fault's
+    /// lean walk then installs only its own page there. The block's other
+    /// pages are mapped by the faults that touch them, each resolved afresh.
+    /// Under dirty logging a write to a protected block so costs one fault
+    /// for its page and leaves the rest of the block unmapped, instead of a
+    /// full table of write-protected pages each taking a permission fault.
+    ///
+    /// Lock held shared, inside the read section. Nothing of the block is
+    /// lost to the dirty log: a block that logs is write-protected, so no
+    /// write went through it since it was protected.
+    @inlinable @inline(never)
+    func breakBlockAbove(_ address: GuestPhysicalAddress, context: PageTableContext) -> BlockBreak {
+        let format = pageTable.format
+        let memory = pageTable.table.memory
+        var level = format.rootLevel
+        var entries = memory.entries(at: pageTable.table.root)
+        while level > 0 {
+            let pointer = entries + format.index(of: address, atLevel: level)
+            let entry = pointer.pointee.load(ordering: .acquiring)
+            if entry == format.frozenEntry || !format.isPresent(entry, atLevel: level) { return .noBlock }
+            if format.isTable(entry, atLevel: level) {
+                entries = memory.entries(at: format.childTable(of: entry))
+                level -= 1
+                continue
+            }
+            guard let page = context.pageCache.take() else { return .cacheEmpty }
+            _explorationTableEntry()
+            let (exchanged, _) = pointer.pointee.compareExchange(
+                expected: entry, desired: format.frozenEntry, ordering: .acquiringAndReleasing)
+            guard exchanged else {
+                context.pageCache.giveBack(page)
+                return .lostRace
+            }
+            let size = format.entrySize(atLevel: level)
+            pageTable.tlb.invalidate(address: address.alignedDown(to: size), level: format.leafLevel(ofHeight: level))
+            _explorationTableEntry()
+            // Block and table are both live: the parent's count is unchanged.
+            pointer.pointee.store(format.tableEntry(child: page), ordering: .releasing)
+            return .replaced
+        }
+        return .noBlock
+    }
+
     /// The general path, when the lean walk met a live or locked entry:
     /// `translate`, then set the access flag or relax permissions in place
     /// (``fixInPlace(_:current:permissions:context:)``) when the leaf maps
@@ -288,9 +548,13 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
            current.size == size, current.leafOutput == output, current.attributes.memoryType == attributes.memoryType {
             return try fixInPlace(fault, current: current, permissions: attributes.permissions, context: context)
         }
+        // `map` takes no MMU-owned bit: a leaf it installs read-only for
+        // dirty logging takes the locked path at its first write.
+        var mapped = attributes
+        mapped.softwareBits &= ~StageTwoDescriptorBits.mmuWritableSoftwareBit
         let result = try pageTable.map(
             GuestPhysicalRange(start: guestStart, size: size), to: output,
-            attributes: attributes, maximumLevel: level, mode: .shared,
+            attributes: mapped, maximumLevel: level, mode: .shared,
             context: context, refusingPermissionOnlyChanges: true, refill: .never)
         switch result.outcome {
         case .mapped: return .mapped(level: level)

@@ -78,6 +78,9 @@ extension StageTwoFormat {
     }
 
     /// The leaf with `grant` added and `revoke` removed (revoke wins).
+    /// Revoking write also clears ``StageTwoDescriptorBits/mmuWritable``: a
+    /// write removed for any reason but dirty logging must not come back
+    /// through the lockless fault path.
     /// S2AP is a pair of mask operations; the execute-never field is decoded
     /// and re-encoded through lookup tables only when `grant` or `revoke`
     /// names an execute right. Without FEAT_XNX execution needs both rights,
@@ -87,6 +90,7 @@ extension StageTwoFormat {
         let granted = UInt64(grant.rawValue)
         let revoked = UInt64(revoke.rawValue)
         let changed = (entry | (granted & 0b11) << 6) & ~((revoked & 0b11) << 6)
+            & ~((revoked & 0b10) &<< 57)
         if (granted | revoked) & 0b1100 == 0 { return changed }
         let field = entry >> StageTwoDescriptorBits.executeNeverShift & 0b11
         let rights = (StageTwoExecuteNever.lookUp(executeNeverDecodeTable, field) | granted >> 2) & ~(revoked >> 2) & 0b11
@@ -134,10 +138,26 @@ extension StageTwoFormat {
     @inlinable public var hardwareUpdatesAccessFlags: Bool { hardwareAccessFlag }
 
     /// With hardware access-flag updates, a leaf whose access flag is still
-    /// clear (the hardware may set it).
+    /// clear (the hardware may set it); and a leaf write-protected for dirty
+    /// logging (``StageTwoDescriptorBits/mmuWritable`` set, write clear),
+    /// whose write access the fault handler's fast path may give back
+    /// without the MMU lock (rule 5 of Docs/concurrency.md).
     @inlinable
     public func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool {
         hardwareAccessFlag && entry & StageTwoDescriptorBits.accessFlag == 0
+            || entry & (StageTwoDescriptorBits.mmuWritable | StageTwoDescriptorBits.write) == StageTwoDescriptorBits.mmuWritable
+    }
+
+    /// Always: the fault handler's fast permission fault changes leaves
+    /// without the MMU lock.
+    @inlinable public var leavesChangeOutsideTheLock: Bool { true }
+
+    /// Write access removed and ``StageTwoDescriptorBits/mmuWritable`` set,
+    /// for a leaf that had write access; any other value unchanged.
+    @inlinable
+    public func writeProtectedForDirtyLogging(_ entry: UInt64, atLevel level: Int) -> UInt64 {
+        entry & StageTwoDescriptorBits.write == 0 ? entry
+            : entry & ~StageTwoDescriptorBits.write | StageTwoDescriptorBits.mmuWritable
     }
 
     /// Revoking read or write as a mask: clearing S2AP bits leaves an
@@ -147,6 +167,7 @@ extension StageTwoFormat {
     @inlinable
     public func permissionMasks(grant: Permissions, revoke: Permissions) -> (set: UInt64, clear: UInt64)? {
         guard grant.isEmpty, revoke.subtracting(.readWrite).isEmpty else { return nil }
-        return (0, (UInt64(revoke.rawValue) & 0b11) << 6)
+        let mmuWritable = revoke.contains(.write) ? StageTwoDescriptorBits.mmuWritable : 0
+        return (0, (UInt64(revoke.rawValue) & 0b11) << 6 | mmuWritable)
     }
 }

@@ -79,7 +79,8 @@ public final class StageTwoMMU<Memory: TableMemory, T: TLB, Caches: CacheMainten
         case .write: .write
         case .execute, .userExecute: .execute
         }
-        switch try faultHandler.handle(StageTwoFault(address: fault.address, access: access), context: vcpu) {
+        let kind: StageTwoAbortKind? = fault.isPermissionFault ? .permission : nil
+        switch try faultHandler.handle(StageTwoFault(address: fault.address, access: access, kind: kind), context: vcpu) {
         case .mapped(let level): return .mapped(level: format.architecturalLevel(level))
         case .permissionsRelaxed: return .permissionsRelaxed
         case .madeYoung: return .madeYoung

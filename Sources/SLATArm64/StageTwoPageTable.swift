@@ -172,7 +172,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         attributes.accessed = true
         try table.validate(range)
         try table.validateOutput(output, size: range.size)
-        try format.validate(attributes)
+        try validateLeafAttributes(attributes)
         if let maximumLevel, maximumLevel < 0 || maximumLevel > format.rootLevel || !format.canHoldLeaf(atLevel: maximumLevel) {
             throw .unsupportedLevel(maximumLevel)
         }
@@ -186,11 +186,11 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
                 refusingPermissionOnlyChanges: refusingPermissionOnlyChanges, refill: refill,
                 preparingLeaves: StageTwoLeafPreparation(caches: caches, attributes: attributes))
         } catch {
-            table.settle(batch, tlb: tlb, mode: mode)
+            settle(batch, mode: mode)
             throw error
         }
         let freed = batch.pendingPageCount
-        table.settle(batch, tlb: tlb, mode: mode)
+        settle(batch, mode: mode)
         return StageTwoMapResult(outcome: outcome, freedTablePages: freed)
     }
 
@@ -220,17 +220,22 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
         do {
             try table.unmap(range, mode: mode, context: context, batch: &batch, tlb: tlb)
         } catch {
-            table.settle(batch, tlb: tlb, mode: mode)
+            settle(batch, mode: mode)
             throw error
         }
-        table.settle(batch, tlb: tlb, mode: mode)
+        settle(batch, mode: mode)
         for leaf in cleaned {
             let (output, size) = clip(leaf, to: range)
             caches.cleanDataCacheToPointOfCoherency(output, size: size)
         }
     }
 
-    /// Revokes write access in `range` (dirty logging). The invalidations
+    /// Revokes write access in `range` for dirty logging: each leaf that
+    /// loses it gets ``StageTwoDescriptorBits/mmuWritable``, so that the
+    /// fault handler's fast path may give it back without the MMU lock and
+    /// log the write. To remove write access for any other reason use
+    /// `map` with the new permissions or `table.changePermissions`, which
+    /// clear the bit. The invalidations
     /// owed are added to `batch`; the caller settles it with
     /// ``settle(_:mode:)`` — at once, or after more changes (KVM's
     /// caller-flushes write protection).
@@ -257,14 +262,39 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     ) throws(SLATError) -> PageCacheShortfall? {
         try checkLive()
         return try table.changePermissions(
-            range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb, refill: refill)
+            range, revoke: .write, mode: mode, context: context, batch: &batch, tlb: tlb, refill: refill,
+            forDirtyLogging: true)
     }
 
     /// Issues what `batch` owes to this VM's TLB context, then frees its
-    /// pages (after a grace period in shared mode).
+    /// pages after a grace period: through the reclaimer in shared mode;
+    /// in exclusive mode they are retired and the call waits for the read
+    /// sections that may still reach them — the fault handler's fast path
+    /// walks without the MMU lock, so even an exclusive holder cannot free
+    /// an unlinked page at once (Docs/concurrency.md, "Reclamation").
     @inlinable
     public func settle(_ batch: consuming TLBFlushBatch, mode: WalkMode) {
-        table.settle(batch, tlb: tlb, mode: mode)
+        if mode == .exclusive && batch.pendingPageCount > 0 {
+            table.settle(batch, tlb: tlb, mode: .shared)
+            table.reclaimer.synchronize()
+        } else {
+            table.settle(batch, tlb: tlb, mode: mode)
+        }
+    }
+
+    /// Throws unless `attributes` can be encoded and leave the MMU's
+    /// software bit alone.
+    ///
+    /// - Throws: what ``StageTwoFormat/validate(_:)`` throws, and
+    ///   `SLATError/softwareBitReservedByMMU(_:reserved:)` for software bit
+    ///   3 (``StageTwoDescriptorBits/mmuWritable``).
+    @inlinable
+    public func validateLeafAttributes(_ attributes: LeafAttributes) throws(SLATError) {
+        try format.validate(attributes)
+        let reserved = StageTwoDescriptorBits.mmuWritableSoftwareBit
+        if attributes.softwareBits & reserved != 0 {
+            throw .softwareBitReservedByMMU(attributes.softwareBits, reserved: reserved)
+        }
     }
 
     /// Cleans the data cache to the Point of Coherency for every cacheable

@@ -50,7 +50,7 @@ extension StageTwoPageTable {
         let size = format.entrySize(atLevel: level)
         guard output.isAligned(to: size) else { throw .misalignedOutputAddress(output, alignment: size) }
         try table.validateOutput(output, size: size)
-        try format.validate(attributes)
+        try validateLeafAttributes(attributes)
         let needed = tablePagesForSubtree(level: level, leafLevel: leafLevel)
         guard context.pageCache.count >= needed else {
             throw .outOfTableMemory(needed: needed, available: context.pageCache.count)

@@ -38,6 +38,8 @@ extension SLATError: CustomStringConvertible {
             "this format has no dirty flag"
         case .softwareBitsOutOfRange(let bits, let width):
             "software bits \(Self.hex(UInt64(bits))) do not fit in \(width) bits"
+        case .softwareBitReservedByMMU(let bits, let reserved):
+            "software bits \(Self.hex(UInt64(bits))) use \(Self.hex(UInt64(reserved))), which the MMU reserves for itself"
         case .vmidOutOfRange(let vmid, let bits):
             "VMID \(vmid) does not fit in \(bits) bits"
         case .writeBackForcingMismatch(let format, let caches):

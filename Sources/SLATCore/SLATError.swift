@@ -40,6 +40,9 @@ public enum SLATError: Error, Hashable, Sendable {
     case unsupportedDirtyFlag
     /// Software bits wider than the format's software field.
     case softwareBitsOutOfRange(UInt16, width: Int)
+    /// Software bits of which `reserved` belong to the MMU managing the
+    /// tables (on stage 2, bit 3: the MMU-writable bit of dirty logging).
+    case softwareBitReservedByMMU(UInt16, reserved: UInt16)
     /// A VMID wider than the configured VMID size.
     case vmidOutOfRange(UInt32, bits: Int)
     /// The stage-2 format's memory-attribute encoding (`HCR_EL2.FWB`) and

@@ -50,7 +50,8 @@ struct StageTwoAbortSyndromeTests {
     func translationRead() throws {
         for level in 0...3 {
             let abort = try decode(Syndrome(fsc: 0b000100 | UInt64(level)))
-            #expect(abort.fault == StageTwoFault(address: GuestPhysicalAddress(Self.ipa | 0xABC), access: .read))
+            #expect(abort.fault == StageTwoFault(address: GuestPhysicalAddress(Self.ipa | 0xABC), access: .read,
+                                                 kind: .translation))
             #expect(abort.kind == .translation && abort.level == level)
             #expect(!abort.isInstructionAbort && !abort.isStageOneWalk && abort.farIsValid)
             #expect(abort.dataAccess == nil && abort.instructionLength == 4)
@@ -69,6 +70,7 @@ struct StageTwoAbortSyndromeTests {
     func stageOneWalk() throws {
         let abort = try decode(Syndrome(isv: true, s1ptw: true, fsc: 0b001110))
         #expect(abort.isStageOneWalk && abort.fault.access == .write && abort.kind == .permission)
+        #expect(abort.fault.kind == .permission)
         #expect(abort.level == 2 && abort.dataAccess == nil)
     }
 

@@ -59,12 +59,21 @@ struct StageTwoPermissionChangeTests {
             == 0x0020_0000_0000_07FF)
     }
 
+    @Test("Revoking write has a mask form, which also clears the MMU-writable bit")
+    func revokingWriteMaskClearsMMUWritable() throws {
+        let format = try StageTwoFormat()
+        let masks = try #require(format.permissionMasks(grant: [], revoke: .write))
+        #expect(masks.set == 0 && masks.clear == StageTwoDescriptorBits.write | StageTwoDescriptorBits.mmuWritable)
+    }
+
     @Test func everyOtherBitIsLeftUnchanged() throws {
         let format = try StageTwoFormat(executeNeverSplit: true)
         // all bits but S2AP (7:6) and XN (54:53)
         let others: UInt64 = 0xFF9F_FFFF_FFFF_FF3F
         #expect(format.changingPermissions(ofLeaf: others, grant: .all, revoke: []) == 0xFF9F_FFFF_FFFF_FFFF)
-        #expect(format.changingPermissions(ofLeaf: UInt64.max, grant: [], revoke: .all) == 0xFFDF_FFFF_FFFF_FF3F)
+        // Revoking write also clears the MMU-writable bit (58).
+        #expect(format.changingPermissions(ofLeaf: UInt64.max, grant: [], revoke: .all) == 0xFBDF_FFFF_FFFF_FF3F)
+        #expect(format.changingPermissions(ofLeaf: UInt64.max, grant: [], revoke: .read) == 0xFFFF_FFFF_FFFF_FFBF)
     }
 
     @Test(arguments: [false, true])

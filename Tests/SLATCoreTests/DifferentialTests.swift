@@ -29,6 +29,9 @@ struct PageModel<Format: PageTableFormat> {
     let encodable: [Bool]
     var outputs: [UInt64]
     var attributes: [UInt32]
+    /// Software bits a revoke of write clears (packed position): stage 2's
+    /// MMU-writable bit (Docs/formats.md), none on EPT.
+    let softwareBitsClearedByRevokingWrite: UInt32
 
     init(format: Format, window: GuestPhysicalRange) {
         self.format = format
@@ -39,6 +42,12 @@ struct PageModel<Format: PageTableFormat> {
         let count = Int(window.size / format.pageSize)
         outputs = Array(repeating: Self.unmapped, count: count)
         attributes = Array(repeating: 0, count: count)
+        let all = UInt16((1 << format.softwareBitCount) - 1)
+        let leaf = format.leafEntry(output: HostPhysicalAddress(0),
+                                    attributes: LeafAttributes(permissions: .readWrite, softwareBits: all), atLevel: 0)
+        let kept = format.attributes(ofLeaf: format.changingPermissions(ofLeaf: leaf, grant: [], revoke: .write),
+                                     atLevel: 0).softwareBits
+        softwareBitsClearedByRevokingWrite = UInt32(all & ~kept) << 16
     }
 
     func pack(_ a: LeafAttributes) -> UInt32 {
@@ -99,10 +108,11 @@ struct PageModel<Format: PageTableFormat> {
     mutating func changePermissions(_ range: GuestPhysicalRange, grant: Permissions, revoke: Permissions) {
         let g = UInt32(grant.rawValue), r = UInt32(revoke.rawValue)
         let pages = indices(of: range)
+        let cleared = r & UInt32(Permissions.write.rawValue) != 0 ? softwareBitsClearedByRevokingWrite : 0
         outputs.withUnsafeBufferPointer { outputs in
             attributes.withUnsafeMutableBufferPointer { attributes in
                 for i in pages where outputs[i] != Self.unmapped {
-                    attributes[i] = attributes[i] & ~0xF | (attributes[i] & 0xF | g) & ~r
+                    attributes[i] = (attributes[i] & ~0xF | (attributes[i] & 0xF | g) & ~r) & ~cleared
                 }
             }
         }

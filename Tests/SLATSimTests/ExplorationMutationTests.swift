@@ -31,6 +31,9 @@ struct ExplorationMutationTests {
         .init(mutation: .sharedUnmapDefersInvalidation, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .spuriousPermissionFaultWithoutInvalidation, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .spuriousPermissionFaultWithoutInvalidation, strategy: .pct(depth: 3, seed: 21)),
+        .init(mutation: .fastPermissionFaultIgnoresMMUWritable, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .fastPermissionFaultPlainStore, strategy: .exhaustive(preemptionBound: 2)),
+        .init(mutation: .fastPermissionFaultPlainStore, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .retiredTablesFreedWithoutGracePeriod, strategy: .exhaustive(preemptionBound: 2)),
         .init(mutation: .retiredTablesFreedWithoutGracePeriod, strategy: .pct(depth: 3, seed: 21)),
         .init(mutation: .faultIgnoresInvalidationRetry, strategy: .exhaustive(preemptionBound: 2)),
@@ -65,6 +68,10 @@ struct ExplorationMutationTests {
             try check(StageTwoExplorationScenarios.sharedUnmapBesideBlockFault(), testCase)
         case .spuriousPermissionFaultWithoutInvalidation:
             try check(StageTwoExplorationScenarios.writeBesidePermissionGain(), testCase)
+        case .fastPermissionFaultIgnoresMMUWritable:
+            try check(StageTwoFastFaultScenarios.memslotReadOnlyBesideFastFaults(), testCase)
+        case .fastPermissionFaultPlainStore:
+            try check(StageTwoFastFaultScenarios.hostProtectBesideFastFaults(), testCase)
         case .retiredTablesFreedWithoutGracePeriod:
             try check(StageTwoExplorationScenarios.sharedUnmapBesideBlockFault(), testCase)
         case .faultIgnoresInvalidationRetry:

@@ -163,7 +163,13 @@ final class StageTwoExplorationVM: @unchecked Sendable {
                 case .executePrivileged, .executeUser: .execute
                 }
                 do {
-                    let outcome = try handler.handle(StageTwoFault(address: violation.address, access: access),
+                    let kind: StageTwoAbortKind? = switch violation.kind {
+                    case .notPresent: .translation
+                    case .permission: .permission
+                    case .accessFlag: .accessFlag
+                    default: nil
+                    }
+                    let outcome = try handler.handle(StageTwoFault(address: violation.address, access: access, kind: kind),
                                                      context: contexts[vcpu])
                     // A retry waits for another thread (a locked entry, a
                     // racing fault): let it run before the next attempt.

@@ -21,6 +21,16 @@ public enum ExplorationMutation: String, Sendable, Hashable, CaseIterable {
     /// commit be097997a273, "Always invalidate TLB for stage-2 permission
     /// faults").
     case spuriousPermissionFaultWithoutInvalidation
+    /// The stage-2 fast permission fault gives write access back without
+    /// checking the leaf's MMU-writable bit: a write removed by the VMM (or
+    /// for a read-only memslot) is restored without the MMU lock
+    /// (Docs/stage2-mmu.md, "The fast permission fault").
+    case fastPermissionFaultIgnoresMMUWritable
+    /// The stage-2 fast permission fault writes the writable leaf with a
+    /// plain store instead of one compare-and-exchange against the value it
+    /// read: a leaf that a lock holder removed or changed meanwhile (zap,
+    /// harvest) is brought back (rule 1 of Docs/concurrency.md).
+    case fastPermissionFaultPlainStore
     /// ``EpochReclaimer/retire(_:)`` frees the pages at once instead of
     /// after a grace period: a lockless or shared walker still inside its
     /// read section may read a freed table (rule 2 of Docs/concurrency.md).

@@ -96,8 +96,25 @@ public protocol PageTableFormat: Sendable {
     /// (for instance set its dirty bit): a *volatile* entry (rule 5 of
     /// Docs/concurrency.md), which even an exclusive writer replaces by compare-and-exchange so
     /// that bit is never lost. Only consulted when
-    /// ``hardwareUpdatesAccessFlags`` is `true`.
+    /// ``leavesChangeOutsideTheLock`` is `true`.
     func isVolatile(_ entry: UInt64, atLevel level: Int) -> Bool
+    /// Whether anything outside the MMU lock may change leaves: hardware
+    /// (``hardwareUpdatesAccessFlags``) or a backend's lockless fault path
+    /// (the stage-2 fast permission fault restoring write access). When
+    /// `true`, exclusive writers consult ``isVolatile(_:atLevel:)`` for
+    /// every present entry and exchange the volatile ones (rule 5 of
+    /// Docs/concurrency.md). A format whose lockless path only restores
+    /// write access must drop, when write is revoked
+    /// (``changingPermissions(ofLeaf:grant:revoke:)``), the state that
+    /// makes a leaf volatile: exclusive revokes of write then store every
+    /// entry without exchanges. Default: ``hardwareUpdatesAccessFlags``.
+    var leavesChangeOutsideTheLock: Bool { get }
+    /// The leaf `entry` write-protected for dirty logging: write access
+    /// removed, and whatever the format records so that a lockless fault
+    /// path may give it back (stage 2's MMU-writable software bit). A leaf
+    /// without write access is returned unchanged. Default: write revoked
+    /// as ``changingPermissions(ofLeaf:grant:revoke:)`` revokes it.
+    func writeProtectedForDirtyLogging(_ entry: UInt64, atLevel level: Int) -> UInt64
     /// The permission change as two masks, if one exists that is exact for
     /// *every* value an entry may hold: `(entry | set) & ~clear` equals
     /// ``changingPermissions(ofLeaf:grant:revoke:)`` for present leaves and
@@ -112,6 +129,15 @@ public protocol PageTableFormat: Sendable {
 extension PageTableFormat {
     /// Default: hardware never writes entries.
     @inlinable public var hardwareUpdatesAccessFlags: Bool { false }
+
+    /// Default: only hardware changes leaves behind the lock.
+    @inlinable public var leavesChangeOutsideTheLock: Bool { hardwareUpdatesAccessFlags }
+
+    /// Default: write revoked, nothing recorded.
+    @inlinable
+    public func writeProtectedForDirtyLogging(_ entry: UInt64, atLevel level: Int) -> UInt64 {
+        changingPermissions(ofLeaf: entry, grant: [], revoke: .write)
+    }
 
     /// Default: no mask form; bulk changes test each entry.
     @inlinable

@@ -15,11 +15,11 @@ func plainEntries(_ entries: EntryPointer) -> UnsafeMutablePointer<UInt64> {
 
 extension PageTable {
     /// Whether replacing `entry` needs a compare-and-exchange: always in a
-    /// shared walk (rule 1), and for volatile leaves hardware may change
-    /// behind the lock (rule 5).
+    /// shared walk (rule 1), and for volatile leaves hardware or a lockless
+    /// fault path may change behind the lock (rule 5).
     @inlinable
     func needsExchange(_ entry: UInt64, level: Int, shared: Bool) -> Bool {
-        shared || (format.hardwareUpdatesAccessFlags && format.isPresent(entry, atLevel: level)
+        shared || (format.leavesChangeOutsideTheLock && format.isPresent(entry, atLevel: level)
             && format.isVolatile(entry, atLevel: level))
     }
 

@@ -23,6 +23,11 @@ extension PageTable {
     ///   - context: the calling thread's page cache and reader slot.
     ///   - batch: receives the invalidations owed and the pages to free after them.
     ///   - tlb: invalidated immediately where a split needs break-before-make.
+    ///   - forDirtyLogging: a write protection for dirty logging (`grant`
+    ///     empty, `revoke` `.write`): each leaf becomes
+    ///     ``PageTableFormat/writeProtectedForDirtyLogging(_:atLevel:)``
+    ///     instead, so that a backend's lockless fault path may give the
+    ///     write back (and log it).
     /// - Returns: `nil` when the whole range is done, else where it stopped
     ///   for pages (only with ``PageCacheRefill/never``); the invalidations
     ///   owed by what was done are in `batch` either way.
@@ -30,7 +35,7 @@ extension PageTable {
     public func changePermissions<T: TLB>(
         _ range: GuestPhysicalRange, grant: Permissions = [], revoke: Permissions = [],
         mode: WalkMode = .exclusive, context: PageTableContext,
-        batch: inout TLBFlushBatch, tlb: T, refill: PageCacheRefill = .fromMemory
+        batch: inout TLBFlushBatch, tlb: T, refill: PageCacheRefill = .fromMemory, forDirtyLogging: Bool = false
     ) throws(SLATError) -> PageCacheShortfall? {
         try validate(range)
         try validateReaderSlot(of: context, mode: mode)
@@ -54,7 +59,7 @@ extension PageTable {
         }
         var visitor = PermissionVisitor(
             table: self, context: context, tlb: tlb, range: range, grant: grant, revoke: revoke,
-            shared: mode == .shared)
+            shared: mode == .shared, dirtyLogging: forDirtyLogging)
         let shortfall = try run(&visitor, over: range, mode: mode, context: context, refill: refill)
         batch.requests.merge(visitor.requests)
         return shortfall
@@ -118,13 +123,15 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
     @usableFromInline let grant: Permissions
     @usableFromInline let revoke: Permissions
     @usableFromInline let shared: Bool
+    /// Write protection for dirty logging (``PageTableFormat/writeProtectedForDirtyLogging(_:atLevel:)``).
+    @usableFromInline let dirtyLogging: Bool
     @usableFromInline var requests = FlushRequests()
     @usableFromInline var restartAddress: GuestPhysicalAddress?
     @usableFromInline var pagesWanted = 0
 
     @inlinable
     init(table: PageTable<Format, Memory>, context: PageTableContext, tlb: T, range: GuestPhysicalRange,
-         grant: Permissions, revoke: Permissions, shared: Bool) {
+         grant: Permissions, revoke: Permissions, shared: Bool, dirtyLogging: Bool = false) {
         self.table = table
         self.context = context
         self.tlb = tlb
@@ -133,6 +140,14 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         self.grant = grant
         self.revoke = revoke
         self.shared = shared
+        self.dirtyLogging = dirtyLogging
+    }
+
+    /// `old` after the change.
+    @inlinable @inline(__always)
+    func changed(_ old: UInt64, level: Int) -> UInt64 {
+        dirtyLogging ? format.writeProtectedForDirtyLogging(old, atLevel: level)
+            : format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
     }
 
     @inlinable var visits: WalkVisits { [.tablePre, .leaf] }
@@ -165,7 +180,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
             if !format.isPresent(old, atLevel: level) { return .skipChildren }
             if level > 0 && format.isTable(old, atLevel: level) { return .proceed }
             if address >= start && address &+ size <= end {
-                let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
+                let new = changed(old, level: level)
                 if new == old { return .skipChildren }
                 if table.write(entry.pointer, expected: &old, new, level: level, shared: shared) {
                     if reduces(old, new) { requests.invalidate(address: entry.address, level: format.leafLevel(ofHeight: level), size: size) }
@@ -196,6 +211,7 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         // (and the format's masks rebuilt) on every entry.
         let format = self.format
         let grant = self.grant
+        let dirtyLogging = self.dirtyLogging
         let revoke = self.revoke
         let shared = self.shared
         let frozen = format.frozenEntry
@@ -205,57 +221,103 @@ struct PermissionVisitor<Format: PageTableFormat, Memory: TableMemory, T: TLB>: 
         let entries = table.memory.entries(at: format.childTable(of: tableEntry))
         var index = Int(truncatingIfNeeded: (low &- address) / pageSize)
         let stop = Int(truncatingIfNeeded: (high &- address) / pageSize)
+        if !shared && !format.hardwareUpdatesAccessFlags && dirtyLogging {
+            // Exclusive write protection for dirty logging: only leaves with
+            // write access change, and no lockless path changes those (a fast
+            // fault only restores write access), so each is one release store
+            // (the fast fault's acquiring load of the leaf pairs with it). An
+            // unchanged leaf is not written: it may be volatile, and a store
+            // of its old value would take back a write access a fast fault
+            // granted meanwhile without the flush it needs (rule 5).
+            var reduced = false
+            for slot in index..<stop {
+                let pointer = entries + slot
+                let old = pointer.pointee.load(ordering: .relaxed)
+                let new = format.writeProtectedForDirtyLogging(old, atLevel: 0)
+                if new != old {
+                    pointer.pointee.store(new, ordering: .releasing)
+                    reduced = true
+                }
+            }
+            if reduced { owe(low, high) }
+            return .skipChildren
+        }
         if !shared && !format.hardwareUpdatesAccessFlags {
-            // Exclusive and nothing volatile: no other thread writes these
-            // entries, so no exchange is needed. Hardware walkers still read
-            // them at any time, so each store is one single-copy-atomic
-            // (relaxed) store, never a torn or vector store; unchanged
-            // entries are rewritten with their own value.
+            // Exclusive and no hardware flags: no other thread writes these
+            // entries, so no exchange is needed — except through a backend's
+            // lockless fault path (`leavesChangeOutsideTheLock`: stage 2's
+            // fast permission fault), which only restores write access to a
+            // volatile leaf. A revoke then stores only the entries it
+            // changes, and owes the flush of every one of them, so a write
+            // access granted between its load and its store is taken away
+            // and invalidated with it; an unchanged volatile entry is not
+            // written. Grants on such formats take the exchanging loop
+            // below. Hardware walkers still read the entries at any time,
+            // so each store is one single-copy-atomic (relaxed) store, never
+            // a torn or vector store.
+            let lockless = format.leavesChangeOutsideTheLock
             var changed: UInt64 = 0
-            if let masks = format.permissionMasks(grant: grant, revoke: revoke) {
-                let set = masks.set
+            let masks = format.permissionMasks(grant: grant, revoke: revoke)
+            if let masks, masks.set == 0 {
+                // Revoke only (write protection): an entry changes iff it
+                // had a cleared bit, so OR-ing the old values decides the
+                // flush with one instruction per entry.
                 let keep = ~masks.clear
-                if set == 0 {
-                    // Revoke only (write protection): an entry changes iff it
-                    // had a cleared bit, so OR-ing the old values decides the
-                    // flush with one instruction per entry.
-                    var seen: UInt64 = 0
+                var seen: UInt64 = 0
+                if !lockless || revoke.contains(.write) {
+                    // Revoking write changes every volatile leaf (the state
+                    // that lets a lockless path give write back goes with
+                    // it, `changingPermissions`), so every entry is stored.
                     for slot in index..<stop {
                         let pointer = entries + slot
                         let old = pointer.pointee.load(ordering: .relaxed)
                         seen |= old
                         pointer.pointee.store(old & keep, ordering: .relaxed)
                     }
-                    if seen & masks.clear != 0 { owe(low, high) }
+                } else {
+                    for slot in index..<stop {
+                        let pointer = entries + slot
+                        let old = pointer.pointee.load(ordering: .relaxed)
+                        seen |= old
+                        if old & keep != old { pointer.pointee.store(old & keep, ordering: .relaxed) }
+                    }
+                }
+                if seen & masks.clear != 0 { owe(low, high) }
+                return .skipChildren
+            }
+            if !lockless {
+                if let masks {
+                    let set = masks.set
+                    let keep = ~masks.clear
+                    for slot in index..<stop {
+                        let pointer = entries + slot
+                        let old = pointer.pointee.load(ordering: .relaxed)
+                        let new = (old | set) & keep
+                        changed |= old ^ new
+                        pointer.pointee.store(new, ordering: .relaxed)
+                    }
+                    if changed != 0 && !revoke.isEmpty { owe(low, high) }
                     return .skipChildren
                 }
                 for slot in index..<stop {
                     let pointer = entries + slot
                     let old = pointer.pointee.load(ordering: .relaxed)
-                    let new = (old | set) & keep
+                    let new = format.isPresent(old, atLevel: 0)
+                        ? format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke) : old
                     changed |= old ^ new
                     pointer.pointee.store(new, ordering: .relaxed)
                 }
                 if changed != 0 && !revoke.isEmpty { owe(low, high) }
                 return .skipChildren
             }
-            for slot in index..<stop {
-                let pointer = entries + slot
-                let old = pointer.pointee.load(ordering: .relaxed)
-                let new = format.isPresent(old, atLevel: 0)
-                    ? format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke) : old
-                changed |= old ^ new
-                pointer.pointee.store(new, ordering: .relaxed)
-            }
-            if changed != 0 && !revoke.isEmpty { owe(low, high) }
-            return .skipChildren
         }
         var reduced = false
         while index < stop {
             let pointer = entries + index
             var old = pointer.pointee.load(ordering: .relaxed)
             while format.isPresent(old, atLevel: 0) {
-                let new = format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
+                let new = dirtyLogging ? format.writeProtectedForDirtyLogging(old, atLevel: 0)
+                    : format.changingPermissions(ofLeaf: old, grant: grant, revoke: revoke)
                 if new == old { break }
                 if !table.needsExchange(old, level: 0, shared: shared) {
                     pointer.pointee.store(new, ordering: .releasing)

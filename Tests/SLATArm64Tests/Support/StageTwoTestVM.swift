@@ -73,7 +73,13 @@ final class StageTwoTestVM<T: TLB> {
         case .write: .write
         case .executePrivileged, .executeUser: .execute
         }
-        return StageTwoFault(address: violation.address, access: access)
+        let kind: StageTwoAbortKind? = switch violation.kind {
+        case .notPresent: .translation
+        case .permission: .permission
+        case .accessFlag: .accessFlag
+        default: nil
+        }
+        return StageTwoFault(address: violation.address, access: access, kind: kind)
     }
 
     /// Runs one guest access of `vcpu` to completion through the hardware
