@@ -13,6 +13,8 @@ public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -
     guard let data else { return 0 }
     if let problem = MMUOperationTarget.run(UnsafeRawBufferPointer(start: data, count: size)) {
         print(problem)
+        // stdout is buffered when it is a file: flush before the abort.
+        fflush(nil)
         abort()
     }
     return 0

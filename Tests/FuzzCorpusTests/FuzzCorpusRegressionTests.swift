@@ -40,6 +40,23 @@ struct FuzzCorpusRegressionTests {
         }
     }
 
+    @Test("mmu-operations: the notifier-window inputs fault inside an open invalidation and see every window end")
+    func mmuOperationWindows() throws {
+        let inputs = try Self.inputs("mmu-operations").filter { $0.name.contains("-window-") }
+        // Both backends, EPT with and without A/D flags.
+        #expect(Set(inputs.map { $0.bytes[0] % 3 }) == [0, 1, 2])
+        for input in inputs {
+            let (problem, calls) = input.bytes.withUnsafeBytes { MMUOperationTarget.trace($0) }
+            #expect(problem == nil, "corpus input \(input.name): \(problem ?? "")")
+            let starts = calls.filter { $0.contains("notifier start of") && $0.contains("returned") }.count
+            #expect(starts > 0, "corpus input \(input.name) opens no notifier window")
+            #expect(calls.filter { $0.contains("notifier end delivered") }.count == starts,
+                    "corpus input \(input.name): a window without its end")
+            #expect(calls.contains { $0.contains("(retries: inside the open invalidation") },
+                    "corpus input \(input.name): no fault inside an open invalidation")
+        }
+    }
+
     @Test("script-parser: each input parses or is refused with a typed error")
     func scriptParser() throws {
         let inputs = try Self.inputs("script-parser")

@@ -17,6 +17,13 @@
 //     clear range; a dirty-log call of the wrong kind) is a typed error of
 //     the kind the model predicts, and the tables are unchanged;
 //   - after teardown every MMU call throws `SLATError.tornDown`;
+//   - open notifier windows: a host remap, protection change or unmap is
+//     split into separate calls (start; the host change; end), and the
+//     calls between them run while the invalidation is open. No vCPU
+//     reaches a host page after the notifier `start` for it returned: no
+//     leaf maps a frame of an open range, and a fault on such a frame
+//     retries or exits; at the end every `start` has had its `end` and no
+//     invalidation is in progress;
 //   - the simulated TLBs' detectors (stale entries at every call's return,
 //     tables freed while cached).
 // Every input is valid: each 4-byte chunk decodes to one call. Run by the
@@ -35,7 +42,14 @@ public enum MMUOperationTarget {
     /// Decodes `bytes` and runs the calls on a fresh MMU; returns what went
     /// wrong, with the calls made so far, or `nil`.
     public static func run(_ bytes: UnsafeRawBufferPointer) -> String? {
-        guard bytes.count >= 5 else { return nil }
+        trace(bytes).problem
+    }
+
+    /// Runs `bytes` as ``run(_:)`` does; returns what went wrong (or `nil`)
+    /// and the calls as made: each call, the notifier phases of a window,
+    /// how an access that did not complete ended.
+    public static func trace(_ bytes: UnsafeRawBufferPointer) -> (problem: String?, calls: [String]) {
+        guard bytes.count >= 5 else { return (nil, []) }
         let selector = bytes[0]
         var operations: [MMUOperation] = []
         var offset = 1
@@ -43,22 +57,28 @@ public enum MMUOperationTarget {
             operations.append(MMUOperation(bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]))
             offset += 4
         }
-        let problem: String?
         do {
             switch selector % 3 {
-            case 0: problem = try MMUFuzzRun(x86AccessedDirty: true).run(operations)
-            case 1: problem = try MMUFuzzRun(x86AccessedDirty: false).run(operations)
-            default: problem = try MMUFuzzRun(stageTwo: ()).run(operations)
+            case 0: return outcome(try MMUFuzzRun(x86AccessedDirty: true), operations)
+            case 1: return outcome(try MMUFuzzRun(x86AccessedDirty: false), operations)
+            default: return outcome(try MMUFuzzRun(stageTwo: ()), operations)
             }
         } catch {
-            return "MMU operation fuzzer: building the VM threw \(error)"
+            return ("MMU operation fuzzer: building the VM threw \(error)", [])
         }
-        return problem
+    }
+
+    static func outcome<MMU>(_ run: MMUFuzzRun<MMU>, _ operations: [MMUOperation]) -> (problem: String?, calls: [String]) {
+        let problem = run.run(operations)
+        return (problem, run.done)
     }
 }
 
 /// One call, from 4 bytes: `code` (low 4 bits: the call; bits 4–5: the
-/// memslot; bits 6–7: a variant), a 16-bit operand, an extra byte.
+/// memslot; bits 6–7: a variant), a 16-bit operand, an extra byte. Call 3
+/// is the notifier window: variants 0–2 open one (the notifier `start` of a
+/// host remap, write-protection or unmap of the memslot's pages), variant 3
+/// ends its current phase (first the host change, then the `end`).
 struct MMUOperation: CustomStringConvertible {
     var call: Int
     var slot: Int
@@ -74,12 +94,17 @@ struct MMUOperation: CustomStringConvertible {
         self.extra = extra
     }
 
-    static let names = ["read", "write", "execute", "write", "zap", "host remap", "host protect", "memslot remove/add",
+    static let names = ["read", "write", "execute", "notifier window", "zap", "host remap", "host protect", "memslot remove/add",
                         "memslot read-only toggle", "dirty log enable", "dirty log get-and-clear", "dirty log get",
                         "dirty log clear", "dirty log disable", "aging", "caller error / pre-fault / teardown"]
 
     var description: String {
-        "\(Self.names[call]) slot \(slot + 1) variant \(variant) operand \(operand) extra \(extra)"
+        if call == 3 {
+            if variant == 3 { return "notifier window: next phase" }
+            let kind = ["remap", "write-protect", "unmap"][variant]
+            return "notifier start of a host \(kind), slot \(slot + 1) operand \(operand) extra \(extra)"
+        }
+        return "\(Self.names[call]) slot \(slot + 1) variant \(variant) operand \(operand) extra \(extra)"
     }
 }
 
@@ -140,6 +165,52 @@ struct LogModel {
     var owed: Set<UInt64> = []
 }
 
+/// The fuzzer's hooks into the notifiers of one run's host page map and
+/// guest memory, set once the run exists and cleared when it goes.
+// @unchecked Sendable: the listeners that call these closures run on the
+// thread that makes the host or memslot change, and every change of a fuzz
+// run is made by the fuzzing thread, which also sets and clears the
+// closures; no other thread ever touches them.
+final class NotifierHooks: @unchecked Sendable {
+    /// Registered on the host page map before guest memory's listener: sees
+    /// each `end` with the host change made and the invalidation not yet
+    /// ended (the tracker still counts it in progress).
+    var beforeTracker: ((HostInvalidation) -> Void)?
+    /// Registered after guest memory's listener: sees each `start` after
+    /// the tracker began the invalidation and the MMU zapped the range.
+    var afterTracker: ((HostInvalidation) -> Void)?
+    /// Registered on guest memory after the MMU: each guest `start` after
+    /// the MMU's listener returned, each `end`.
+    var guest: ((GuestInvalidation) -> Void)?
+
+    func clear() {
+        beforeTracker = nil
+        afterTracker = nil
+        guest = nil
+    }
+}
+
+/// A host change split into calls: opened by its notifier `start`, it runs
+/// the calls up to the next "next phase" call with the host unchanged, then
+/// those up to the following one with the host changed and the `end` not
+/// yet delivered.
+struct NotifierWindow {
+    enum Phase { case opening, beforeChange, afterChange }
+    var range: HostVirtualRange
+    var phase: Phase
+}
+
+/// A guest invalidation whose `start` the MMU's listener has returned from
+/// and whose `end` has not been delivered.
+struct OpenInvalidation: CustomStringConvertible {
+    var id: UInt64
+    var range: GuestFrameRange
+    var memslot: UInt32
+    var description: String {
+        "frames 0x\(String(range.start.rawValue, radix: 16))+\(range.count) of memslot \(memslot)"
+    }
+}
+
 /// One run of an input on one MMU, with the model beside it. Not
 /// `Sendable`: a run lives on the fuzzing thread only.
 final class MMUFuzzRun<MMU: SecondStageMMU> {
@@ -177,8 +248,27 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
     /// The words each memslot's last successful log read returned.
     var lastReported: [UInt32: [UInt64]] = [:]
 
+    // The calls and the notifier windows.
+    var operations: [MMUOperation] = []
+    /// The next call to run.
+    var cursor = 0
+    /// What went wrong, once something did (set by calls and by listeners).
+    var problem: String?
+    /// The host change whose notifier window is open (one at a time: the
+    /// host page map serialises its changes from `start` to `end`).
+    var window: NotifierWindow?
+    /// Calls made inside a window that wait for its `end`, in order: host
+    /// changes (serialised with the open one), memslot and dirty-log flag
+    /// changes (a memslot update waits for in-flight invalidations, as in
+    /// KVM), pre-faults that would retry on the in-flight range.
+    var deferred: [MMUOperation] = []
+    /// Guest invalidations started and not ended, as the MMU's listener saw them.
+    var openInvalidations: [OpenInvalidation] = []
+    let hooks: NotifierHooks
+    var guestToken: ListenerToken?
+
     init(name: String, mmu: MMU, arena: TableArena, log: SimulationLog, tlb: SimulatedContextTLB, guestMemory: GuestMemory,
-         walker: HardwareWalker<Format, TableArena>, table: @escaping () -> Table?,
+         hooks: NotifierHooks, walker: HardwareWalker<Format, TableArena>, table: @escaping () -> Table?,
          enable: @escaping (UInt32, DirtyLogProtection, Int) throws(SLATError) -> Void) {
         self.name = name
         self.mmu = mmu
@@ -189,29 +279,227 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
         self.walker = walker
         currentTable = table
         enableLog = enable
+        self.hooks = hooks
+        hooks.afterTracker = { [weak self] event in self?.hostStarted(event) }
+        hooks.beforeTracker = { [weak self] event in self?.hostChanged(event) }
+        hooks.guest = { [weak self] event in self?.guestEvent(event) }
+        // After the MMU's own listener (registered when it was built).
+        guestToken = guestMemory.addListener { [hooks] event in hooks.guest?(event) }
     }
 
-    deinit { mmu.teardown() }
+    deinit {
+        hooks.clear()
+        if let guestToken { guestMemory.removeListener(guestToken) }
+        mmu.teardown()
+    }
 
-    static func makeGuestMemory() throws -> GuestMemory {
-        let guestMemory = GuestMemory()
+    /// Guest memory over a host page map the fuzzer listens to on both
+    /// sides of guest memory's own listener (see ``NotifierHooks``).
+    static func makeGuestMemory() throws -> (GuestMemory, NotifierHooks) {
+        let hooks = NotifierHooks()
+        let hostPages = HostPageMap()
+        _ = hostPages.addListener { [hooks] event in hooks.beforeTracker?(event) }
+        let guestMemory = GuestMemory(hostPages: hostPages)
+        _ = hostPages.addListener { [hooks] event in hooks.afterTracker?(event) }
         for slot in SlotLayout.all {
             try guestMemory.hostPages.map(HostVirtualAddress(slot.hostAddress), to: HostFrameNumber(slot.hostFrame),
                                           size: slot.hostSize, count: (slot.pages << 12) >> slot.hostSize.shift)
             try guestMemory.addMemslot(slot.memslot)
         }
-        return guestMemory
+        return (guestMemory, hooks)
     }
 
     // MARK: Running
 
     func run(_ operations: [MMUOperation]) -> String? {
-        for operation in operations {
-            done.append(operation.description)
-            if let problem = apply(operation) ?? checkAll() {
-                return (["MMU operation fuzzer (\(name)): \(problem)", "calls:"] + done.map { "  \($0)" })
-                    .joined(separator: "\n")
+        self.operations = operations
+        cursor = 0
+        runCalls()
+        // Every window has closed: every `start` must have had its `end`.
+        if problem == nil { problem = unclosedInvalidations() }
+        guard let problem else { return nil }
+        return (["MMU operation fuzzer (\(name)): \(problem)", "calls:"] + done.map { "  \($0)" })
+            .joined(separator: "\n")
+    }
+
+    /// Records `found` unless a problem was recorded first.
+    func report(_ found: String?) {
+        if problem == nil { problem = found }
+    }
+
+    /// Runs calls from `cursor` on, checking the model after each, until the
+    /// input ends, a problem is found or, inside a window, a "next phase"
+    /// call ends the window's phase.
+    func runCalls() {
+        while problem == nil && cursor < operations.count {
+            let operation = operations[cursor]
+            cursor += 1
+            if operation.call == 3 {
+                if operation.variant == 3 {
+                    guard window != nil else {
+                        done.append("\(operation) (no window open: nothing)")
+                        continue
+                    }
+                    done.append(operation.description)
+                    return
+                }
+                if window != nil {
+                    done.append("\(operation) (waits for the open window's end)")
+                    deferred.append(operation)
+                    continue
+                }
+                done.append(operation.description)
+                openWindow(operation)
+                continue
             }
+            if window != nil && waitsForOpenWindow(operation) {
+                done.append("\(operation) (waits for the open window's end)")
+                deferred.append(operation)
+                continue
+            }
+            done.append(operation.description)
+            let found = apply(operation) ?? checkAll()
+            report(found)
+        }
+    }
+
+    /// Whether `operation` cannot run while a host invalidation is open.
+    func waitsForOpenWindow(_ operation: MMUOperation) -> Bool {
+        switch operation.call {
+        // Host changes serialise on the host page map; memslot changes and
+        // dirty-log enable/disable (a memslot flag change) wait for
+        // in-flight invalidations.
+        case 5, 6, 7, 8, 9, 13: return true
+        case 15:
+            if operation.variant == 0 || (operation.variant == 3 && operation.operand % 4 == 0) { return false }
+            // A pre-fault retries each fault until it maps: one whose block
+            // may overlap the in-flight range waits for the end.
+            guard let inFlight = guestMemory.invalidations.inFlightRange else { return false }
+            let slot = layout(operation.slot)
+            return inFlight.overlaps(Self.gigabyteRegion(slot.baseFrame + slot.page(operation.operand)))
+        default: return false
+        }
+    }
+
+    /// The 1 GiB-aligned frames around `frame`: no fault on it maps a
+    /// larger block.
+    static func gigabyteRegion(_ frame: UInt64) -> GuestFrameRange {
+        GuestFrameRange(start: GuestFrameNumber(frame & ~UInt64(0x3FFFF)), count: 0x40000)
+    }
+
+    // MARK: Notifier windows
+
+    /// Opens a window: the host change of call `operation`, whose listeners
+    /// run the calls of the window (``hostStarted(_:)``,
+    /// ``hostChanged(_:)``); then the calls that waited for its end.
+    func openWindow(_ operation: MMUOperation) {
+        checkedLeaves = nil
+        justClearedYoung = nil
+        let slot = layout(operation.slot)
+        // Extra bit 1 picks 4 KiB or 2 MiB (as the variant does for the
+        // other host calls); bit 0 the frames a remap or a re-map goes to.
+        var sized = operation
+        sized.variant = Int(operation.extra >> 1) & 1
+        let (range, page) = hostRange(slot, sized)
+        let target = operation.extra & 1 == 0 ? slot.remapFrame : slot.hostFrame
+        let size: HostMappingSize = range.size == 0x1000 ? .size4K : .size2M
+        window = NotifierWindow(range: range, phase: .opening)
+        let hostPages = guestMemory.hostPages
+        do {
+            switch operation.variant {
+            case 0: try hostPages.remap(range, to: HostFrameNumber(target + page), size: size)
+            case 1: try hostPages.protect(range, writable: false)
+            default: try hostPages.unmap(range)
+            }
+        } catch {
+            window = nil
+            report("host change of \(range) threw \(error)")
+            return
+        }
+        let opened = window?.phase != .opening
+        window = nil
+        checkedLeaves = nil
+        done.append("  notifier end delivered: the host change of \(range) is complete")
+        if operation.variant == 2 {
+            // The host faults the pages in again (new mappings raise no event).
+            do {
+                try hostPages.map(range.start, to: HostFrameNumber(target + page), size: size)
+            } catch {
+                report("host map of \(range) after its unmap threw \(error)")
+                return
+            }
+        }
+        if !opened { report("host change of \(range) raised no notifier start") }
+        report(unclosedInvalidations())
+        report(checkAll())
+        let waiting = deferred
+        deferred = []
+        for operation in waiting where problem == nil {
+            done.append("\(operation) (after the window's end)")
+            if operation.call == 3 {
+                openWindow(operation)
+            } else {
+                report(apply(operation) ?? checkAll())
+            }
+        }
+    }
+
+    /// The host map's `start`, after the tracker began the invalidation and
+    /// the MMU zapped the range: the window's calls with the host unchanged.
+    func hostStarted(_ event: HostInvalidation) {
+        guard event.phase == .start, window?.phase == .opening else { return }
+        window?.phase = .beforeChange
+        done.append("  notifier start of \(event.range) returned; open: \(openInvalidations)")
+        report(checkAll())
+        runCalls()
+    }
+
+    /// The host map's `end`, before the tracker ends the invalidation: the
+    /// window's calls with the host changed.
+    func hostChanged(_ event: HostInvalidation) {
+        guard event.phase == .end, window?.phase == .beforeChange else { return }
+        window?.phase = .afterChange
+        checkedLeaves = nil
+        done.append("  host change of \(event.range) made; notifier end not yet delivered")
+        report(checkAll())
+        runCalls()
+    }
+
+    /// Guest memory's events, after the MMU's listener.
+    func guestEvent(_ event: GuestInvalidation) {
+        switch event.phase {
+        case .start:
+            openInvalidations.append(OpenInvalidation(id: event.id, range: event.range, memslot: event.memslot))
+        case .end:
+            if let index = openInvalidations.firstIndex(where: {
+                $0.id == event.id && $0.range == event.range && $0.memslot == event.memslot
+            }) {
+                openInvalidations.remove(at: index)
+            } else {
+                report("notifier end of frames \(event.range) of memslot \(event.memslot) without its start")
+            }
+        }
+    }
+
+    /// What is still open when nothing should be.
+    func unclosedInvalidations() -> String? {
+        if !openInvalidations.isEmpty { return "notifier start without its end: \(openInvalidations)" }
+        let count = guestMemory.invalidations.inProgressCount
+        return count == 0 ? nil : "\(count) invalidations still in progress after every notifier end"
+    }
+
+    /// The open invalidation holding `frame`, if any.
+    func openInvalidation(containing frame: UInt64) -> OpenInvalidation? {
+        openInvalidations.first { $0.range.contains(GuestFrameNumber(frame)) }
+    }
+
+    /// Why a fault on `frame` may retry rather than map: an open
+    /// invalidation holds it, or the in-flight range overlaps a block the
+    /// fault may map.
+    func mayRetry(_ frame: UInt64) -> String? {
+        if let open = openInvalidation(containing: frame) { return "inside the open invalidation of \(open)" }
+        if let inFlight = guestMemory.invalidations.inFlightRange, inFlight.overlaps(Self.gigabyteRegion(frame)) {
+            return "its block may overlap the in-flight frames"
         }
         return nil
     }
@@ -292,7 +580,9 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
         justClearedYoung = nil
         switch operation.call {
         case 0: return access(slot: operation.slot, page: accessedPage(slot, operation), .read)
-        case 1, 3: return access(slot: operation.slot, page: accessedPage(slot, operation), .write)
+        case 1: return access(slot: operation.slot, page: accessedPage(slot, operation), .write)
+        // Notifier windows are opened and stepped by `runCalls`.
+        case 3: return nil
         case 2: return access(slot: operation.slot, page: accessedPage(slot, operation), .executePrivileged)
         case 4: return zap(slot, operation)
         case 5: return remap(slot, operation)
@@ -351,6 +641,9 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
             }
             switch walker.access(address, kind, through: tlb.vcpu(0)) {
             case .translated(let output, _):
+                if let open = openInvalidation(containing: slot.baseFrame + page) {
+                    return "\(what) reached \(output) after the notifier start of \(open) returned"
+                }
                 guard present[index] else { return "\(what) translated to \(output) with no memslot" }
                 guard let backing = guestMemory.hostPages.lookup(hva) else { return "\(what): host page gone" }
                 if output != backing.frame.address { return "\(what) reached \(output), backed by \(backing.frame.address)" }
@@ -372,7 +665,13 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
                 let expected = expectedExit(slot: index, kind, hva: hva)
                 let before = snapshot()
                 do {
-                    _ = try mmu.handleFault(fault, vcpu: vcpu)
+                    let outcome = try mmu.handleFault(fault, vcpu: vcpu)
+                    if outcome.isRetry, let reason = mayRetry(slot.baseFrame + page) {
+                        // The vCPU re-enters the guest and faults again
+                        // until the invalidation ends.
+                        done[done.count - 1] += " (retries: \(reason))"
+                        return nil
+                    }
                     if expected != nil {
                         // The fault may have relaxed nothing (a leaf another
                         // path left): the next attempt faults again and must
@@ -397,8 +696,14 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
     /// The exit an access must end with, or `nil` when it must translate.
     func expectedExit(slot index: Int, _ kind: AccessKind, hva: HostVirtualAddress) -> ((SLATError) -> Bool)? {
         guard present[index] else { return { if case .noMemslot = $0 { true } else { false } } }
+        // Between an unmap and its notifier end (the host faults the page in
+        // again after the end).
+        if kind != .write && guestMemory.hostPages.lookup(hva) == nil {
+            return { if case .hostAddressNotMapped = $0 { true } else { false } }
+        }
         guard kind == .write else { return nil }
         if readOnly[index] { return { if case .readOnlyMemslot = $0 { true } else { false } } }
+        if guestMemory.hostPages.lookup(hva) == nil { return { if case .hostAddressNotMapped = $0 { true } else { false } } }
         if guestMemory.hostPages.lookup(hva)?.writable == false {
             return { if case .hostPageReadOnly = $0 { true } else { false } }
         }
@@ -681,6 +986,12 @@ final class MMUFuzzRun<MMU: SecondStageMMU> {
         let leaves = table.leaves(in: Self.window)
         var run: HostMapping?
         for leaf in leaves {
+            if !openInvalidations.isEmpty {
+                let frames = GuestFrameRange(start: GuestFrameNumber(leaf.guestAddress.rawValue >> 12), count: leaf.size >> 12)
+                if let open = openInvalidations.first(where: { $0.range.overlaps(frames) }) {
+                    return "leaf at \(leaf.guestAddress) (\(leaf.size >> 10) KiB) maps frames of \(open) after its notifier start returned"
+                }
+            }
             if let problem = check(leaf, run: &run) { return problem }
         }
         checkedLeaves = leaves.map(TableLeaf.init)
@@ -729,7 +1040,7 @@ extension MMUFuzzRun where MMU == ExtendedPageTableMMU<SimulatedTableMemory<Tabl
         let arena = try TableArena(pageCount: 1024, prefault: false)
         let log = SimulationLog()
         let tlb = SimulatedContextTLB(format: format, vcpuCount: 1, log: log)
-        let guestMemory = try Self.makeGuestMemory()
+        let (guestMemory, hooks) = try Self.makeGuestMemory()
         let mmu = try ExtendedPageTableMMU(format: format, memory: SimulatedTableMemory(wrapping: arena, watching: [tlb]),
                                            tlb: tlb, guestMemory: guestMemory,
                                            configuration: MMUConfiguration(readerSlots: 4))
@@ -737,7 +1048,7 @@ extension MMUFuzzRun where MMU == ExtendedPageTableMMU<SimulatedTableMemory<Tabl
         tlb.attachPerRoot { root in HardwareWalker(format: format, memory: arena, root: root) }
         let walker = HardwareWalker(format: format, memory: arena, root: try mmu.root())
         self.init(name: x86AccessedDirty ? "EPT with A/D" : "EPT without A/D", mmu: mmu, arena: arena, log: log, tlb: tlb,
-                  guestMemory: guestMemory, walker: walker,
+                  guestMemory: guestMemory, hooks: hooks, walker: walker,
                   table: { try? mmu.table() },
                   enable: { (id: UInt32, protection: DirtyLogProtection, choice: Int) throws(SLATError) in
                       let mode: DirtyLogMode? = switch choice {
@@ -759,13 +1070,14 @@ extension MMUFuzzRun where MMU == StageTwoMMU<SimulatedTableMemory<TableArena>, 
         let arena = try TableArena(pageCount: 1024, prefault: false)
         let log = SimulationLog()
         let tlb = SimulatedContextTLB(format: format, vcpuCount: 1, context: 1, log: log)
-        let guestMemory = try Self.makeGuestMemory()
+        let (guestMemory, hooks) = try Self.makeGuestMemory()
         let mmu = try StageTwoMMU(format: format, memory: SimulatedTableMemory(wrapping: arena, watching: [tlb]), tlb: tlb,
                                   caches: CountingCacheMaintenance(), vmid: 1, guestMemory: guestMemory,
                                   lock: SpinningReaderWriterLock(), readerSlots: 4)
         let walker = HardwareWalker(format: mmu.format, memory: arena, root: mmu.pageTable.table.root)
         tlb.attach(walker)
-        self.init(name: "stage 2", mmu: mmu, arena: arena, log: log, tlb: tlb, guestMemory: guestMemory, walker: walker,
+        self.init(name: "stage 2", mmu: mmu, arena: arena, log: log, tlb: tlb, guestMemory: guestMemory, hooks: hooks,
+                  walker: walker,
                   table: { mmu.isTornDown ? nil : mmu.pageTable.table },
                   enable: { (id: UInt32, protection: DirtyLogProtection, _: Int) throws(SLATError) in
                       try mmu.enableDirtyLogging(memslot: id, protection: protection)
