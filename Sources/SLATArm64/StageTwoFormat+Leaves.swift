@@ -13,7 +13,7 @@ extension StageTwoFormat {
     ///   `SLATError/unsupportedDirtyFlag` for `dirty`;
     ///   `SLATError/softwareBitsOutOfRange(_:width:)` for software bits
     ///   wider than 4 bits.
-    @inlinable
+    @inlinable @inline(__always)
     public func validate(_ attributes: LeafAttributes) throws(SLATError) {
         let raw = attributes.permissions.rawValue
         let unknownBits = raw & ~0b1111 != 0

@@ -371,7 +371,7 @@ public final class StageTwoPageTable<Memory: TableMemory, T: TLB, Caches: CacheM
     }
 
     /// Throws unless `context`'s reader slot exists in the reclaimer.
-    @inlinable
+    @inlinable @inline(__always)
     func validateReaderSlot(of context: PageTableContext) throws(SLATError) {
         let slot = context.readerSlot
         guard slot >= 0 && slot < table.reclaimer.slotCount else {
