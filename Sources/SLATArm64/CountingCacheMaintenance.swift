@@ -9,10 +9,10 @@ import Synchronization
 public final class CountingCacheMaintenance: CacheMaintenance {
     public let forcesWriteBack: Bool
     public let instructionCacheIsCoherent: Bool
-    private let dataCleans = Atomic<Int>(0)
-    private let dataBytes = Atomic<UInt64>(0)
-    private let instructionInvalidations = Atomic<Int>(0)
-    private let instructionBytes = Atomic<UInt64>(0)
+    @usableFromInline let dataCleans = Atomic<Int>(0)
+    @usableFromInline let dataBytes = Atomic<UInt64>(0)
+    @usableFromInline let instructionInvalidations = Atomic<Int>(0)
+    @usableFromInline let instructionBytes = Atomic<UInt64>(0)
 
     /// A counter for a CPU with or without FEAT_S2FWB and `CTR_EL0.DIC`.
     public init(forcesWriteBack: Bool = false, instructionCacheIsCoherent: Bool = false) {
@@ -20,11 +20,16 @@ public final class CountingCacheMaintenance: CacheMaintenance {
         self.instructionCacheIsCoherent = instructionCacheIsCoherent
     }
 
+    // Inlinable, with the counters: every fault that installs a cacheable
+    // leaf asks for a clean, and a call across modules costs more than the
+    // two atomic adds.
+    @inlinable
     public func cleanDataCacheToPointOfCoherency(_ output: HostPhysicalAddress, size: UInt64) {
         dataCleans.wrappingAdd(1, ordering: .relaxed)
         dataBytes.wrappingAdd(size, ordering: .relaxed)
     }
 
+    @inlinable
     public func invalidateInstructionCache(_ output: HostPhysicalAddress, size: UInt64) {
         instructionInvalidations.wrappingAdd(1, ordering: .relaxed)
         instructionBytes.wrappingAdd(size, ordering: .relaxed)

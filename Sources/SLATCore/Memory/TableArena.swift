@@ -253,7 +253,9 @@ public final class TableArena: TableMemory, @unchecked Sendable {
         Int(liveCounts[pageIndex(of: page)].load(ordering: .acquiring))
     }
 
-    @inlinable
+    // Always inlined: the fault paths count every installed entry, and left
+    // to the optimiser the stage-2 fault called this out of line.
+    @inlinable @inline(__always)
     @discardableResult
     public func adjustLiveEntryCount(containing entry: EntryPointer, by delta: Int) -> Int {
         let index = (UnsafeMutableRawPointer(entry) - region) >> pageShift
