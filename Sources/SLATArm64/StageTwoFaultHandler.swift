@@ -418,10 +418,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let child = format.childTable(of: entry)
             level -= 1
             if level == 0 {
-                memo.pointee.leafTable = child.rawValue
-                memo.pointee.leafParent = pointer
-                memo.pointee.leafRegion = region
-                memo.pointee.leafUnlinks = unlinks
+                memo.pointee.rememberLeafTable(child, parent: pointer, region: region, unlinks: unlinks)
             }
             pointer = memory.entries(at: child) + format.index(of: address, atLevel: level)
         }
@@ -640,10 +637,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                         entries = memory.entries(at: child)
                         level -= 1
                         if level == 0 {
-                            memo.pointee.leafTable = child.rawValue
-                            memo.pointee.leafParent = pointer
-                            memo.pointee.leafRegion = region
-                            memo.pointee.leafUnlinks = unlinks
+                            memo.pointee.rememberLeafTable(child, parent: pointer, region: region, unlinks: unlinks)
                         }
                     }
                     break descend
@@ -659,10 +653,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
                         entries = memory.entries(at: page)
                         level -= 1
                         if level == 0 {
-                            memo.pointee.leafTable = page.rawValue
-                            memo.pointee.leafParent = pointer
-                            memo.pointee.leafRegion = region
-                            memo.pointee.leafUnlinks = unlinks
+                            memo.pointee.rememberLeafTable(page, parent: pointer, region: region, unlinks: unlinks)
                         }
                     }
                     break descend

@@ -55,6 +55,16 @@ struct StageTwoResolveMemo {
     /// moment, out of the hardware's reach — it walks from the root and
     /// meets the locked entry as a walk from the root would.
     @usableFromInline var leafParent: EntryPointer?
+
+    /// Remembers `table`, linked by `parent`, as the smallest-page table of
+    /// `region`, walked while the reclaimer's `tableUnlinks` was `unlinks`.
+    @inlinable @inline(__always)
+    mutating func rememberLeafTable(_ table: HostPhysicalAddress, parent: EntryPointer, region: UInt64, unlinks: UInt64) {
+        leafTable = table.rawValue
+        leafParent = parent
+        leafRegion = region
+        leafUnlinks = unlinks
+    }
     /// The dirty bitmap the vCPU's last logged write marked: its memslot,
     /// first frame, frame count and words, the tables' dirty-log
     /// `generation` loaded before the lookup that filled it (the words are
