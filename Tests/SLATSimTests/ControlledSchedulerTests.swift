@@ -214,4 +214,17 @@ enum ExplorationTestBudget {
     static var scenario: ExplorationBudget {
         ExplorationBudget(executions: 1500 * scale, seconds: 4 * Double(scale))
     }
+
+    /// The strategies every scenario suite runs each scenario under.
+    static let strategies: [ExplorationStrategy] = [.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 12)]
+
+    /// Explores `scenario` under `strategy` within ``scenario`` and expects
+    /// no failure in more than 10 executions; prints the outcome (the
+    /// explored schedule count).
+    static func expectPasses<World>(_ scenario: ExplorationScenario<World>, _ strategy: ExplorationStrategy) {
+        let outcome = Explorer.explore(scenario, strategy: strategy, budget: Self.scenario)
+        print(outcome)
+        #expect(outcome.failure == nil, "\(outcome)")
+        #expect(outcome.executions > 10)
+    }
 }

@@ -9,14 +9,10 @@ import Testing
 /// count.
 @Suite("Exploration: manual dirty-log protection")
 struct ManualDirtyLogExplorationTests {
-    static var budget: ExplorationBudget { ExplorationTestBudget.scenario }
-    static let strategies: [ExplorationStrategy] = [.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 12)]
+    static var strategies: [ExplorationStrategy] { ExplorationTestBudget.strategies }
 
     func expectPasses<World>(_ scenario: ExplorationScenario<World>, _ strategy: ExplorationStrategy) {
-        let outcome = Explorer.explore(scenario, strategy: strategy, budget: Self.budget)
-        print(outcome)
-        #expect(outcome.failure == nil, "\(outcome)")
-        #expect(outcome.executions > 10)
+        ExplorationTestBudget.expectPasses(scenario, strategy)
     }
 
     @Test("x86: manual protection (write-protect mode) beside writes", arguments: strategies)

@@ -8,14 +8,10 @@ import Testing
 /// harvest). Each test prints its explored schedule count.
 @Suite("Exploration: stage-2 fast permission fault")
 struct StageTwoFastFaultExplorationTests {
-    static var budget: ExplorationBudget { ExplorationTestBudget.scenario }
-    static let strategies: [ExplorationStrategy] = [.exhaustive(preemptionBound: 2), .pct(depth: 3, seed: 12)]
+    static var strategies: [ExplorationStrategy] { ExplorationTestBudget.strategies }
 
     func expectPasses<World>(_ scenario: ExplorationScenario<World>, _ strategy: ExplorationStrategy) {
-        let outcome = Explorer.explore(scenario, strategy: strategy, budget: Self.budget)
-        print(outcome)
-        #expect(outcome.failure == nil, "\(outcome)")
-        #expect(outcome.executions > 10)
+        ExplorationTestBudget.expectPasses(scenario, strategy)
     }
 
     @Test("stage 2: fast permission faults beside a memslot made read-only", arguments: strategies)
