@@ -21,6 +21,9 @@ enum BenchCommand: Sendable {
                                  (default 5 on 4 KiB formats, 3 on 16/64 KiB)
           --threads <n>          vCPU threads of the multi-threaded metrics (fault-threads, ...; default 2);
                                  their one-thread figure is always measured too
+          --rounds <n>           rounds that time both sides of each stage-2 ratio target back to back,
+                                 after the main pass; the verdict judges the median of the rounds' ratios
+                                 (default 9; 0 judges the main pass's medians, measured apart)
           --dirty-mode wp|dbit   EPT dirty logging by write protection or dirty bits (default: dbit on
                                  ept4-ad, wp otherwise)
           --json                 one JSON object per result line instead of the table

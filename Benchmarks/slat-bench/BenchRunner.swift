@@ -39,13 +39,17 @@ enum BenchRunner {
             results += formatResults
         }
         guard !options.json else { return }
+        let paired = try PairedRounds.measure(results, options: options, rounds: options.rounds)
         let loadAfter = SystemLoad.current().oneMinute.map { DecimalText.fixed($0, 2) } ?? "unknown"
         results.sort { ($0.metric.order, $0.format.order, $0.threads) < ($1.metric.order, $1.format.order, $1.threads) }
         print("slat-bench \(options.selectionName): \(isDebugBuild ? "DEBUG build (figures meaningless)" : "release build"), CLOCK_MONOTONIC")
         print("host: \(loadBefore.description) at start, \(loadAfter) at end")
         print("ns/op: median over the timed repeats of the operation alone (setup, one warm-up repeat and")
         print("verification untimed); spread: fastest-slowest repeat; counters: per repeat; every repeat verified.")
+        if !paired.isEmpty {
+            print("stage-2 ratio targets: median of \(options.rounds) rounds that time both sides back to back (--rounds)")
+        }
         print("")
-        print(TableReport.render(results))
+        print(TableReport.render(results, paired: paired))
     }
 }

@@ -96,6 +96,12 @@ struct CommandLineParser {
                 }
                 guard threads <= 64 else { throw .usage("bad --threads '\(text)': at most 64") }
                 options.threads = threads
+            case "--rounds":
+                let text = try value(of: name, inline: inlineValue)
+                guard let rounds = Int(text), rounds >= 0, rounds <= 1_000 else {
+                    throw .usage("bad --rounds '\(text)': give a whole number from 0 to 1000")
+                }
+                options.rounds = rounds
             case "--dirty-mode":
                 switch try value(of: name, inline: inlineValue) {
                 case "wp": options.dirtyMode = .writeProtect

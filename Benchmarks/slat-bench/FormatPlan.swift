@@ -11,11 +11,11 @@ struct FormatPlan: Sendable {
     /// The mapping the workloads build and time.
     let geometry: MappingGeometry
     /// Timed repeats per metric.
-    let repeats: Int
+    var repeats: Int
     /// Lookups per translate repeat.
     let lookups: Int
     /// Where progress lines go.
-    let progress: Progress
+    var progress: Progress
     /// vCPU threads of the multi-threaded metrics (`--threads`, default 2).
     var threads = 2
     /// EPT dirty-log mode (`--dirty-mode`); `nil` for the format's default

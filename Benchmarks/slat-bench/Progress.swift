@@ -10,4 +10,10 @@ struct Progress: Sendable {
         let plural = repeats == 1 ? "" : "s"
         StandardError.writeLine("slat-bench: \(format.rawValue) \(what): \(repeats) repeat\(plural) over \(ByteSize.format(size))")
     }
+
+    /// Announces a step that is not one workload on one format.
+    func note(_ text: String) {
+        guard enabled else { return }
+        StandardError.writeLine("slat-bench: \(text)")
+    }
 }

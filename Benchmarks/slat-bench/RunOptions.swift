@@ -14,6 +14,9 @@ struct RunOptions: Sendable {
     /// vCPU threads of the multi-threaded metrics (`--threads`); each of
     /// them also runs with one thread as its own metric.
     var threads = 2
+    /// Paired rounds for the stage-2 ratio targets (`--rounds`,
+    /// ``PairedRounds``); 0 judges the main pass's medians.
+    var rounds = PairedRounds.defaultRounds
     /// EPT dirty-log mode (`--dirty-mode wp|dbit`); `nil` for the format's default.
     var dirtyMode: DirtyLogMode? = nil
     /// Print one JSON object per result instead of the table (`--json`).

@@ -1,8 +1,8 @@
 /// A target on how a stage-2 result compares with a reference result of the
 /// same run: the stage-2 fault, permission-fault, shared-merge and split
 /// paths within a small factor of the x86 ones or of their stage-2
-/// baselines. Judged only when both results were measured (timed figures
-/// from one run share the machine's state).
+/// baselines. Judged only when both results were measured, from
+/// ``PairedRounds`` that time both sides back to back.
 struct StageTwoRatioTarget: Sendable {
     /// The judged result.
     let metric: Metric
@@ -45,22 +45,34 @@ struct StageTwoRatioTarget: Sendable {
     }
 
     /// A `PASS`/`MISS` line for every target whose two results are in
-    /// `results`.
-    static func verdictLines(_ results: [BenchResult]) -> [String] {
+    /// `results`: judged from its rounds when `paired` has them (with
+    /// their range), else from the two medians of `results`.
+    static func verdictLines(_ results: [BenchResult], paired: [PairedRounds.Ratios] = []) -> [String] {
         var lines: [String] = []
         for target in all {
             guard let result = results.first(where: {
                       $0.metric == target.metric && $0.format == target.format && $0.threads == target.threads }),
                   let base = results.first(where: { $0.metric == target.reference && $0.format == target.referenceFormat }),
                   base.nsPerOp > 0 else { continue }
-            let ratio = result.nsPerOp / base.nsPerOp
+            let rounds = paired.first { $0.target.matches(target) }
+            let ratio = rounds?.median ?? result.nsPerOp / base.nsPerOp
+            var basis = ""
+            if let rounds, let low = rounds.perRound.min(), let high = rounds.perRound.max() {
+                basis = ", median of \(rounds.perRound.count) paired rounds, \(DecimalText.fixed(low, 2))-\(DecimalText.fixed(high, 2))x"
+            }
             let verdict = ratio <= target.maximumRatio ? "PASS" : "MISS"
             let name = result.metric.rawValue
             lines.append("  \(verdict)  " + DecimalText.padRight(name, max(23, name.count + 1))
                 + DecimalText.padRight(result.format.rawValue, 8)
                 + "\(DecimalText.fixed(ratio, 2))x \(target.reference.rawValue) \(target.referenceFormat.rawValue) "
-                + "(target \(target.limitText), \(target.derivation))")
+                + "(target \(target.limitText), \(target.derivation)\(basis))")
         }
         return lines
+    }
+
+    /// Whether `other` is this target (the same two sides and limit).
+    func matches(_ other: StageTwoRatioTarget) -> Bool {
+        metric == other.metric && format == other.format && threads == other.threads && reference == other.reference
+            && referenceFormat == other.referenceFormat && maximumRatio == other.maximumRatio
     }
 }

@@ -1,8 +1,9 @@
 /// The human-readable report: one table of every result, then a verdict
 /// line for each result that has a target.
 enum TableReport {
-    /// The table and verdict lines for `results`.
-    static func render(_ results: [BenchResult]) -> String {
+    /// The table and verdict lines for `results`; the stage-2 ratio
+    /// targets in `paired` are judged from their rounds.
+    static func render(_ results: [BenchResult], paired: [PairedRounds.Ratios] = []) -> String {
         let header = ["workload", "format", "threads", "size", "ns/op", "spread (min-max)", "ops/s", "runs",
                       "TLB addr/range/ctx", "tables alloc/freed"]
         let rightAligned: Set<Int> = [2, 4, 6, 7]
@@ -37,7 +38,7 @@ enum TableReport {
             if index == 0 { lines.append(String(repeating: "-", count: lines[0].count)) }
         }
         let verdicts = results.compactMap(verdictLine) + RelativeTarget.verdictLines(results)
-            + StageTwoRatioTarget.verdictLines(results)
+            + StageTwoRatioTarget.verdictLines(results, paired: paired)
         if !verdicts.isEmpty {
             lines.append("")
             lines.append("targets:")
