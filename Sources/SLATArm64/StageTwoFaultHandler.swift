@@ -121,10 +121,38 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
         let resolved = try resolve(frame: fault.address.frame, write: write, slot: slot, generation: generation)
-        let memoryType = Self.memoryType(of: resolved.memslot.flags)
-        if fault.access == .execute && memoryType != .writeBack {
-            throw .executeFromDeviceMemory(resolved.frame)
+        // Normal write-back memory, the common case, is mapped by a copy of
+        // the fault specialised for it; the other memory types out of line.
+        guard resolved.memslot.flags.isDisjoint(with: [.device, .nonCacheable]) else {
+            return try mapUncachedMemory(fault, resolved: resolved, generation: generation, context: context)
         }
+        return try map(fault, resolved: resolved, memoryType: .writeBack, generation: generation, context: context)
+    }
+
+    /// The fault in a device or non-cacheable memslot: an instruction fetch
+    /// throws, anything else is mapped page by page
+    /// (``map(_:resolved:memoryType:generation:context:)``).
+    @inlinable @inline(never)
+    func mapUncachedMemory(
+        _ fault: StageTwoFault, resolved: ResolvedGuestPage, generation: UInt64, context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        let memoryType = Self.memoryType(of: resolved.memslot.flags)
+        if fault.access == .execute { throw .executeFromDeviceMemory(resolved.frame) }
+        return try map(fault, resolved: resolved, memoryType: memoryType, generation: generation, context: context)
+    }
+
+    /// The fault after the resolve, for memory of type `memoryType`: the
+    /// mapping size, output and permissions, then the walk under the lock
+    /// (``handle(_:context:)``). `generation` is the memslot generation
+    /// read before the resolve.
+    @inlinable @inline(__always)
+    func map(
+        _ fault: StageTwoFault, resolved: ResolvedGuestPage, memoryType: MemoryType, generation: UInt64,
+        context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        let format = pageTable.format
+        let write = fault.access == .write
+        let slot = context.readerSlot
         // A host mapping smaller than the smallest block (4 KiB host pages)
         // or dirty logging: the smallest page, without the search.
         let level = memoryType != .writeBack || resolved.dirtyLogging
@@ -151,7 +179,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         if fault.access == .execute { permissions.formUnion(.execute) }
         var attributes = LeafAttributes(permissions: permissions, memoryType: memoryType)
         attributes.accessed = true
-        try format.validate(attributes)
+        // Not `format.validate(attributes)`: these attributes always encode
+        // (rights among read, write and both execute rights, a memory type
+        // with a MemAttr value with and without FWB, one software bit).
         // A read while the memslot logs maps a writable host page read-only
         // only for dirty logging: the first write may take the fast path.
         if hostWritable && !permissions.contains(.write) && resolved.dirtyLogging && memoryType == .writeBack {
