@@ -120,24 +120,27 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
-        let resolved = try resolve(frame: fault.address.frame, write: write, slot: slot, generation: generation)
-        // Normal write-back memory, the common case, is mapped by a copy of
-        // the fault specialised for it; the other memory types out of line.
-        guard resolved.memslot.flags.isDisjoint(with: [.device, .nonCacheable]) else {
-            return try mapUncachedMemory(fault, resolved: resolved, generation: generation, context: context)
+        // The common case: the vCPU's resolve memo resolves the frame, to
+        // normal write-back memory, mapped by a copy of the fault specialised
+        // for it. Anything else out of line.
+        if let resolved = memoizedResolution(frame: fault.address.frame, write: write, slot: slot, generation: generation),
+           resolved.memslot.flags.isDisjoint(with: [.device, .nonCacheable]) {
+            return try map(fault, resolved: resolved, memoryType: .writeBack, generation: generation, context: context)
         }
-        return try map(fault, resolved: resolved, memoryType: .writeBack, generation: generation, context: context)
+        return try resolveAndMap(fault, generation: generation, context: context)
     }
 
-    /// The fault in a device or non-cacheable memslot: an instruction fetch
-    /// throws, anything else is mapped page by page
-    /// (``map(_:resolved:memoryType:generation:context:)``).
+    /// The fault that the vCPU's memo does not resolve to write-back memory:
+    /// the full resolve (which refills the memo), then the map; an
+    /// instruction fetch from a device or non-cacheable memslot throws.
     @inlinable @inline(never)
-    func mapUncachedMemory(
-        _ fault: StageTwoFault, resolved: ResolvedGuestPage, generation: UInt64, context: PageTableContext
+    func resolveAndMap(
+        _ fault: StageTwoFault, generation: UInt64, context: PageTableContext
     ) throws(SLATError) -> StageTwoFaultOutcome {
+        let resolved = try resolveRefillingMemo(
+            frame: fault.address.frame, write: fault.access == .write, slot: context.readerSlot, generation: generation)
         let memoryType = Self.memoryType(of: resolved.memslot.flags)
-        if fault.access == .execute { throw .executeFromDeviceMemory(resolved.frame) }
+        if fault.access == .execute && memoryType != .writeBack { throw .executeFromDeviceMemory(resolved.frame) }
         return try map(fault, resolved: resolved, memoryType: memoryType, generation: generation, context: context)
     }
 
@@ -156,7 +159,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // A host mapping smaller than the smallest block (4 KiB host pages)
         // or dirty logging: the smallest page, without the search.
         let level = memoryType != .writeBack || resolved.dirtyLogging
-            || resolved.maximumMappingSize.bytes < format.entrySize(atLevel: 1) ? 0 : mappingLevel(for: resolved)
+            || resolved.maximumMappingSize.bytes < format.entrySize(atLevel: 1)
+            ? 0 : mappingLevel(within: resolved.maximumMappingSize)
         let size = format.entrySize(atLevel: level)
         let guestStart = fault.address.alignedDown(to: size)
         let output: HostPhysicalAddress
@@ -168,7 +172,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             hostWritable = resolved.writable
         } else {
             (output, hostWritable) = try backing(
-                of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+                of: GuestPhysicalRange(start: guestStart, size: size), memslot: resolved.memslot,
+                writable: resolved.writable, write: write)
         }
         let outputLimit = format.outputAddressLimit
         guard output.rawValue < outputLimit, size <= outputLimit &- output.rawValue else {
@@ -707,15 +712,15 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         return .writeBack
     }
 
-    /// The level to map at: the smallest page while dirty logging, else the
-    /// largest block no larger than the host mapping and memslot allow.
+    /// The level to map at outside dirty logging: the largest block no
+    /// larger than `maximumMappingSize` (what the host mapping and the
+    /// memslot's alignment allow), else the smallest page.
     @inlinable
-    func mappingLevel(for resolved: ResolvedGuestPage) -> Int {
-        if resolved.dirtyLogging { return 0 }
+    func mappingLevel(within maximumMappingSize: HostMappingSize) -> Int {
         let format = pageTable.format
         var level = format.rootLevel
         while level > 0 {
-            if format.canHoldLeaf(atLevel: level) && format.entrySize(atLevel: level) <= resolved.maximumMappingSize.bytes {
+            if format.canHoldLeaf(atLevel: level) && format.entrySize(atLevel: level) <= maximumMappingSize.bytes {
                 return level
             }
             level -= 1
@@ -723,25 +728,18 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         return 0
     }
 
-    /// The host-physical start of the mapping of `range`. Within the host
-    /// mapping size it follows from the resolved frame; a granule page
+    /// The host-physical start of the mapping of `range`, a granule page
     /// larger than the host mapping (16 and 64 KiB granules over 4 KiB host
-    /// pages) must be one aligned, contiguous run of host frames in the
-    /// memslot, writable when a write needs it. Also returns whether the
-    /// whole mapping may be writable.
+    /// pages): one aligned, contiguous run of host frames in `memslot`,
+    /// writable when a write needs it. Also returns whether the whole
+    /// mapping may be writable (`writable`: whether the faulting page is).
     @inlinable
     func backing(
-        of range: GuestPhysicalRange, resolved: ResolvedGuestPage, write: Bool
+        of range: GuestPhysicalRange, memslot slot: Memslot, writable resolvedWritable: Bool, write: Bool
     ) throws(SLATError) -> (HostPhysicalAddress, Bool) {
-        let faultPage = resolved.frame.address.rawValue
-        if range.size <= resolved.maximumMappingSize.bytes {
-            return (HostPhysicalAddress(resolved.hostFrame.address.rawValue &- (faultPage &- range.start.rawValue)),
-                    resolved.writable)
-        }
         let frames = GuestFrameRange(covering: range)
-        let slot = resolved.memslot
         var first: HostFrameNumber?
-        var writable = resolved.writable
+        var writable = resolvedWritable
         var frame = frames.start
         while frame < frames.end {
             guard slot.contains(frame), let address = slot.hostAddress(of: frame) else { throw .noMemslot(frame) }
@@ -756,7 +754,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             }
             frame = GuestFrameNumber(frame.rawValue &+ 1)
         }
-        return (first?.address ?? resolved.hostFrame.address, writable)
+        // The range spans several host pages: the loop set `first`.
+        return (first?.address ?? HostPhysicalAddress(0), writable)
     }
 
     /// An access-flag or permission fault on a leaf that already maps the
