@@ -145,9 +145,9 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     }
 
     /// The fault after the resolve, for memory of type `memoryType`: the
-    /// mapping size, output and permissions, then the walk under the lock
-    /// (``handle(_:context:)``). `generation` is the memslot generation
-    /// read before the resolve.
+    /// mapping size and output, then the install
+    /// (``install(_:level:output:hostWritable:dirtyLogging:sequence:memslot:memoryType:generation:context:)``).
+    /// `generation` is the memslot generation read before the resolve.
     @inlinable @inline(__always)
     func map(
         _ fault: StageTwoFault, resolved: ResolvedGuestPage, memoryType: MemoryType, generation: UInt64,
@@ -155,7 +155,6 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ) throws(SLATError) -> StageTwoFaultOutcome {
         let format = pageTable.format
         let write = fault.access == .write
-        let slot = context.readerSlot
         // A host mapping smaller than the smallest block (4 KiB host pages)
         // or dirty logging: the smallest page, without the search.
         let level = memoryType != .writeBack || resolved.dirtyLogging
@@ -179,8 +178,49 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         guard output.rawValue < outputLimit, size <= outputLimit &- output.rawValue else {
             throw .outputAddressTooWide(output, outputBits: format.outputAddressBits)
         }
+        // The smallest page, the common case, by a copy of the install
+        // specialised for it; blocks out of line.
+        guard level == 0 else {
+            return try installBlock(
+                fault, level: level, output: output, hostWritable: hostWritable, dirtyLogging: resolved.dirtyLogging,
+                sequence: resolved.sequence, memslot: resolved.memslot.id, generation: generation, context: context)
+        }
+        return try install(
+            fault, level: 0, output: output, hostWritable: hostWritable, dirtyLogging: resolved.dirtyLogging,
+            sequence: resolved.sequence, memslot: resolved.memslot.id, memoryType: memoryType, generation: generation,
+            context: context)
+    }
+
+    /// A block of normal write-back memory at `level` (above 0): see
+    /// ``install(_:level:output:hostWritable:dirtyLogging:sequence:memslot:memoryType:generation:context:)``.
+    @inlinable @inline(never)
+    func installBlock(
+        _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, hostWritable: Bool, dirtyLogging: Bool,
+        sequence: InvalidationSequence, memslot: UInt32, generation: UInt64, context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        try install(
+            fault, level: level, output: output, hostWritable: hostWritable, dirtyLogging: dirtyLogging,
+            sequence: sequence, memslot: memslot, memoryType: .writeBack, generation: generation, context: context)
+    }
+
+    /// The fault's leaf at `level` mapping `output` with `memoryType`, the
+    /// host page `hostWritable`, the memslot (`memslot`) logging dirty pages
+    /// or not, resolved under invalidation `sequence` and memslot
+    /// `generation`: the permissions, then the walk under the lock
+    /// (``handle(_:context:)``).
+    @inlinable @inline(__always)
+    func install(
+        _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, hostWritable: Bool, dirtyLogging: Bool,
+        sequence: InvalidationSequence, memslot: UInt32, memoryType: MemoryType, generation: UInt64,
+        context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        let format = pageTable.format
+        let write = fault.access == .write
+        let slot = context.readerSlot
+        let size = format.entrySize(atLevel: level)
+        let guestStart = fault.address.alignedDown(to: size)
         var permissions: Permissions = .read
-        if hostWritable && (write || !resolved.dirtyLogging) { permissions.insert(.write) }
+        if hostWritable && (write || !dirtyLogging) { permissions.insert(.write) }
         if fault.access == .execute { permissions.formUnion(.execute) }
         var attributes = LeafAttributes(permissions: permissions, memoryType: memoryType)
         attributes.accessed = true
@@ -189,7 +229,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // with a MemAttr value with and without FWB, one software bit).
         // A read while the memslot logs maps a writable host page read-only
         // only for dirty logging: the first write may take the fast path.
-        if hostWritable && !permissions.contains(.write) && resolved.dirtyLogging && memoryType == .writeBack {
+        if hostWritable && !permissions.contains(.write) && dirtyLogging && memoryType == .writeBack {
             attributes.softwareBits = StageTwoDescriptorBits.mmuWritableSoftwareBit
         }
         let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
@@ -207,7 +247,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             var outcome: StageTwoFaultOutcome?
             var inTheWay = false
             var lostRace = false
-            if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+            if guestMemory.invalidations.needsRetry(range: frames, since: sequence) {
                 outcome = .retry(.invalidationInProgress)
             } else if guestMemory.memslotGeneration != generation {
                 outcome = .retry(.memslotsChanged)
@@ -252,8 +292,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             }
             // Still under the lock, so a harvest (exclusive) sees the mark
             // together with the write access it stands for.
-            if let outcome, write && resolved.dirtyLogging && !outcome.isRetry {
-                markDirty(resolved.frame, memslot: resolved.memslot.id, slot: slot)
+            if let outcome, write && dirtyLogging && !outcome.isRetry {
+                markDirty(fault.address.frame, memslot: memslot, slot: slot)
             }
             unlockSharedLeavingReadSection(slot: slot)
             // `nil`: the page cache ran short, or an exchange on a live leaf
