@@ -151,7 +151,9 @@ extension StageTwoFaultHandler {
             frame: frame, memslot: memslot, hostAddress: HostVirtualAddress(address),
             hostFrame: HostFrameNumber(entry.pointee.runFrame &+ (address &- entry.pointee.runStart) &>> frameShift),
             hostMappingSize: size,
-            maximumMappingSize: GuestMemory.maximumMappingSize(frame: frame, slot: memslot, hostSize: size),
+            // A 4 KiB run (the usual host page) allows nothing larger.
+            maximumMappingSize: size == .size4K
+                ? .size4K : GuestMemory.maximumMappingSize(frame: frame, slot: memslot, hostSize: size),
             writable: writable, dirtyLogging: memslot.flags.contains(.dirtyLogging), sequence: sequence)
     }
 
