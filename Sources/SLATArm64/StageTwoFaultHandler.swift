@@ -203,11 +203,11 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             sequence: sequence, memslot: memslot, memoryType: .writeBack, generation: generation, context: context)
     }
 
-    /// The fault's leaf at `level` mapping `output` with `memoryType`, the
-    /// host page `hostWritable`, the memslot (`memslot`) logging dirty pages
-    /// or not, resolved under invalidation `sequence` and memslot
-    /// `generation`: the permissions, then the walk under the lock
-    /// (``handle(_:context:)``).
+    /// The fault's leaf at `level`, mapping `output` with `memoryType`
+    /// (`hostWritable`: the host page may be written; `dirtyLogging`: memslot
+    /// `memslot` logs dirty pages), resolved under invalidation `sequence`
+    /// and memslot `generation`: the permissions, then the walk under the
+    /// lock (``handle(_:context:)``).
     @inlinable @inline(__always)
     func install(
         _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, hostWritable: Bool, dirtyLogging: Bool,
