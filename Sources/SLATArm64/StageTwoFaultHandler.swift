@@ -120,15 +120,46 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
-        let resolved = try resolve(frame: fault.address.frame, write: write, slot: slot, generation: generation)
-        let memoryType = Self.memoryType(of: resolved.memslot.flags)
-        if fault.access == .execute && memoryType != .writeBack {
-            throw .executeFromDeviceMemory(resolved.frame)
+        // The common case: the vCPU's resolve memo resolves the frame, to
+        // normal write-back memory, mapped by a copy of the fault specialised
+        // for it. Anything else out of line.
+        if let resolved = memoizedResolution(frame: fault.address.frame, write: write, slot: slot, generation: generation),
+           resolved.memslot.flags.isDisjoint(with: [.device, .nonCacheable]) {
+            return try map(fault, resolved: resolved, memoryType: .writeBack, generation: generation, context: context)
         }
+        return try resolveAndMap(fault, generation: generation, context: context)
+    }
+
+    /// The fault that the vCPU's memo does not resolve to write-back memory:
+    /// the full resolve (which refills the memo), then the map; an
+    /// instruction fetch from a device or non-cacheable memslot throws.
+    @inlinable @inline(never)
+    func resolveAndMap(
+        _ fault: StageTwoFault, generation: UInt64, context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        let resolved = try resolveRefillingMemo(
+            frame: fault.address.frame, write: fault.access == .write, slot: context.readerSlot, generation: generation)
+        let memoryType = Self.memoryType(of: resolved.memslot.flags)
+        if fault.access == .execute && memoryType != .writeBack { throw .executeFromDeviceMemory(resolved.frame) }
+        return try map(fault, resolved: resolved, memoryType: memoryType, generation: generation, context: context)
+    }
+
+    /// The fault after the resolve, for memory of type `memoryType`: the
+    /// mapping size and output, then the install
+    /// (``install(_:level:output:hostWritable:dirtyLogging:sequence:memslot:memoryType:generation:context:)``).
+    /// `generation` is the memslot generation read before the resolve.
+    @inlinable @inline(__always)
+    func map(
+        _ fault: StageTwoFault, resolved: ResolvedGuestPage, memoryType: MemoryType, generation: UInt64,
+        context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        let format = pageTable.format
+        let write = fault.access == .write
         // A host mapping smaller than the smallest block (4 KiB host pages)
         // or dirty logging: the smallest page, without the search.
         let level = memoryType != .writeBack || resolved.dirtyLogging
-            || resolved.maximumMappingSize.bytes < format.entrySize(atLevel: 1) ? 0 : mappingLevel(for: resolved)
+            || resolved.maximumMappingSize.bytes < format.entrySize(atLevel: 1)
+            ? 0 : mappingLevel(within: resolved.maximumMappingSize)
         let size = format.entrySize(atLevel: level)
         let guestStart = fault.address.alignedDown(to: size)
         let output: HostPhysicalAddress
@@ -140,21 +171,65 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             hostWritable = resolved.writable
         } else {
             (output, hostWritable) = try backing(
-                of: GuestPhysicalRange(start: guestStart, size: size), resolved: resolved, write: write)
+                of: GuestPhysicalRange(start: guestStart, size: size), memslot: resolved.memslot,
+                writable: resolved.writable, write: write)
         }
         let outputLimit = format.outputAddressLimit
         guard output.rawValue < outputLimit, size <= outputLimit &- output.rawValue else {
             throw .outputAddressTooWide(output, outputBits: format.outputAddressBits)
         }
+        // The smallest page, the common case, by a copy of the install
+        // specialised for it; blocks out of line.
+        guard level == 0 else {
+            return try installBlock(
+                fault, level: level, output: output, hostWritable: hostWritable, dirtyLogging: resolved.dirtyLogging,
+                sequence: resolved.sequence, memslot: resolved.memslot.id, generation: generation, context: context)
+        }
+        return try install(
+            fault, level: 0, output: output, hostWritable: hostWritable, dirtyLogging: resolved.dirtyLogging,
+            sequence: resolved.sequence, memslot: resolved.memslot.id, memoryType: memoryType, generation: generation,
+            context: context)
+    }
+
+    /// A block of normal write-back memory at `level` (above 0): see
+    /// ``install(_:level:output:hostWritable:dirtyLogging:sequence:memslot:memoryType:generation:context:)``.
+    @inlinable @inline(never)
+    func installBlock(
+        _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, hostWritable: Bool, dirtyLogging: Bool,
+        sequence: InvalidationSequence, memslot: UInt32, generation: UInt64, context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        try install(
+            fault, level: level, output: output, hostWritable: hostWritable, dirtyLogging: dirtyLogging,
+            sequence: sequence, memslot: memslot, memoryType: .writeBack, generation: generation, context: context)
+    }
+
+    /// The fault's leaf at `level`, mapping `output` with `memoryType`
+    /// (`hostWritable`: the host page may be written; `dirtyLogging`: memslot
+    /// `memslot` logs dirty pages), resolved under invalidation `sequence`
+    /// and memslot `generation`: the permissions, then the walk under the
+    /// lock (``handle(_:context:)``).
+    @inlinable @inline(__always)
+    func install(
+        _ fault: StageTwoFault, level: Int, output: HostPhysicalAddress, hostWritable: Bool, dirtyLogging: Bool,
+        sequence: InvalidationSequence, memslot: UInt32, memoryType: MemoryType, generation: UInt64,
+        context: PageTableContext
+    ) throws(SLATError) -> StageTwoFaultOutcome {
+        let format = pageTable.format
+        let write = fault.access == .write
+        let slot = context.readerSlot
+        let size = format.entrySize(atLevel: level)
+        let guestStart = fault.address.alignedDown(to: size)
         var permissions: Permissions = .read
-        if hostWritable && (write || !resolved.dirtyLogging) { permissions.insert(.write) }
+        if hostWritable && (write || !dirtyLogging) { permissions.insert(.write) }
         if fault.access == .execute { permissions.formUnion(.execute) }
         var attributes = LeafAttributes(permissions: permissions, memoryType: memoryType)
         attributes.accessed = true
-        try format.validate(attributes)
+        // Not `format.validate(attributes)`: these attributes always encode
+        // (rights among read, write and both execute rights, a memory type
+        // with a MemAttr value with and without FWB, one software bit).
         // A read while the memslot logs maps a writable host page read-only
         // only for dirty logging: the first write may take the fast path.
-        if hostWritable && !permissions.contains(.write) && resolved.dirtyLogging && memoryType == .writeBack {
+        if hostWritable && !permissions.contains(.write) && dirtyLogging && memoryType == .writeBack {
             attributes.softwareBits = StageTwoDescriptorBits.mmuWritableSoftwareBit
         }
         let frames = GuestFrameRange(covering: GuestPhysicalRange(start: guestStart, size: size))
@@ -172,7 +247,7 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             var outcome: StageTwoFaultOutcome?
             var inTheWay = false
             var lostRace = false
-            if guestMemory.invalidations.needsRetry(range: frames, since: resolved.sequence) {
+            if guestMemory.invalidations.needsRetry(range: frames, since: sequence) {
                 outcome = .retry(.invalidationInProgress)
             } else if guestMemory.memslotGeneration != generation {
                 outcome = .retry(.memslotsChanged)
@@ -217,8 +292,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             }
             // Still under the lock, so a harvest (exclusive) sees the mark
             // together with the write access it stands for.
-            if let outcome, write && resolved.dirtyLogging && !outcome.isRetry {
-                markDirty(resolved.frame, memslot: resolved.memslot.id, slot: slot)
+            if let outcome, write && dirtyLogging && !outcome.isRetry {
+                markDirty(fault.address.frame, memslot: memslot, slot: slot)
             }
             unlockSharedLeavingReadSection(slot: slot)
             // `nil`: the page cache ran short, or an exchange on a live leaf
@@ -677,15 +752,15 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         return .writeBack
     }
 
-    /// The level to map at: the smallest page while dirty logging, else the
-    /// largest block no larger than the host mapping and memslot allow.
+    /// The level to map at outside dirty logging: the largest block no
+    /// larger than `maximumMappingSize` (what the host mapping and the
+    /// memslot's alignment allow), else the smallest page.
     @inlinable
-    func mappingLevel(for resolved: ResolvedGuestPage) -> Int {
-        if resolved.dirtyLogging { return 0 }
+    func mappingLevel(within maximumMappingSize: HostMappingSize) -> Int {
         let format = pageTable.format
         var level = format.rootLevel
         while level > 0 {
-            if format.canHoldLeaf(atLevel: level) && format.entrySize(atLevel: level) <= resolved.maximumMappingSize.bytes {
+            if format.canHoldLeaf(atLevel: level) && format.entrySize(atLevel: level) <= maximumMappingSize.bytes {
                 return level
             }
             level -= 1
@@ -693,25 +768,18 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
         return 0
     }
 
-    /// The host-physical start of the mapping of `range`. Within the host
-    /// mapping size it follows from the resolved frame; a granule page
+    /// The host-physical start of the mapping of `range`, a granule page
     /// larger than the host mapping (16 and 64 KiB granules over 4 KiB host
-    /// pages) must be one aligned, contiguous run of host frames in the
-    /// memslot, writable when a write needs it. Also returns whether the
-    /// whole mapping may be writable.
+    /// pages): one aligned, contiguous run of host frames in `memslot`,
+    /// writable when a write needs it. Also returns whether the whole
+    /// mapping may be writable (`writable`: whether the faulting page is).
     @inlinable
     func backing(
-        of range: GuestPhysicalRange, resolved: ResolvedGuestPage, write: Bool
+        of range: GuestPhysicalRange, memslot slot: Memslot, writable resolvedWritable: Bool, write: Bool
     ) throws(SLATError) -> (HostPhysicalAddress, Bool) {
-        let faultPage = resolved.frame.address.rawValue
-        if range.size <= resolved.maximumMappingSize.bytes {
-            return (HostPhysicalAddress(resolved.hostFrame.address.rawValue &- (faultPage &- range.start.rawValue)),
-                    resolved.writable)
-        }
         let frames = GuestFrameRange(covering: range)
-        let slot = resolved.memslot
         var first: HostFrameNumber?
-        var writable = resolved.writable
+        var writable = resolvedWritable
         var frame = frames.start
         while frame < frames.end {
             guard slot.contains(frame), let address = slot.hostAddress(of: frame) else { throw .noMemslot(frame) }
@@ -726,7 +794,8 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             }
             frame = GuestFrameNumber(frame.rawValue &+ 1)
         }
-        return (first?.address ?? resolved.hostFrame.address, writable)
+        // The range spans several host pages: the loop set `first`.
+        return (first?.address ?? HostPhysicalAddress(0), writable)
     }
 
     /// An access-flag or permission fault on a leaf that already maps the

@@ -129,33 +129,42 @@ final class StageTwoFaultMemos: @unchecked Sendable {
 }
 
 extension StageTwoFaultHandler {
-    /// The resolution of `frame` for the thread of reader slot `slot`: from
-    /// its memo while that is valid (``StageTwoResolveMemo``), else from
-    /// ``guestMemory``, which then refills the memo. `generation` is the
-    /// memslot generation the fault read before resolving. Same errors as
-    /// `SLATCore/GuestMemory/resolve(frame:write:)`.
-    @inlinable
-    func resolve(frame: GuestFrameNumber, write: Bool, slot: Int, generation: UInt64) throws(SLATError) -> ResolvedGuestPage {
+    /// The resolution of `frame` for the thread of reader slot `slot` from
+    /// its memo while that is valid (``StageTwoResolveMemo``) and allows
+    /// the access, else `nil` (``resolveRefillingMemo(frame:write:slot:generation:)``
+    /// then). `generation` is the memslot generation the fault read before
+    /// resolving.
+    @inlinable @inline(__always)
+    func memoizedResolution(frame: GuestFrameNumber, write: Bool, slot: Int, generation: UInt64) -> ResolvedGuestPage? {
         let sequence = guestMemory.invalidations.snapshot()
         let entry = pageTable.faultMemos.entry(slot: slot)
-        if entry.pointee.isValid && entry.pointee.sequence == sequence.value && entry.pointee.generation == generation {
-            let memslot = entry.pointee.memslot
-            let offset = frame.rawValue &- memslot.baseFrame.rawValue
-            let address = memslot.hostAddress.rawValue &+ offset &<< frameShift
-            let writable = entry.pointee.runWritable && !memslot.flags.contains(.readOnly)
-            if offset < memslot.pageCount && address >= entry.pointee.runStart && address < entry.pointee.runEnd
-                && (writable || !write) {
-                let size = entry.pointee.runSize
-                return ResolvedGuestPage(
-                    frame: frame, memslot: memslot, hostAddress: HostVirtualAddress(address),
-                    hostFrame: HostFrameNumber(entry.pointee.runFrame &+ (address &- entry.pointee.runStart) &>> frameShift),
-                    hostMappingSize: size,
-                    maximumMappingSize: GuestMemory.maximumMappingSize(frame: frame, slot: memslot, hostSize: size),
-                    writable: writable, dirtyLogging: memslot.flags.contains(.dirtyLogging), sequence: sequence)
-            }
-        }
+        guard entry.pointee.isValid && entry.pointee.sequence == sequence.value && entry.pointee.generation == generation
+        else { return nil }
+        let memslot = entry.pointee.memslot
+        let offset = frame.rawValue &- memslot.baseFrame.rawValue
+        let address = memslot.hostAddress.rawValue &+ offset &<< frameShift
+        let writable = entry.pointee.runWritable && !memslot.flags.contains(.readOnly)
+        guard offset < memslot.pageCount && address >= entry.pointee.runStart && address < entry.pointee.runEnd
+            && (writable || !write) else { return nil }
+        let size = entry.pointee.runSize
+        return ResolvedGuestPage(
+            frame: frame, memslot: memslot, hostAddress: HostVirtualAddress(address),
+            hostFrame: HostFrameNumber(entry.pointee.runFrame &+ (address &- entry.pointee.runStart) &>> frameShift),
+            hostMappingSize: size,
+            // A 4 KiB run (the usual host page) allows nothing larger.
+            maximumMappingSize: size == .size4K
+                ? .size4K : GuestMemory.maximumMappingSize(frame: frame, slot: memslot, hostSize: size),
+            writable: writable, dirtyLogging: memslot.flags.contains(.dirtyLogging), sequence: sequence)
+    }
+
+    /// The resolution of `frame` by ``guestMemory``, which then refills the
+    /// memo of reader slot `slot`; `generation` is the memslot generation
+    /// the fault read before resolving. Same errors as
+    /// `SLATCore/GuestMemory/resolve(frame:write:)`.
+    @inlinable
+    func resolveRefillingMemo(frame: GuestFrameNumber, write: Bool, slot: Int, generation: UInt64) throws(SLATError) -> ResolvedGuestPage {
         let page = try guestMemory.resolve(frame: frame, write: write)
-        refillResolveMemo(entry, with: page, generation: generation)
+        refillResolveMemo(pageTable.faultMemos.entry(slot: slot), with: page, generation: generation)
         return page
     }
 

@@ -258,7 +258,9 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     @inlinable @inline(__always)
     @discardableResult
     public func adjustLiveEntryCount(containing entry: EntryPointer, by delta: Int) -> Int {
-        let index = (UnsafeMutableRawPointer(entry) - region) >> pageShift
+        // A masking shift: `pageShift` is a power of two's trailing zeros,
+        // below 64, so the checks of `>>` for other amounts never apply.
+        let index = (UnsafeMutableRawPointer(entry) - region) &>> pageShift
         return Int(liveCounts[index].wrappingAdd(Int32(truncatingIfNeeded: delta), ordering: .acquiringAndReleasing).newValue)
     }
 
