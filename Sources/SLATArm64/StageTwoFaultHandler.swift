@@ -378,17 +378,23 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// a write to a smallest page whose write access was removed only for
     /// dirty logging (``StageTwoDescriptorBits/mmuWritable`` set, write
     /// clear) is made writable **without the MMU lock** and without
-    /// resolving the host page: inside the reclaimer's read section, a walk
-    /// from the vCPU's leaf-table memo (or the root), one
-    /// compare-and-exchange that adds write access and the access flag,
-    /// then the page marked in its memslot's dirty bitmap through the
-    /// vCPU's dirty-log memo, and the faulting IPA invalidated by address
-    /// at the page's level, as for every permission fault. A leaf that
-    /// already allows the write is a spurious fault: the same invalidation,
-    /// `.spurious`. Anything else — no leaf, a block, a table, a locked
-    /// entry, a leaf without the bit, a memslot that no longer logs, an
-    /// exchange lost more than a few times — returns `nil` for the locked
-    /// path.
+    /// resolving the host page: inside the reclaimer's read section, the
+    /// leaf found from the vCPU's leaf-table memo, one compare-and-exchange
+    /// that adds write access and the access flag, then the page marked in
+    /// its memslot's dirty bitmap through the vCPU's dirty-log memo; after
+    /// the read section (neither step reads a table), the faulting IPA
+    /// invalidated by address at the page's level, as for every permission
+    /// fault. A leaf that already allows the write is a spurious fault: the
+    /// same invalidation, `.spurious`. Anything else — no leaf, a block, a
+    /// table, a locked entry, a leaf without the bit, a memslot that no
+    /// longer logs, an exchange lost more than a few times — returns `nil`
+    /// for the locked path.
+    ///
+    /// The memo path calls nothing inside its read section, so it keeps
+    /// its values in registers: when either memo misses it changes
+    /// nothing, leaves, and ``fastPermissionFaultWalking(at:slot:)`` does
+    /// it all again in a read section of its own, walking from the root
+    /// and looking the log up (which refill the memos).
     ///
     /// Why it is sound on Arm (Docs/stage2-mmu.md, "The fast permission
     /// fault"): descriptor loads and exchanges are single-copy atomic
@@ -402,38 +408,88 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     /// leaf); the read section keeps the table page from being freed under
     /// the walk, and the leaf-table memo is used only while no table was
     /// unlinked; the log is looked up after the leaf was read and looked up
-    /// again if its generation moved after the exchange, and the mark
-    /// follows the exchange, so a harvest that takes the mark also sees
-    /// the write access it must take away again.
+    /// again if its generation moved after the exchange (that second mark
+    /// after the read section), and the marks follow the exchange, so a
+    /// harvest that takes a mark also sees the write access it must take
+    /// away again.
     @inlinable
     func fastPermissionFault(at address: GuestPhysicalAddress, slot: Int) -> StageTwoFaultOutcome? {
-        let format = pageTable.format
+        let step = fastPermissionFaultStep(at: address, slot: slot, walks: false)
+        if step == .walk { return fastPermissionFaultWalking(at: address, slot: slot) }
+        return fastPermissionFaultFinish(step, at: address)
+    }
+
+    /// ``fastPermissionFault(at:slot:)`` when a memo missed: the same
+    /// steps from the start, walking from the root and looking the dirty
+    /// log up where a memo does not hold (and refilling it). Out of line,
+    /// so that the memo path calls nothing inside its read section.
+    @inlinable @inline(never)
+    func fastPermissionFaultWalking(at address: GuestPhysicalAddress, slot: Int) -> StageTwoFaultOutcome? {
+        fastPermissionFaultFinish(fastPermissionFaultStep(at: address, slot: slot, walks: true), at: address)
+    }
+
+    /// What the fast permission fault did inside its read section.
+    @frozen @usableFromInline
+    enum FastPermissionFaultStep: Equatable {
+        /// Nothing: the locked path decides.
+        case locked
+        /// A memo missed and the step may not walk or look up: nothing
+        /// changed, the walking step decides.
+        case walk
+        /// The leaf already allowed the write.
+        case spurious
+        /// Write access given back and the page marked in the log looked up.
+        case relaxed
+        /// As `relaxed`, but the log generation moved after the lookup:
+        /// the frame is owed a mark in the log covering it now.
+        case relaxedLogMoved
+    }
+
+    /// The fast permission fault's read section: the walk, the exchange
+    /// and the mark (`walks`: whether a memo miss walks from the root and
+    /// looks the log up, else it returns ``FastPermissionFaultStep/walk``).
+    @inlinable @inline(__always)
+    func fastPermissionFaultStep(at address: GuestPhysicalAddress, slot: Int, walks: Bool) -> FastPermissionFaultStep {
         let reclaimer = pageTable.table.reclaimer
         reclaimer.enterReadSection(slot: slot)
         defer { reclaimer.leaveReadSection(slot: slot) }
-        guard let pointer = fastFaultLeaf(address, slot: slot) else { return nil }
+        let memo = pageTable.faultMemos.entry(slot: slot)
+        let pointer: EntryPointer
+        if let remembered = fastFaultLeaf(address, memo: memo) {
+            pointer = remembered
+        } else {
+            guard walks else { return .walk }
+            guard let walked = Self.fastFaultLeafFromRoot(address, slot: slot, pageTable: pageTable) else { return .locked }
+            pointer = walked
+        }
         let write = StageTwoDescriptorBits.write
         let mmuWritable = StageTwoDescriptorBits.mmuWritable
         let accessFlag = StageTwoDescriptorBits.accessFlag
+        // A page descriptor: bits 1:0 = 0b11 at the last level (Arm ARM
+        // D8.3.1); the locked marker and a reserved 0b01 are not one.
+        let page = StageTwoDescriptorBits.valid | StageTwoDescriptorBits.tableOrPage
         var entry = pointer.pointee.load(ordering: .acquiring)
         var attempts = 4
         while attempts > 0 {
-            guard format.isPresent(entry, atLevel: 0) else { return nil }
-            let pageStart = address.alignedDown(to: format.pageSize)
+            guard entry & page == page else { return .locked }
             if entry & write != 0 {
                 // Another vCPU gave the write back: a translation this CPU
                 // still caches raised the fault.
-                guard entry & accessFlag != 0 else { return nil }
-                if !Self.skipsSpuriousFaultInvalidation {
-                    pageTable.tlb.invalidate(address: pageStart, level: format.leafLevel(ofHeight: 0))
-                }
-                return .spurious
+                return entry & accessFlag != 0 ? .spurious : .locked
             }
-            guard entry & mmuWritable != 0 || Self.fastFaultIgnoresMMUWritable else { return nil }
+            guard entry & mmuWritable != 0 || Self.fastFaultIgnoresMMUWritable else { return .locked }
             // After the leaf was read: the log the protection that set the
             // bit started is registered before it (its generation bump).
             let frame = address.frame
-            guard let log = fastDirtyLog(frame, slot: slot) else { return nil }
+            let generation = pageTable.dirtyLogs.generation.load(ordering: .sequentiallyConsistent)
+            let log: (words: UnsafeMutablePointer<Atomic<UInt64>>, offset: UInt64)
+            if let remembered = fastDirtyLog(frame, generation: generation, memo: memo) {
+                log = remembered
+            } else {
+                guard walks else { return .walk }
+                guard let found = fastDirtyLogLookup(frame, slot: slot, generation: generation) else { return .locked }
+                log = found
+            }
             let new = entry | write | accessFlag
             _explorationTableEntry()
             if Self.fastFaultStoresPlainly {
@@ -452,38 +508,93 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let bit: UInt64 = 1 &<< (log.offset & 63)
             (log.words + Int(truncatingIfNeeded: log.offset >> 6)).pointee.bitwiseOr(bit, ordering: .releasing)
             // A log stopped and started again since the lookup (the leaf
-            // protected anew by the same value): mark the current one too.
-            if pageTable.dirtyLogs.generation.load(ordering: .sequentiallyConsistent) != log.generation,
-               let current = pageTable.dirtyLogs.log(containing: frame) {
-                let offset = frame.rawValue &- current.bitmap.frames.start.rawValue
-                (current.bitmap.words + Int(truncatingIfNeeded: offset >> 6)).pointee
-                    .bitwiseOr(1 &<< (offset & 63), ordering: .releasing)
-            }
-            pageTable.tlb.invalidate(address: pageStart, level: format.leafLevel(ofHeight: 0))
+            // protected anew by the same value) is owed the mark too.
+            let moved = pageTable.dirtyLogs.generation.load(ordering: .sequentiallyConsistent) != generation
+            return moved ? .relaxedLogMoved : .relaxed
+        }
+        return .locked
+    }
+
+    /// The fast permission fault after its read section (the
+    /// invalidation and a moved log's mark read no table): the outcome,
+    /// `nil` for the locked path.
+    @inlinable @inline(__always)
+    func fastPermissionFaultFinish(_ step: FastPermissionFaultStep, at address: GuestPhysicalAddress) -> StageTwoFaultOutcome? {
+        switch step {
+        case .locked, .walk:
+            return nil
+        case .spurious:
+            if !Self.skipsSpuriousFaultInvalidation { fastFaultInvalidate(address) }
+            return .spurious
+        case .relaxed:
+            fastFaultInvalidate(address)
+            return .permissionsRelaxed
+        case .relaxedLogMoved:
+            fastFaultMarkCurrentLog(address.frame)
+            fastFaultInvalidate(address)
             return .permissionsRelaxed
         }
-        return nil
+    }
+
+    /// The fast permission fault's invalidation: the page holding
+    /// `address`, by address at the smallest page's level.
+    @inlinable @inline(__always)
+    func fastFaultInvalidate(_ address: GuestPhysicalAddress) {
+        let format = pageTable.format
+        // Masking shift: the granule shift is below 64.
+        let page = address.rawValue & ~((1 &<< UInt64(truncatingIfNeeded: format.granuleShift)) &- 1)
+        pageTable.tlb.invalidate(address: GuestPhysicalAddress(page), level: format.leafLevel(ofHeight: 0))
+    }
+
+    /// Marks `frame` in the dirty log that covers it now, if any: the fast
+    /// permission fault's mark when the log generation moved after its
+    /// lookup. Out of line: it runs only when a log started or stopped
+    /// during the fault.
+    @inlinable @inline(never)
+    func fastFaultMarkCurrentLog(_ frame: GuestFrameNumber) {
+        guard let current = pageTable.dirtyLogs.log(containing: frame) else { return }
+        let offset = frame.rawValue &- current.bitmap.frames.start.rawValue
+        (current.bitmap.words + Int(truncatingIfNeeded: offset >> 6)).pointee
+            .bitwiseOr(1 &<< (offset & 63), ordering: .releasing)
     }
 
     /// The smallest-page entry mapping `address` for the fast permission
-    /// fault, or `nil` when the walk meets anything but tables above it.
-    /// Starts at the vCPU's remembered page table while it is still valid
-    /// (as ``installLeaf(at:level:output:attributes:context:)``: the
+    /// fault from the vCPU's remembered page table (`memo`), or `nil` when
+    /// the memo does not hold: it is used only while still valid (as
+    /// ``installLeaf(at:level:output:attributes:context:)``: the
     /// reclaimer's `tableUnlinks` unchanged, loaded inside the read
-    /// section, and the remembered parent entry still linking it); a walk
-    /// from the root that reaches a page table remembers it.
+    /// section, and the remembered parent entry still linking it).
     @inlinable @inline(__always)
-    func fastFaultLeaf(_ address: GuestPhysicalAddress, slot: Int) -> EntryPointer? {
+    func fastFaultLeaf(_ address: GuestPhysicalAddress, memo: UnsafeMutablePointer<StageTwoResolveMemo>) -> EntryPointer? {
+        let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
+        let format = pageTable.format
+        let table = memo.pointee.leafTable
+        let region = memo.pointee.leafRegion
+        guard table != 0 && memo.pointee.leafUnlinks == unlinks
+            && region == address.rawValue &>> UInt64(truncatingIfNeeded: format.shift(atLevel: 1)),
+            let parent = memo.pointee.leafParent,
+            parent.pointee.load(ordering: .acquiring) == format.tableEntry(child: HostPhysicalAddress(table)) else { return nil }
+        // The page's index in the table: its page number less the region's
+        // first (a remembered table is never the root, so it holds a full
+        // table's entries).
+        let index = address.rawValue &>> UInt64(truncatingIfNeeded: format.granuleShift)
+            &- region &<< UInt64(truncatingIfNeeded: format.bitsPerLevel)
+        return pageTable.table.memory.entries(at: HostPhysicalAddress(table)) + Int(truncatingIfNeeded: index)
+    }
+
+    /// The smallest-page entry mapping `address` for the fast permission
+    /// fault by a walk from the root of `pageTable`, or `nil` when the walk
+    /// meets anything but tables above it; the walk remembers the page
+    /// table it reaches in reader slot `slot`'s memo, with the reclaimer's
+    /// `tableUnlinks` loaded inside the read section before the walk.
+    @inlinable
+    static func fastFaultLeafFromRoot(
+        _ address: GuestPhysicalAddress, slot: Int, pageTable: StageTwoPageTable<Memory, T, Caches>
+    ) -> EntryPointer? {
+        let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
         let format = pageTable.format
         let memory = pageTable.table.memory
-        let memo = pageTable.faultMemos.entry(slot: slot)
-        let unlinks = pageTable.table.reclaimer.tableUnlinks.load(ordering: .sequentiallyConsistent)
         let region = address.rawValue &>> UInt64(truncatingIfNeeded: format.shift(atLevel: 1))
-        if memo.pointee.leafTable != 0 && memo.pointee.leafUnlinks == unlinks
-            && memo.pointee.leafRegion == region, let parent = memo.pointee.leafParent,
-            parent.pointee.load(ordering: .acquiring) == format.tableEntry(child: HostPhysicalAddress(memo.pointee.leafTable)) {
-            return memory.entries(at: HostPhysicalAddress(memo.pointee.leafTable)) + format.index(of: address, atLevel: 0)
-        }
         var level = format.rootLevel
         var pointer = memory.entries(at: pageTable.table.root) + format.index(of: address, atLevel: level)
         while level > 0 {
@@ -493,30 +604,37 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
             let child = format.childTable(of: entry)
             level -= 1
             if level == 0 {
-                memo.pointee.rememberLeafTable(child, parent: pointer, region: region, unlinks: unlinks)
+                pageTable.faultMemos.entry(slot: slot).pointee
+                    .rememberLeafTable(child, parent: pointer, region: region, unlinks: unlinks)
             }
             pointer = memory.entries(at: child) + format.index(of: address, atLevel: level)
         }
         return pointer
     }
 
-    /// The dirty bitmap covering `frame` for the fast permission fault:
-    /// through reader slot `slot`'s dirty-log memo while the tables'
-    /// dirty-log generation is the one it was filled under, else by a
-    /// lookup that refills it. `nil` when no memslot logs `frame`.
+    /// The dirty bitmap covering `frame` for the fast permission fault,
+    /// through the vCPU's dirty-log memo (`memo`) while the tables'
+    /// dirty-log generation is `generation`, the one it was filled under;
+    /// `nil` when the memo does not hold.
     @inlinable @inline(__always)
     func fastDirtyLog(
-        _ frame: GuestFrameNumber, slot: Int
-    ) -> (words: UnsafeMutablePointer<Atomic<UInt64>>, offset: UInt64, generation: UInt64)? {
-        let entry = pageTable.faultMemos.entry(slot: slot)
-        let generation = pageTable.dirtyLogs.generation.load(ordering: .sequentiallyConsistent)
-        if entry.pointee.dirtyLogGeneration == generation, let words = entry.pointee.dirtyLogWords {
-            let offset = frame.rawValue &- entry.pointee.dirtyLogFirstFrame
-            if offset < entry.pointee.dirtyLogFrameCount { return (words, offset, generation) }
-        }
+        _ frame: GuestFrameNumber, generation: UInt64, memo: UnsafeMutablePointer<StageTwoResolveMemo>
+    ) -> (words: UnsafeMutablePointer<Atomic<UInt64>>, offset: UInt64)? {
+        guard memo.pointee.dirtyLogGeneration == generation, let words = memo.pointee.dirtyLogWords else { return nil }
+        let offset = frame.rawValue &- memo.pointee.dirtyLogFirstFrame
+        return offset < memo.pointee.dirtyLogFrameCount ? (words, offset) : nil
+    }
+
+    /// The dirty bitmap covering `frame` for the fast permission fault by a
+    /// lookup under the logs' lock, which refills reader slot `slot`'s memo
+    /// (`generation` loaded before it); `nil` when no memslot logs `frame`.
+    @inlinable
+    func fastDirtyLogLookup(
+        _ frame: GuestFrameNumber, slot: Int, generation: UInt64
+    ) -> (words: UnsafeMutablePointer<Atomic<UInt64>>, offset: UInt64)? {
         guard let (memslot, bitmap) = pageTable.dirtyLogs.log(containing: frame) else { return nil }
-        _ = refillDirtyLogMemo(entry, slot: slot, memslot: memslot, generation: generation)
-        return (bitmap.words, frame.rawValue &- bitmap.frames.start.rawValue, generation)
+        _ = refillDirtyLogMemo(pageTable.faultMemos.entry(slot: slot), slot: slot, memslot: memslot, generation: generation)
+        return (bitmap.words, frame.rawValue &- bitmap.frames.start.rawValue)
     }
 
     /// False except under the explorer's

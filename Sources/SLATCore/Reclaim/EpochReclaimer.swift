@@ -77,14 +77,17 @@ public final class EpochReclaimer<Memory: TableMemory>: @unchecked Sendable {
         ExplorationHooks.reached(.readSectionEnter)
         #endif
         let word = readerSlotWords.word(slot: slot)
+        // Taken once: the sequentially consistent store below would make
+        // the compiler load the words' fields again on every use.
+        let global = globalEpoch
         let held = word.pointee.load(ordering: .relaxed) & ReaderSlotWords.holdsShared
         while true {
-            let epoch = globalEpoch.pointee.load(ordering: .sequentiallyConsistent)
+            let epoch = global.pointee.load(ordering: .sequentiallyConsistent)
             word.pointee.store(epoch << ReaderSlotWords.epochShift | held | ReaderSlotWords.inReadSection,
                                ordering: .sequentiallyConsistent)
             // Re-check so the announced epoch is not older than one that
             // advanced between the load and the store.
-            if globalEpoch.pointee.load(ordering: .sequentiallyConsistent) == epoch { return }
+            if global.pointee.load(ordering: .sequentiallyConsistent) == epoch { return }
         }
     }
 
