@@ -1,5 +1,6 @@
 import Testing
-import SLATCore
+@testable import SLATCore
+import Synchronization
 
 /// ``TableArena``: zeroed, position-exact table pages with per-page live
 /// counts; contiguous aligned runs for concatenated roots.
@@ -99,6 +100,26 @@ import SLATCore
         #expect(arena.adjustLiveEntryCount(containing: arena.entries(at: b), by: -2) == -2)
         #expect(arena.liveEntryCount(of: a) == 10)
         #expect(arena.liveEntryCount(of: b) == -2)
+    }
+
+    @Test("Neighbouring pages' live counts lie in different cache lines, so vCPUs counting into them do not contend")
+    func liveCountsOnePerCacheLine() throws {
+        let arena = try TableArena(pageSize: 4096, pageCount: 4, prefault: false)
+        let first = try arena.allocatePage()
+        let second = try arena.allocatePage()
+        let line = 64
+        // The count each page's entries adjust, by address.
+        let counts = UnsafeRawPointer(arena.liveCounts)
+        let offsets = [first, second].map { page in
+            (Int(page.rawValue - arena.physicalBase.rawValue) >> arena.pageShift) * TableArena.liveCountStride
+                * MemoryLayout<Atomic<Int32>>.stride
+        }
+        #expect(Int(bitPattern: counts) % line == 0)
+        #expect(offsets[0] / line != offsets[1] / line)
+        // And the stride is what the counting uses.
+        _ = arena.adjustLiveEntryCount(containing: arena.entries(at: second), by: 3)
+        #expect(counts.load(fromByteOffset: offsets[1], as: Int32.self) == 3)
+        #expect(arena.liveEntryCount(of: second) == 3 && arena.liveEntryCount(of: first) == 0)
     }
 
     @Test("Allocation and free totals are monotonic; allocated and free counts add up")

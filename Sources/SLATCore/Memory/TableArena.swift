@@ -29,7 +29,13 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     public let region: UnsafeMutableRawPointer
 
     @usableFromInline let pageShift: Int
+    /// Each page's count of live entries, one per 64-byte cache line, so
+    /// that vCPUs installing entries into different tables at once do not
+    /// bounce one line between them: the tables they allocate one after the
+    /// other are neighbours here, and every installed leaf counts.
     @usableFromInline let liveCounts: UnsafeMutablePointer<Atomic<Int32>>
+    /// Counts per cache line: page `i`'s count is `liveCounts[i * liveCountStride]`.
+    @usableFromInline static let liveCountStride = 64 / MemoryLayout<Atomic<Int32>>.stride
     // 0 = never used (above the bump pointer), 1 = allocated, 2 = free.
     @usableFromInline let states: UnsafeMutablePointer<Atomic<UInt8>>
     @usableFromInline let nextFree: UnsafeMutablePointer<Atomic<UInt32>>
@@ -118,7 +124,7 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     private let mappedBytes: Int
 
     deinit {
-        liveCounts.deinitialize(count: pageCount); liveCounts.deallocate()
+        liveCounts.deinitialize(count: pageCount &* Self.liveCountStride); liveCounts.deallocate()
         states.deinitialize(count: pageCount); states.deallocate()
         nextFree.deinitialize(count: pageCount); nextFree.deallocate()
         #if canImport(Glibc)
@@ -139,11 +145,14 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     private static func makeMetadata(pageCount: Int) -> (
         UnsafeMutablePointer<Atomic<Int32>>, UnsafeMutablePointer<Atomic<UInt8>>, UnsafeMutablePointer<Atomic<UInt32>>
     ) {
-        let counts = UnsafeMutablePointer<Atomic<Int32>>.allocate(capacity: pageCount)
+        // Line-aligned, so no two pages' counts share a line.
+        let counts = UnsafeMutableRawPointer.allocate(
+            byteCount: pageCount &* liveCountStride &* MemoryLayout<Atomic<Int32>>.stride, alignment: 64
+        ).bindMemory(to: Atomic<Int32>.self, capacity: pageCount &* liveCountStride)
         let states = UnsafeMutablePointer<Atomic<UInt8>>.allocate(capacity: pageCount)
         let next = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: pageCount)
+        for i in 0..<(pageCount &* liveCountStride) { (counts + i).initialize(to: Atomic(0)) }
         for i in 0..<pageCount {
-            (counts + i).initialize(to: Atomic(0))
             (states + i).initialize(to: Atomic(0))
             (next + i).initialize(to: Atomic(0))
         }
@@ -228,7 +237,7 @@ public final class TableArena: TableMemory, @unchecked Sendable {
         let previous = states[index].exchange(2, ordering: .acquiringAndReleasing)
         precondition(previous == 1, "table page freed twice (or never allocated)")
         (region + (index << pageShift)).initializeMemory(as: UInt8.self, repeating: 0, count: pageSize)
-        liveCounts[index].store(0, ordering: .relaxed)
+        liveCounts[index &* Self.liveCountStride].store(0, ordering: .relaxed)
         frees.wrappingAdd(1, ordering: .relaxed)
         pushFree(index)
     }
@@ -250,7 +259,7 @@ public final class TableArena: TableMemory, @unchecked Sendable {
     }
 
     public func liveEntryCount(of page: HostPhysicalAddress) -> Int {
-        Int(liveCounts[pageIndex(of: page)].load(ordering: .acquiring))
+        Int(liveCounts[pageIndex(of: page) &* Self.liveCountStride].load(ordering: .acquiring))
     }
 
     // Always inlined: the fault paths count every installed entry, and left
@@ -261,12 +270,12 @@ public final class TableArena: TableMemory, @unchecked Sendable {
         // A masking shift: `pageShift` is a power of two's trailing zeros,
         // below 64, so the checks of `>>` for other amounts never apply.
         let index = (UnsafeMutableRawPointer(entry) - region) &>> pageShift
-        return Int(liveCounts[index].wrappingAdd(Int32(truncatingIfNeeded: delta), ordering: .acquiringAndReleasing).newValue)
+        return Int(liveCounts[index &* Self.liveCountStride].wrappingAdd(Int32(truncatingIfNeeded: delta), ordering: .acquiringAndReleasing).newValue)
     }
 
     @inlinable
     public func setLiveEntryCount(of page: HostPhysicalAddress, to count: Int) {
-        liveCounts[pageIndex(of: page)].store(Int32(truncatingIfNeeded: count), ordering: .releasing)
+        liveCounts[pageIndex(of: page) &* Self.liveCountStride].store(Int32(truncatingIfNeeded: count), ordering: .releasing)
     }
 
     public var freePageCount: Int { pageCount - allocatedPageCount }
