@@ -101,29 +101,59 @@ public struct StageTwoFaultHandler<Memory: TableMemory, T: TLB, Caches: CacheMai
     ///   it throws.
     @inlinable
     public func handle(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
-        // Validation, once: a bad slot must throw, not trap inside a read
-        // section; everything the walk below relies on is checked here.
+        // A write reported as a permission fault tries the lockless fast
+        // path first, in a function of its own: neither path then carries
+        // the other's values.
+        if fault.access == .write && fault.kind == .permission {
+            return try handleWritePermissionFault(fault, context: context)
+        }
+        try validate(fault, context: context)
+        return try resolveAndMapValidated(fault, context: context)
+    }
+
+    /// Validation, once: a bad slot must throw, not trap inside a read
+    /// section; everything the walks rely on is checked here.
+    @inlinable @inline(__always)
+    func validate(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) {
         try pageTable.validateReaderSlot(of: context)
         if pageTable.isDestroyed { throw .tornDown }
-        let format = pageTable.format
-        let limit = format.inputAddressSpaceSize
+        let limit = pageTable.format.inputAddressSpaceSize
         guard fault.address.rawValue < limit else {
             throw .guestRangeOutOfBounds(GuestPhysicalRange(start: fault.address, size: 1), limit: limit)
         }
-        let write = fault.access == .write
-        let slot = context.readerSlot
-        // A write to a page write-protected only for dirty logging: fixed
-        // without the MMU lock and without resolving the host page.
-        if write && fault.kind == .permission, let outcome = fastPermissionFault(at: fault.address, slot: slot) {
-            return outcome
-        }
+    }
+
+    /// A write reported as a permission fault: a page write-protected only
+    /// for dirty logging is fixed without the MMU lock and without
+    /// resolving the host page (``fastPermissionFault(at:slot:)``); any
+    /// other takes the resolve and the locked path.
+    @inlinable @inline(never)
+    func handleWritePermissionFault(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
+        try validate(fault, context: context)
+        if let outcome = fastPermissionFault(at: fault.address, slot: context.readerSlot) { return outcome }
+        return try resolveAndMapAfterPermissionFault(fault, context: context)
+    }
+
+    /// ``resolveAndMapValidated(_:context:)`` out of line, for a write
+    /// permission fault the fast path did not fix, so that the fast path's
+    /// caller saves nothing for it.
+    @inlinable @inline(never)
+    func resolveAndMapAfterPermissionFault(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
+        try resolveAndMapValidated(fault, context: context)
+    }
+
+    /// The fault after validation: the resolve (the vCPU's memo, else the
+    /// full one), the mapping size and the walk under the lock.
+    @inlinable @inline(__always)
+    func resolveAndMapValidated(_ fault: StageTwoFault, context: PageTableContext) throws(SLATError) -> StageTwoFaultOutcome {
         // Before the resolve: a memslot change (dirty logging switched, slot
         // moved) after it is seen under the lock, as KVM's SRCU guarantees.
         let generation = guestMemory.memslotGeneration
         // The common case: the vCPU's resolve memo resolves the frame, to
         // normal write-back memory, mapped by a copy of the fault specialised
         // for it. Anything else out of line.
-        if let resolved = memoizedResolution(frame: fault.address.frame, write: write, slot: slot, generation: generation),
+        if let resolved = memoizedResolution(
+               frame: fault.address.frame, write: fault.access == .write, slot: context.readerSlot, generation: generation),
            resolved.memslot.flags.isDisjoint(with: [.device, .nonCacheable]) {
             return try map(fault, resolved: resolved, memoryType: .writeBack, generation: generation, context: context)
         }
