@@ -91,7 +91,7 @@ enum EagerSplitWorkload {
             var entry = pointer.pointee.load(ordering: .acquiring)
             while format.isPresent(entry, atLevel: level) && format.isTable(entry, atLevel: level) {
                 level -= 1
-                pointer = memory.entries(at: format.childTable(of: entry)) + format.index(of: address, atLevel: level)
+                pointer = memory.entries(at: format.childTable(of: entry)) + smallPageTableIndex(address.rawValue, level: level)
                 entry = pointer.pointee.load(ordering: .acquiring)
             }
             if format.isPresent(entry, atLevel: level) && entry & write != 0 {
@@ -109,6 +109,15 @@ enum EagerSplitWorkload {
             }
             index &+= 1
         }
+    }
+
+    /// The index of `address` in a table below the root at `level`, for
+    /// the 4 KiB tables of 512 entries both write passes walk (ept4 and the
+    /// stage-2 4 KiB granule): one shift and one mask, as the hardware's
+    /// walk takes them, instead of the format's general computation.
+    @inline(__always)
+    static func smallPageTableIndex(_ address: UInt64, level: Int) -> Int {
+        Int(truncatingIfNeeded: (address &>> UInt64(truncatingIfNeeded: 12 &+ 9 &* level)) & 511)
     }
 
     static func stageTwo(size: UInt64, repeats: Int, hostSize: HostMappingSize) throws(BenchFailure) -> [TDPResult] {
@@ -172,13 +181,13 @@ enum EagerSplitWorkload {
 /// one memslot at 1 GiB backed by `hostSize` host pages, counting TLB,
 /// the fault handler and MMU lock.
 final class StageTwoBenchVM {
-    typealias Table = StageTwoPageTable<TableArena, CountingTLB, CountingCacheMaintenance>
+    typealias Table = StageTwoPageTable<TableArena, CountingTLB, UncountedCacheMaintenance>
     let guestMemory = GuestMemory()
     let table: Table
     /// The MMU lock, on the tables' reclaimer slot words (as the EPT MMU's):
     /// a fault takes it shared and enters the read section in one store.
     let lock: PerSlotReaderWriterLock
-    let handler: StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PerSlotReaderWriterLock>
+    let handler: StageTwoFaultHandler<TableArena, CountingTLB, UncountedCacheMaintenance, PerSlotReaderWriterLock>
     let vcpu = PageTableContext(readerSlot: 0)
     let splitContext = PageTableContext(readerSlot: 1)
     let base = GuestPhysicalAddress(1 << 30)
@@ -188,7 +197,7 @@ final class StageTwoBenchVM {
         self.size = size
         let format = try StageTwoFormat(granule: .size4KiB, inputAddressBits: 40)
         let arena = try TableArena(pageSize: 4096, pageCount: Int(size >> 21) * 2 + 1100)
-        table = try StageTwoPageTable(format: format, memory: arena, tlb: CountingTLB(), caches: CountingCacheMaintenance(),
+        table = try StageTwoPageTable(format: format, memory: arena, tlb: CountingTLB(), caches: UncountedCacheMaintenance(),
                                       vmid: 1, readerSlots: 2)
         let hva = HostVirtualAddress(0x7F00_0000_0000)
         try guestMemory.hostPages.map(hva, to: HostPhysicalAddress(1 << 34).frame, size: hostSize, count: size >> hostSize.shift)
@@ -223,7 +232,7 @@ final class StageTwoBenchVM {
             var entry = root[format.index(of: address, atLevel: level)].load(ordering: .acquiring)
             while let child = format.childTableIfTable(entry, atLevel: level) {
                 level -= 1
-                entry = memory.entries(at: child)[format.index(of: address, atLevel: level)].load(ordering: .acquiring)
+                entry = memory.entries(at: child)[EagerSplitWorkload.smallPageTableIndex(address.rawValue, level: level)].load(ordering: .acquiring)
             }
             let present = format.isPresent(entry, atLevel: level)
             if present && entry & StageTwoDescriptorBits.write != 0 {
@@ -231,10 +240,17 @@ final class StageTwoBenchVM {
                 continue
             }
             let fault = StageTwoFault(address: address, access: .write, kind: present ? .permission : .translation)
-            while case .retry = try handler.handle(fault, context: vcpu) {
-                if table.table.translate(address).translation?.attributes.permissions.contains(.write) == true { break }
-            }
+            if case .retry = try handler.handle(fault, context: vcpu) { try retryUntilWritable(fault) }
             offset &+= 4096
+        }
+    }
+
+    /// A fault that returned `.retry`: the guest re-runs the access until
+    /// the page is writable (out of line: the pass never retries).
+    @inline(never)
+    func retryUntilWritable(_ fault: StageTwoFault) throws(SLATError) {
+        while table.table.translate(fault.address).translation?.attributes.permissions.contains(.write) != true {
+            guard case .retry = try handler.handle(fault, context: vcpu) else { return }
         }
     }
 }

@@ -9,7 +9,7 @@ import SLATArm64
 /// (for the fault workloads) guest memory with one memslot over the range,
 /// the MMU lock and the fault handler.
 final class StageTwoBenchFixture {
-    typealias MMU = StageTwoPageTable<TableArena, CountingTLB, CountingCacheMaintenance>
+    typealias MMU = StageTwoPageTable<TableArena, CountingTLB, UncountedCacheMaintenance>
     let format: StageTwoFormat
     let geometry: MappingGeometry
     let arena: TableArena
@@ -20,7 +20,7 @@ final class StageTwoBenchFixture {
     /// The MMU lock, on the tables' reclaimer slot words as the EPT MMU's
     /// is: a fault takes it shared and enters the read section in one store.
     let lock: PerSlotReaderWriterLock
-    typealias Handler = StageTwoFaultHandler<TableArena, CountingTLB, CountingCacheMaintenance, PerSlotReaderWriterLock>
+    typealias Handler = StageTwoFaultHandler<TableArena, CountingTLB, UncountedCacheMaintenance, PerSlotReaderWriterLock>
     let handler: Handler
     let name: String
     static var hostVirtualBase: UInt64 { 0x7F00_0000_0000 }
@@ -37,7 +37,7 @@ final class StageTwoBenchFixture {
         let pages = 2 * format.rootTableCount + geometry.tablePagesBelowRoot(for: format) + 8 * format.levelCount * (threads + 1) + 64
         do {
             arena = try TableArena(pageSize: format.tablePageSize, pageCount: pages, prefault: true)
-            mmu = try StageTwoPageTable(format: format, memory: arena, tlb: tlb, caches: CountingCacheMaintenance(),
+            mmu = try StageTwoPageTable(format: format, memory: arena, tlb: tlb, caches: UncountedCacheMaintenance(),
                                         vmid: 1, readerSlots: threads + 1)
             if let hostMapping {
                 // The memslot spans whole host mappings (at least the range),
