@@ -21,8 +21,8 @@ enum BenchCommand: Sendable {
                                  (default 5 on 4 KiB formats, 3 on 16/64 KiB)
           --threads <n>          vCPU threads of the multi-threaded metrics (fault-threads, ...; default 2);
                                  their one-thread figure is always measured too
-          --rounds <n>           rounds that time both sides of each stage-2 ratio target back to back,
-                                 after the main pass; the verdict judges the median of the rounds' ratios
+          --rounds <n>           rounds that time both sides of each stage-2 ratio target in turns, after
+                                 the main pass; the verdict judges the ratio of their fastest repeats
                                  (default 9; 0 judges the main pass's medians, measured apart)
           --dirty-mode wp|dbit   EPT dirty logging by write protection or dirty bits (default: dbit on
                                  ept4-ad, wp otherwise)

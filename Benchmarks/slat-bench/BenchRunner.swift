@@ -47,7 +47,7 @@ enum BenchRunner {
         print("ns/op: median over the timed repeats of the operation alone (setup, one warm-up repeat and")
         print("verification untimed); spread: fastest-slowest repeat; counters: per repeat; every repeat verified.")
         if !paired.isEmpty {
-            print("stage-2 ratio targets: median of \(options.rounds) rounds that time both sides back to back (--rounds)")
+            print("stage-2 ratio targets: fastest repeats of both sides over \(options.rounds) rounds that time them in turns (--rounds)")
         }
         print("")
         print(TableReport.render(results, paired: paired))

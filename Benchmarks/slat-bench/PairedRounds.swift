@@ -1,32 +1,41 @@
-/// The stage-2 ratio targets judged from both sides measured back to back.
+/// The stage-2 ratio targets judged from both sides measured in turns.
 ///
 /// The main pass measures format after format, so the two sides of a
 /// target such as `fault s2-4k ÷ fault ept4` are timed seconds apart. This
-/// machine switches between two speeds about 1.5–2× apart that last for
-/// seconds (Docs/benchmarks.md, "Reading the figures"), so such a ratio
-/// moves with the switch rather than with the code. After the main pass,
-/// every metric some judged target needs is measured again in `rounds`
-/// rounds: each round times ``repeatsPerRound`` repeats (after their own
-/// warm-up) of every needed metric, format after format — forward in even
-/// rounds, backward in odd ones, so neither side is always first — and
-/// each target's ratio is taken within the round, of the two sides'
-/// fastest repeats (a scheduler tick that lands in one repeat of about
-/// 10 ms adds a third to it). The verdict judges the median of the rounds'
-/// ratios; the table keeps the main pass's medians.
+/// machine switches between two speeds about 1.5–2× apart, for spans from
+/// tens of milliseconds to seconds (Docs/benchmarks.md, "Reading the
+/// figures"), so such a ratio moves with the switch rather than with the
+/// code. After the main pass, every metric some judged target needs is
+/// measured again in `rounds` rounds: each round times
+/// ``repeatsPerRound`` repeats (after their own warm-up) of every needed
+/// metric, the two sides of each target one after the other — forward in
+/// even rounds, backward in odd ones, so neither side is always first.
+/// Both sides so get the same spans of the machine's states, and the
+/// verdict judges the ratio of their fastest repeats over all the rounds
+/// (the cost of each in the machine's fast state); the ratios within each
+/// round are reported beside it. The table keeps the main pass's medians.
 enum PairedRounds {
     /// Rounds unless `--rounds` says otherwise.
     static let defaultRounds = 9
-    /// Timed repeats of each side per round; the fastest counts.
+    /// Timed repeats of each side per round.
     static let repeatsPerRound = 3
 
-    /// One target's ratios, one per round.
+    /// One target's figures from the rounds.
     struct Ratios: Sendable {
         let target: StageTwoRatioTarget
+        /// Per round, the ratio of the two sides' fastest repeats.
         let perRound: [Double]
+        /// The fastest repeat of the judged side over all rounds, and of
+        /// the reference, ns per operation.
+        let fastest: Double
+        let fastestReference: Double
+
+        /// The judged ratio: fastest against fastest.
+        var ratio: Double { fastest / fastestReference }
 
         /// The median of the rounds' ratios (mean of the middle two for an
         /// even count).
-        var median: Double {
+        var medianPerRound: Double {
             let sorted = perRound.sorted()
             let middle = sorted.count / 2
             return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
@@ -64,6 +73,8 @@ enum PairedRounds {
         needed.sort { $0.format.order < $1.format.order }
         let progress = Progress(enabled: !options.quiet)
         var perRound: [[Double]] = Array(repeating: [], count: targets.count)
+        var fastest = Array(repeating: Double.infinity, count: targets.count)
+        var fastestReference = Array(repeating: Double.infinity, count: targets.count)
         for round in 0..<rounds {
             progress.note("paired round \(round + 1) of \(rounds): \(needed.map(\.format.rawValue).joined(separator: ", "))")
             var measured: [BenchResult] = []
@@ -81,8 +92,12 @@ enum PairedRounds {
                     throw .verification("paired round \(round + 1): \(target.metric.rawValue) \(target.format.rawValue) or its reference was not measured")
                 }
                 perRound[index].append(result.minNsPerOp / base.minNsPerOp)
+                fastest[index] = min(fastest[index], result.minNsPerOp)
+                fastestReference[index] = min(fastestReference[index], base.minNsPerOp)
             }
         }
-        return zip(targets, perRound).map { Ratios(target: $0, perRound: $1) }
+        return targets.indices.map {
+            Ratios(target: targets[$0], perRound: perRound[$0], fastest: fastest[$0], fastestReference: fastestReference[$0])
+        }
     }
 }

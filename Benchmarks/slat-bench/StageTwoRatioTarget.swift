@@ -2,7 +2,7 @@
 /// same run: the stage-2 fault, permission-fault, shared-merge and split
 /// paths within a small factor of the x86 ones or of their stage-2
 /// baselines. Judged only when both results were measured, from
-/// ``PairedRounds`` that time both sides back to back.
+/// ``PairedRounds`` that time both sides in turns.
 struct StageTwoRatioTarget: Sendable {
     /// The judged result.
     let metric: Metric
@@ -45,8 +45,8 @@ struct StageTwoRatioTarget: Sendable {
     }
 
     /// A `PASS`/`MISS` line for every target whose two results are in
-    /// `results`: judged from its rounds when `paired` has them (with
-    /// their range), else from the two medians of `results`.
+    /// `results`: judged from its rounds when `paired` has them (with the
+    /// rounds' own ratios), else from the two medians of `results`.
     static func verdictLines(_ results: [BenchResult], paired: [PairedRounds.Ratios] = []) -> [String] {
         var lines: [String] = []
         for target in all {
@@ -55,10 +55,13 @@ struct StageTwoRatioTarget: Sendable {
                   let base = results.first(where: { $0.metric == target.reference && $0.format == target.referenceFormat }),
                   base.nsPerOp > 0 else { continue }
             let rounds = paired.first { $0.target.matches(target) }
-            let ratio = rounds?.median ?? result.nsPerOp / base.nsPerOp
+            let ratio = rounds?.ratio ?? result.nsPerOp / base.nsPerOp
             var basis = ""
             if let rounds, let low = rounds.perRound.min(), let high = rounds.perRound.max() {
-                basis = ", median of \(rounds.perRound.count) paired rounds, \(DecimalText.fixed(low, 2))-\(DecimalText.fixed(high, 2))x"
+                basis = "; fastest of \(rounds.perRound.count * PairedRounds.repeatsPerRound) repeats each in "
+                    + "\(rounds.perRound.count) paired rounds, \(DecimalText.fixed(rounds.fastest, 1)) against "
+                    + "\(DecimalText.fixed(rounds.fastestReference, 1)) ns; per round \(DecimalText.fixed(low, 2))-"
+                    + "\(DecimalText.fixed(high, 2))x, median \(DecimalText.fixed(rounds.medianPerRound, 2))x"
             }
             let verdict = ratio <= target.maximumRatio ? "PASS" : "MISS"
             let name = result.metric.rawValue
