@@ -10,6 +10,20 @@ enum StageTwoFastFaultScenarios {
     typealias VM = StageTwoExplorationVM
     typealias Step = ExplorationScenario<VM>.Step
 
+    /// Two vCPUs and a host thread over 4 KiB host pages, the notifier
+    /// bound, pages 1 and 3 written (mapped by 4 KiB leaves), then dirty
+    /// logging enabled, which write-protects them for the fast path.
+    static func loggingWorld(_ scheduler: ControlledScheduler) throws -> VM {
+        let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
+        vm.bindNotifier()
+        for page: UInt64 in [1, 3] {
+            if let failure = vm.access(page: page, .write, vcpu: 0) { throw SetupFailure(failure) }
+        }
+        try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock,
+                                      context: vm.contexts[2])
+        return vm
+    }
+
     /// Dirty logging on, pages 1 and 3 mapped by 4 KiB leaves and
     /// write-protected for it; a host thread makes the memslot read-only
     /// (the notifier zaps its range) while vCPU 0 reads page 5 and writes
@@ -31,16 +45,7 @@ enum StageTwoFastFaultScenarios {
                 [StageTwoExplorationScenarios.access(1, .write, vcpu: 1),
                  StageTwoExplorationScenarios.access(3, .write, vcpu: 1)],
             ],
-            makeWorld: { scheduler in
-                let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
-                vm.bindNotifier()
-                for page: UInt64 in [1, 3] {
-                    if let failure = vm.access(page: page, .write, vcpu: 0) { throw SetupFailure(failure) }
-                }
-                try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock,
-                                              context: vm.contexts[2])
-                return vm
-            },
+            makeWorld: loggingWorld,
             check: { $0.check() }))
     }
 
@@ -71,16 +76,7 @@ enum StageTwoFastFaultScenarios {
                 [write(0)],
                 [write(1)],
             ],
-            makeWorld: { scheduler in
-                let vm = try VM(scheduler, vcpus: 2, hostThreads: 1, hostMappingSize: .size4K)
-                vm.bindNotifier()
-                for page: UInt64 in [1, 3] {
-                    if let failure = vm.access(page: page, .write, vcpu: 0) { throw SetupFailure(failure) }
-                }
-                try vm.mmu.enableDirtyLogging(memslot: 1, guestMemory: vm.guestMemory, lock: vm.lock,
-                                              context: vm.contexts[2])
-                return vm
-            },
+            makeWorld: loggingWorld,
             check: { vm in
                 for leaf in vm.mmu.table.leaves(in: vm.guestRange) where leaf.attributes.permissions.contains(.write) {
                     let host = HostVirtualAddress(VM.hostVirtualBase + (leaf.guestAddress.rawValue - VM.guestBase))
